@@ -1,0 +1,172 @@
+// WebAssembly SIMD kernels for the index's hot loops, compiled by AssemblyScript (`npm run build:wasm`).
+// Every pointer is a byte address in this module's memory; strides (lda, ldb, ldo) count f32 elements.
+// src/ann/kernels/js.ts computes the same things in plain TypeScript (the fallback, and the tests' oracle).
+
+@inline function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/** Dot product of two f32 vectors of length d. */
+export function dot(a: usize, b: usize, d: i32): f32 {
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 8 <= d; k += 8) {
+    const o = <usize>k << 2;
+    acc0 = f32x4.add(acc0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    acc1 = f32x4.add(acc1, f32x4.mul(v128.load(a + o, 16), v128.load(b + o, 16)));
+  }
+  for (; k + 4 <= d; k += 4) {
+    const o = <usize>k << 2;
+    acc0 = f32x4.add(acc0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+  }
+  let s = hsum(f32x4.add(acc0, acc1));
+  for (; k < d; k++) {
+    const o = <usize>k << 2;
+    s += load<f32>(a + o) * load<f32>(b + o);
+  }
+  return s;
+}
+
+/** 4 rows of A against 2 rows of B: eight dot products sharing their loads. */
+@inline function micro4x2(a: usize, lda: usize, b: usize, ldb: usize, d: i32, out: usize, ldo: usize): void {
+  const a1 = a + lda;
+  const a2 = a1 + lda;
+  const a3 = a2 + lda;
+  const b1 = b + ldb;
+  let c00 = f32x4.splat(0);
+  let c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0);
+  let c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0);
+  let c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0);
+  let c31 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= d; k += 4) {
+    const o = <usize>k << 2;
+    const x0 = v128.load(b + o);
+    const x1 = v128.load(b1 + o);
+    const y0 = v128.load(a + o);
+    c00 = f32x4.add(c00, f32x4.mul(y0, x0));
+    c01 = f32x4.add(c01, f32x4.mul(y0, x1));
+    const y1 = v128.load(a1 + o);
+    c10 = f32x4.add(c10, f32x4.mul(y1, x0));
+    c11 = f32x4.add(c11, f32x4.mul(y1, x1));
+    const y2 = v128.load(a2 + o);
+    c20 = f32x4.add(c20, f32x4.mul(y2, x0));
+    c21 = f32x4.add(c21, f32x4.mul(y2, x1));
+    const y3 = v128.load(a3 + o);
+    c30 = f32x4.add(c30, f32x4.mul(y3, x0));
+    c31 = f32x4.add(c31, f32x4.mul(y3, x1));
+  }
+  let s00 = hsum(c00);
+  let s01 = hsum(c01);
+  let s10 = hsum(c10);
+  let s11 = hsum(c11);
+  let s20 = hsum(c20);
+  let s21 = hsum(c21);
+  let s30 = hsum(c30);
+  let s31 = hsum(c31);
+  for (; k < d; k++) {
+    const o = <usize>k << 2;
+    const x0 = load<f32>(b + o);
+    const x1 = load<f32>(b1 + o);
+    s00 += load<f32>(a + o) * x0;
+    s01 += load<f32>(a + o) * x1;
+    s10 += load<f32>(a1 + o) * x0;
+    s11 += load<f32>(a1 + o) * x1;
+    s20 += load<f32>(a2 + o) * x0;
+    s21 += load<f32>(a2 + o) * x1;
+    s30 += load<f32>(a3 + o) * x0;
+    s31 += load<f32>(a3 + o) * x1;
+  }
+  store<f32>(out, s00);
+  store<f32>(out, s01, 4);
+  store<f32>(out + ldo, s10);
+  store<f32>(out + ldo, s11, 4);
+  store<f32>(out + 2 * ldo, s20);
+  store<f32>(out + 2 * ldo, s21, 4);
+  store<f32>(out + 3 * ldo, s30);
+  store<f32>(out + 3 * ldo, s31, 4);
+}
+
+/**
+ * out[i·ldo + j] = A_i · B_j for i < m, j < n (A m×d, B n×d, both row-major: "A times B transposed").
+ * B is walked in blocks that stay in L2 cache while every row of A passes over them.
+ */
+export function gemmNT(a: usize, m: i32, lda: i32, b: usize, n: i32, ldb: i32, d: i32, out: usize, ldo: i32): void {
+  const ldaB = <usize>lda << 2;
+  const ldbB = <usize>ldb << 2;
+  const ldoB = <usize>ldo << 2;
+  let block = (65536 / max(d, 1)) & ~1;
+  if (block < 2) block = 2;
+  for (let j0 = 0; j0 < n; j0 += block) {
+    const j1 = min(n, j0 + block);
+    let i = 0;
+    for (; i + 4 <= m; i += 4) {
+      const ai = a + <usize>i * ldaB;
+      const oi = out + <usize>i * ldoB;
+      let j = j0;
+      for (; j + 2 <= j1; j += 2) micro4x2(ai, ldaB, b + <usize>j * ldbB, ldbB, d, oi + (<usize>j << 2), ldoB);
+      for (; j < j1; j++) {
+        const bj = b + <usize>j * ldbB;
+        const oj = oi + (<usize>j << 2);
+        store<f32>(oj, dot(ai, bj, d));
+        store<f32>(oj + ldoB, dot(ai + ldaB, bj, d));
+        store<f32>(oj + 2 * ldoB, dot(ai + 2 * ldaB, bj, d));
+        store<f32>(oj + 3 * ldoB, dot(ai + 3 * ldaB, bj, d));
+      }
+    }
+    for (; i < m; i++) {
+      const ai = a + <usize>i * ldaB;
+      const oi = out + <usize>i * ldoB;
+      for (let j = j0; j < j1; j++) store<f32>(oi + (<usize>j << 2), dot(ai, b + <usize>j * ldbB, d));
+    }
+  }
+}
+
+/**
+ * For each row x_i of X (m×d): the centroid j minimising ‖c_j‖² − 2 x_i·c_j (‖x_i‖² is the caller's to add).
+ * Writes labels (i32) and that minimum (f32). Uses `scratch` (4·n f32) for four rows of products at a time,
+ * so no m×n matrix is ever materialised.
+ */
+export function nearest(
+  x: usize, m: i32, ldx: i32, c: usize, n: i32, ldc: i32, d: i32,
+  cNorms: usize, labels: usize, values: usize, scratch: usize,
+): void {
+  for (let i0 = 0; i0 < m; i0 += 4) {
+    const rows = min(4, m - i0);
+    gemmNT(x + (<usize>i0 * ldx << 2), rows, ldx, c, n, ldc, d, scratch, n);
+    for (let r = 0; r < rows; r++) {
+      const row = scratch + (<usize>r * n << 2);
+      let best: f32 = Infinity;
+      let bestJ = 0;
+      for (let j = 0; j < n; j++) {
+        const v = load<f32>(cNorms + (<usize>j << 2)) - 2 * load<f32>(row + (<usize>j << 2));
+        if (v < best) {
+          best = v;
+          bestJ = j;
+        }
+      }
+      store<i32>(labels + (<usize>(i0 + r) << 2), bestJ);
+      store<f32>(values + (<usize>(i0 + r) << 2), best);
+    }
+  }
+}
+
+/** Squared norms of n rows. */
+export function rowNorms(a: usize, n: i32, lda: i32, d: i32, out: usize): void {
+  const ldaB = <usize>lda << 2;
+  for (let i = 0; i < n; i++) {
+    const ai = a + <usize>i * ldaB;
+    store<f32>(out + (<usize>i << 2), dot(ai, ai, d));
+  }
+}
+
+/** Grows memory so that `bytes` are addressable; returns the new size in bytes. */
+export function ensureMemory(bytes: usize): usize {
+  const have = <usize>memory.size() << 16;
+  if (bytes > have) memory.grow(<i32>((bytes - have + 0xffff) >> 16));
+  return <usize>memory.size() << 16;
+}

@@ -1,0 +1,72 @@
+import { type Kernels, type Operand, operandArray, type ResidentMatrix } from './types.ts';
+
+/** Plain TypeScript kernels: used where WebAssembly SIMD is unavailable, and as the tests' oracle. */
+export class JsKernels implements Kernels {
+  readonly name = 'js' as const;
+
+  resident(data: Float32Array): ResidentMatrix {
+    return { data, dispose() {} };
+  }
+
+  gemmNT(a: Operand, m: number, b: Operand, n: number, d: number, out: Float32Array, outStride = n): void {
+    const A = operandArray(a.source);
+    const B = operandArray(b.source);
+    const aOff = a.offset ?? 0;
+    const bOff = b.offset ?? 0;
+    const lda = a.stride ?? d;
+    const ldb = b.stride ?? d;
+    for (let i = 0; i < m; i++) {
+      const ai = aOff + i * lda;
+      for (let j = 0; j < n; j++) out[i * outStride + j] = dot(A, ai, B, bOff + j * ldb, d);
+    }
+  }
+
+  nearest(
+    x: Operand,
+    m: number,
+    centroids: Operand,
+    n: number,
+    d: number,
+    centroidNorms: Float32Array,
+    labels: Int32Array,
+    values: Float32Array,
+  ): void {
+    const X = operandArray(x.source);
+    const C = operandArray(centroids.source);
+    const xOff = x.offset ?? 0;
+    const cOff = centroids.offset ?? 0;
+    const ldx = x.stride ?? d;
+    const ldc = centroids.stride ?? d;
+    for (let i = 0; i < m; i++) {
+      let best = Number.POSITIVE_INFINITY;
+      let bestJ = 0;
+      for (let j = 0; j < n; j++) {
+        const v = centroidNorms[j]! - 2 * dot(X, xOff + i * ldx, C, cOff + j * ldc, d);
+        if (v < best) {
+          best = v;
+          bestJ = j;
+        }
+      }
+      labels[i] = bestJ;
+      values[i] = best;
+    }
+  }
+}
+
+/** Four independent sums so the additions pipeline; the same lane order as the SIMD kernel. */
+export function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, d: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let k = 0;
+  for (; k + 4 <= d; k += 4) {
+    s0 += a[ai + k]! * b[bi + k]!;
+    s1 += a[ai + k + 1]! * b[bi + k + 1]!;
+    s2 += a[ai + k + 2]! * b[bi + k + 2]!;
+    s3 += a[ai + k + 3]! * b[bi + k + 3]!;
+  }
+  let s = s0 + s1 + (s2 + s3);
+  for (; k < d; k++) s += a[ai + k]! * b[bi + k]!;
+  return s;
+}

@@ -1,0 +1,50 @@
+/**
+ * An operand of a kernel: a Float32Array, or a long-lived matrix made resident with
+ * `Kernels.resident` (in the WebAssembly build it is copied into the module's memory once,
+ * instead of on every call). Rows start at `offset` and are `stride` elements apart.
+ */
+export interface Operand {
+  readonly source: Float32Array | ResidentMatrix;
+  readonly offset?: number;
+  readonly stride?: number;
+}
+
+/** A matrix the kernels keep close at hand. Treat its `data` as read-only while it is resident. */
+export interface ResidentMatrix {
+  readonly data: Float32Array;
+  /** Gives back the memory now rather than when the object is collected. */
+  dispose(): void;
+}
+
+export interface Kernels {
+  readonly name: 'wasm-simd' | 'js';
+  resident(data: Float32Array): ResidentMatrix;
+  /** out[i·outStride + j] = A_i · B_j for i < m, j < n, over d elements. */
+  gemmNT(
+    a: Operand,
+    m: number,
+    b: Operand,
+    n: number,
+    d: number,
+    out: Float32Array,
+    outStride?: number,
+  ): void;
+  /**
+   * For each of the m rows x_i of X: labels[i] = argmin_j ‖c_j‖² − 2 x_i·c_j and values[i] that minimum.
+   * `centroidNorms[j]` = ‖c_j‖². Add ‖x_i‖² to get the squared distance.
+   */
+  nearest(
+    x: Operand,
+    m: number,
+    centroids: Operand,
+    n: number,
+    d: number,
+    centroidNorms: Float32Array,
+    labels: Int32Array,
+    values: Float32Array,
+  ): void;
+}
+
+export function operandArray(source: Float32Array | ResidentMatrix): Float32Array {
+  return source instanceof Float32Array ? source : source.data;
+}

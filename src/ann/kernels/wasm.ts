@@ -1,0 +1,231 @@
+import type { Kernels, Operand, ResidentMatrix } from './types.ts';
+
+interface KernelExports {
+  memory: WebAssembly.Memory;
+  gemmNT(
+    a: number,
+    m: number,
+    lda: number,
+    b: number,
+    n: number,
+    ldb: number,
+    d: number,
+    out: number,
+    ldo: number,
+  ): void;
+  nearest(
+    x: number,
+    m: number,
+    ldx: number,
+    c: number,
+    n: number,
+    ldc: number,
+    d: number,
+    cNorms: number,
+    labels: number,
+    values: number,
+    scratch: number,
+  ): void;
+  ensureMemory(bytes: number): number;
+}
+
+const PAGE = 65536;
+const ALIGN = 64;
+
+/**
+ * First-fit allocator over the module's linear memory, kept on the JavaScript side because the kernels
+ * themselves never allocate. Blocks are 64-byte aligned (cache lines, and v128 loads).
+ */
+class LinearAllocator {
+  private readonly free: { start: number; size: number }[] = [];
+  private top = PAGE; // the first page is left to the module's own data
+
+  constructor(private readonly exports: KernelExports) {}
+
+  alloc(bytes: number): number {
+    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    for (let i = 0; i < this.free.length; i++) {
+      const block = this.free[i]!;
+      if (block.size >= size) {
+        const start = block.start;
+        if (block.size === size) this.free.splice(i, 1);
+        else {
+          block.start += size;
+          block.size -= size;
+        }
+        return start;
+      }
+    }
+    const start = this.top;
+    this.top += size;
+    this.exports.ensureMemory(this.top);
+    return start;
+  }
+
+  release(start: number, bytes: number): void {
+    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    if (start + size === this.top) {
+      this.top = start;
+      // Merge a free block that now touches the top back into it.
+      const last = this.free[this.free.length - 1];
+      if (last && last.start + last.size === this.top) {
+        this.top = last.start;
+        this.free.pop();
+      }
+      return;
+    }
+    let i = 0;
+    while (i < this.free.length && this.free[i]!.start < start) i++;
+    this.free.splice(i, 0, { start, size });
+    const next = this.free[i + 1];
+    if (next && start + size === next.start) {
+      this.free[i]!.size += next.size;
+      this.free.splice(i + 1, 1);
+    }
+    const prev = this.free[i - 1];
+    if (prev && prev.start + prev.size === start) {
+      prev.size += this.free[i]!.size;
+      this.free.splice(i, 1);
+    }
+  }
+}
+
+class WasmResident implements ResidentMatrix {
+  constructor(
+    readonly data: Float32Array,
+    readonly ptr: number,
+    private readonly owner: WasmKernels,
+  ) {}
+  dispose(): void {
+    this.owner.disposeResident(this);
+  }
+}
+
+/** Kernels running in WebAssembly SIMD; operands that are not resident are copied in for each call. */
+export class WasmKernels implements Kernels {
+  readonly name = 'wasm-simd' as const;
+  private readonly exports: KernelExports;
+  private readonly heap: LinearAllocator;
+  private readonly finalizer = new FinalizationRegistry<{ ptr: number; bytes: number }>((held) =>
+    this.heap.release(held.ptr, held.bytes),
+  );
+
+  constructor(module: WebAssembly.Module) {
+    const instance = new WebAssembly.Instance(module, {});
+    this.exports = instance.exports as unknown as KernelExports;
+    this.heap = new LinearAllocator(this.exports);
+  }
+
+  resident(data: Float32Array): ResidentMatrix {
+    const ptr = this.heap.alloc(data.byteLength);
+    this.f32(ptr, data.length).set(data);
+    const resident = new WasmResident(data, ptr, this);
+    this.finalizer.register(resident, { ptr, bytes: data.byteLength }, resident);
+    return resident;
+  }
+
+  disposeResident(resident: WasmResident): void {
+    if (!this.finalizer.unregister(resident)) return; // already given back
+    this.heap.release(resident.ptr, resident.data.byteLength);
+  }
+
+  gemmNT(a: Operand, m: number, b: Operand, n: number, d: number, out: Float32Array, outStride = n): void {
+    if (m === 0 || n === 0) return;
+    const scope = new Scope(this);
+    try {
+      const [aPtr, lda] = scope.place(a, m, d);
+      const [bPtr, ldb] = scope.place(b, n, d);
+      const outPtr = scope.alloc((m - 1) * outStride + n);
+      this.exports.gemmNT(aPtr, m, lda, bPtr, n, ldb, d, outPtr, outStride);
+      const result = this.f32(outPtr, (m - 1) * outStride + n);
+      if (outStride === n) out.set(result);
+      // Rows only: the gaps between them belong to the caller.
+      else
+        for (let i = 0; i < m; i++) out.set(result.subarray(i * outStride, i * outStride + n), i * outStride);
+    } finally {
+      scope.close();
+    }
+  }
+
+  nearest(
+    x: Operand,
+    m: number,
+    centroids: Operand,
+    n: number,
+    d: number,
+    centroidNorms: Float32Array,
+    labels: Int32Array,
+    values: Float32Array,
+  ): void {
+    if (m === 0) return;
+    const scope = new Scope(this);
+    try {
+      const [xPtr, ldx] = scope.place(x, m, d);
+      const [cPtr, ldc] = scope.place(centroids, n, d);
+      const normsPtr = scope.copy(centroidNorms);
+      const labelsPtr = scope.alloc(m);
+      const valuesPtr = scope.alloc(m);
+      const scratch = scope.alloc(4 * n);
+      this.exports.nearest(xPtr, m, ldx, cPtr, n, ldc, d, normsPtr, labelsPtr, valuesPtr, scratch);
+      labels.set(new Int32Array(this.exports.memory.buffer, labelsPtr, m));
+      values.set(this.f32(valuesPtr, m));
+    } finally {
+      scope.close();
+    }
+  }
+
+  /** @internal */
+  allocate(bytes: number): number {
+    return this.heap.alloc(bytes);
+  }
+  /** @internal */
+  release(ptr: number, bytes: number): void {
+    this.heap.release(ptr, bytes);
+  }
+  /** @internal A fresh view: growing memory detaches the old ones. */
+  f32(ptr: number, length: number): Float32Array {
+    return new Float32Array(this.exports.memory.buffer, ptr, length);
+  }
+}
+
+/** The temporary blocks of one kernel call, given back together. */
+class Scope {
+  private readonly blocks: [number, number][] = [];
+  constructor(private readonly kernels: WasmKernels) {}
+
+  alloc(elements: number): number {
+    const bytes = elements * 4;
+    const ptr = this.kernels.allocate(bytes);
+    this.blocks.push([ptr, bytes]);
+    return ptr;
+  }
+
+  copy(data: Float32Array): number {
+    const ptr = this.alloc(data.length);
+    this.kernels.f32(ptr, data.length).set(data);
+    return ptr;
+  }
+
+  /** Byte address of the operand's first row and its stride in elements, copying it in if not resident. */
+  place(operand: Operand, rows: number, d: number): [number, number] {
+    const offset = operand.offset ?? 0;
+    const stride = operand.stride ?? d;
+    if (operand.source instanceof WasmResident) return [operand.source.ptr + offset * 4, stride];
+    const data = operand.source instanceof Float32Array ? operand.source : operand.source.data;
+    // Copy only the rows used, compacted to stride d.
+    const ptr = this.alloc(rows * d);
+    const view = this.kernels.f32(ptr, rows * d);
+    if (stride === d) view.set(data.subarray(offset, offset + rows * d));
+    else
+      for (let i = 0; i < rows; i++)
+        view.set(data.subarray(offset + i * stride, offset + i * stride + d), i * d);
+    return [ptr, d];
+  }
+
+  close(): void {
+    for (let i = this.blocks.length - 1; i >= 0; i--) {
+      const [ptr, bytes] = this.blocks[i]!;
+      this.kernels.release(ptr, bytes);
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The errors ris throws on purpose. Each has a stable `code` that callers (the CLI, the HTTP server)
+ * switch on, and a message that says what to do about it. Anything else that escapes is a bug.
+ */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'DIMENSION_MISMATCH'
+  | 'NON_FINITE_VALUE'
+  | 'OUT_OF_RANGE'
+  | 'NOT_TRAINED'
+  | 'ALREADY_TRAINED'
+  | 'TOO_FEW_TRAINING_VECTORS'
+  | 'DUPLICATE_ID'
+  | 'INCOMPATIBLE_INDEX'
+  | 'CORRUPT_FILE'
+  | 'TRUNCATED_FILE'
+  | 'UNSUPPORTED_VERSION'
+  | 'NOT_AN_INDEX_FILE'
+  | 'NO_FILE_STORE';
+
+export class RisError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A caller passed something the function cannot use: fix the call. */
+export class ArgumentError extends RisError {}
+
+/** The object is not in a state that allows the call (for example: search before train). */
+export class StateError extends RisError {}
+
+/** A file on disk cannot be read as what it claims to be. */
+export class FileFormatError extends RisError {}
+
+/** Describes a value the way sharp's argument errors do: "Expected … but received …". */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : `${typeof value} ${value}`;
+  if (typeof value === 'string')
+    return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (ArrayBuffer.isView(value)) {
+    return `${value.constructor.name} of length ${(value as unknown as { length: number }).length}`;
+  }
+  if (Array.isArray(value)) return `Array of length ${value.length}`;
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  return typeof value;
+}
