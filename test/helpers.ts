@@ -1,0 +1,30 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Random } from '../src/ann/random.ts';
+import type { BatchSearchResult } from '../src/index.ts';
+
+/** n points around `clusters` gaussian centres in d dimensions (the structure real embeddings have). */
+export function clustered(n: number, d: number, clusters: number, seed = 7, spread = 0.35): Float32Array {
+  const random = new Random(seed);
+  const centres = new Float32Array(clusters * d).map(() => random.gaussian());
+  const out = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    const c = random.int(clusters);
+    for (let j = 0; j < d; j++) out[i * d + j] = centres[c * d + j]! + spread * random.gaussian();
+  }
+  return out;
+}
+
+/** Fraction of the true k nearest found among the returned k (k-recall@k), averaged over queries. */
+export function recallAtK(found: BatchSearchResult, truth: BatchSearchResult, nq: number, k: number): number {
+  let hits = 0;
+  for (let i = 0; i < nq; i++) {
+    const expected = new Set(truth.ids.subarray(i * k, i * k + k));
+    for (const id of found.ids.subarray(i * k, i * k + k)) if (expected.has(id)) hits++;
+  }
+  return hits / (nq * k);
+}
+
+export const sharedData = join(import.meta.dirname, '..', '..', 'shared', 'data');
+export const hasSharedData = existsSync(join(sharedData, 'vectors', 'caltech101-mobilenetv2.fvecs'));
+export const noSharedData = hasSharedData ? false : 'needs ../shared/data (present in the development checkout only)';

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createWasmKernels, JsKernels } from '../src/ann/kernels/index.ts';
+import { Random } from '../src/ann/random.ts';
+
+const wasm = createWasmKernels();
+const js = new JsKernels();
+const random = new Random(3);
+const matrix = (n: number) => new Float32Array(n).map(() => random.gaussian());
+
+function close(actual: Float32Array, expected: Float32Array, tolerance = 1e-4) {
+  assert.equal(actual.length, expected.length);
+  for (let i = 0; i < actual.length; i++) {
+    const scale = Math.max(1, Math.abs(expected[i]!));
+    assert.ok(Math.abs(actual[i]! - expected[i]!) <= tolerance * scale, `element ${i}: ${actual[i]} vs ${expected[i]}`);
+  }
+}
+
+describe('kernels', () => {
+  it('loads the WebAssembly SIMD build on Node', () => {
+    assert.ok(wasm, 'WebAssembly SIMD kernels should load on Node 20');
+    assert.equal(wasm.name, 'wasm-simd');
+  });
+
+  for (const [m, n, d] of [
+    [1, 1, 1],
+    [7, 5, 13],
+    [9, 300, 160],
+    [33, 17, 1280],
+  ] as const) {
+    it(`gemmNT agrees with the TypeScript fallback for ${m}×${d} · (${n}×${d})ᵀ`, () => {
+      const a = matrix(m * d);
+      const b = matrix(n * d);
+      const expected = new Float32Array(m * n);
+      const actual = new Float32Array(m * n);
+      js.gemmNT({ source: a }, m, { source: b }, n, d, expected);
+      wasm!.gemmNT({ source: a }, m, { source: wasm!.resident(b) }, n, d, actual);
+      close(actual, expected);
+    });
+  }
+
+  it('gemmNT honours offsets, strides and an output stride (sub-spaces of a wider matrix)', () => {
+    const D = 24;
+    const a = matrix(10 * D);
+    const b = matrix(6 * 8);
+    const expected = new Float32Array(10 * 12).fill(9);
+    const actual = new Float32Array(10 * 12).fill(9);
+    js.gemmNT({ source: a, offset: 8, stride: D }, 10, { source: b }, 6, 8, expected.subarray(3), 12);
+    wasm!.gemmNT({ source: a, offset: 8, stride: D }, 10, { source: b }, 6, 8, actual.subarray(3), 12);
+    close(actual, expected);
+    assert.equal(actual[0], 9, 'cells outside the rows written stay untouched');
+  });
+
+  it('nearest finds the same centroids as the fallback', () => {
+    const d = 36;
+    const x = matrix(203 * d);
+    const c = matrix(19 * d);
+    const norms = new Float32Array(19).map((_, j) => c.subarray(j * d, j * d + d).reduce((s, v) => s + v * v, 0));
+    const labels = [new Int32Array(203), new Int32Array(203)];
+    const values = [new Float32Array(203), new Float32Array(203)];
+    js.nearest({ source: x }, 203, { source: c }, 19, d, norms, labels[0]!, values[0]!);
+    wasm!.nearest({ source: wasm!.resident(x) }, 203, { source: c }, 19, d, norms, labels[1]!, values[1]!);
+    assert.deepEqual(labels[1], labels[0]);
+    close(values[1]!, values[0]!);
+  });
+
+  it('gives resident memory back for reuse', () => {
+    const big = matrix(1 << 16);
+    for (let i = 0; i < 50; i++) wasm!.resident(big).dispose();
+    const out = new Float32Array(1);
+    wasm!.gemmNT({ source: big.subarray(0, 4) }, 1, { source: big.subarray(0, 4) }, 1, 4, out);
+    close(out, Float32Array.of(big.subarray(0, 4).reduce((s, v) => s + v * v, 0)));
+  });
+});
