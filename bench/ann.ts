@@ -112,7 +112,12 @@ function recall(found: Uint32Array, truth: Uint32Array, nq: number): { recall1: 
 }
 
 /** Single-query throughput: one call per query, as an interactive search does. */
-function singleQueries(nq: number, d: number, queries: Float32Array, search: (q: Float32Array) => ArrayLike<number | bigint>) {
+function singleQueries(
+  nq: number,
+  d: number,
+  queries: Float32Array,
+  search: (q: Float32Array) => ArrayLike<number | bigint>,
+) {
   const found = new Uint32Array(nq * 10).fill(NO_ID);
   const start = performance.now();
   for (let i = 0; i < nq; i++) {
@@ -132,7 +137,14 @@ async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
   exact.add(base);
   const truth = exact.searchBatch(queries, 10).ids;
   const exactRun = singleQueries(Math.min(nq, 200), d, queries, (q) => exact.search(q, 10).ids);
-  rows.push({ engine: 'exact (ris FlatIndex)', config: 'Flat', qps: exactRun.qps, recall1: 1, recall10: 1, bytesPerVector: 4 * d + 4 });
+  rows.push({
+    engine: 'exact (ris FlatIndex)',
+    config: 'Flat',
+    qps: exactRun.qps,
+    recall1: 1,
+    recall10: 1,
+    bytesPerVector: 4 * d + 4,
+  });
 
   // Files for the Python peer.
   const dir = join(out, ds.name[0]!);
@@ -145,7 +157,14 @@ async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
   try {
     for (const { numPartitions, numSubVectors } of ds.configs) {
       const config = `IVF${numPartitions},PQ${numSubVectors}`;
-      const index = new IvfPqIndex({ dimension: d, numPartitions, numSubVectors, refineStorage: 'float16', seed: 1, assigner });
+      const index = new IvfPqIndex({
+        dimension: d,
+        numPartitions,
+        numSubVectors,
+        refineStorage: 'float16',
+        seed: 1,
+        assigner,
+      });
       let t = performance.now();
       await index.train(base);
       const trainSeconds = (performance.now() - t) / 1000;
@@ -157,7 +176,12 @@ async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
       const diskBytesPerVector = (index.toBytes().length - memory.refineVectors) / nb;
       for (const nprobes of NPROBES.filter((p) => p <= numPartitions)) {
         for (const refineFactor of [0, REFINE]) {
-          const run = singleQueries(nq, d, queries, (q) => index.search(q, 10, { nprobes, refineFactor }).ids);
+          const run = singleQueries(
+            nq,
+            d,
+            queries,
+            (q) => index.search(q, 10, { nprobes, refineFactor }).ids,
+          );
           rows.push({
             engine: refineFactor ? `ris IVF-PQ + refine×${REFINE} (f16)` : 'ris IVF-PQ',
             config,
@@ -178,13 +202,30 @@ async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
 
   const factories = ds.configs.map((c) => `IVF${c.numPartitions},PQ${c.numSubVectors}np`);
   try {
-    const { stdout } = await promisify(execFile)('/usr/bin/python3', [join(root, 'bench', 'faiss_ivfpq.py'), dir, ...factories], {
-      maxBuffer: 1 << 24,
-    });
+    const { stdout } = await promisify(execFile)(
+      '/usr/bin/python3',
+      [join(root, 'bench', 'faiss_ivfpq.py'), dir, ...factories],
+      {
+        maxBuffer: 1 << 24,
+      },
+    );
     for (const line of stdout.trim().split('\n')) {
-      const r = JSON.parse(line) as { factory: string; trainSeconds: number; addSeconds: number; bytesPerVector: number; rows: Row[] };
+      const r = JSON.parse(line) as {
+        factory: string;
+        trainSeconds: number;
+        addSeconds: number;
+        bytesPerVector: number;
+        rows: Row[];
+      };
       for (const row of r.rows) {
-        rows.push({ ...row, engine: 'faiss 1.7.3', config: r.factory, trainSeconds: r.trainSeconds, addSeconds: r.addSeconds, bytesPerVector: r.bytesPerVector });
+        rows.push({
+          ...row,
+          engine: 'faiss 1.7.3',
+          config: r.factory,
+          trainSeconds: r.trainSeconds,
+          addSeconds: r.addSeconds,
+          bytesPerVector: r.bytesPerVector,
+        });
       }
     }
   } catch (error) {
@@ -209,7 +250,15 @@ async function hnswPeers(ds: Dataset, truth: Uint32Array, rows: Row[]): Promise<
     for (const ef of [16, 64]) {
       index.setEf(ef);
       const run = singleQueries(nq, d, queries, (q) => index.searchKnn(Array.from(q), 10).neighbors);
-      rows.push({ engine: 'hnswlib-node (M16)', config: 'HNSW', addSeconds, nprobes: `ef ${ef}`, qps: run.qps, ...recall(run.found, truth, nq), bytesPerVector: 4 * d + 16 * 2 * 4 + 8 });
+      rows.push({
+        engine: 'hnswlib-node (M16)',
+        config: 'HNSW',
+        addSeconds,
+        nprobes: `ef ${ef}`,
+        qps: run.qps,
+        ...recall(run.found, truth, nq),
+        bytesPerVector: 4 * d + 16 * 2 * 4 + 8,
+      });
     }
   } catch (error) {
     console.log(`hnswlib-node skipped: ${(error as Error).message.split('\n')[0]}`);
@@ -217,12 +266,32 @@ async function hnswPeers(ds: Dataset, truth: Uint32Array, rows: Row[]): Promise<
   try {
     const usearch = require('usearch') as typeof import('usearch');
     for (const ef of [16, 64]) {
-      const index = new usearch.Index({ dimensions: d, metric: usearch.MetricKind.L2sq, quantization: usearch.ScalarKind.F32, multi: false, connectivity: 16, expansion_add: 100, expansion_search: ef });
+      const index = new usearch.Index({
+        dimensions: d,
+        metric: usearch.MetricKind.L2sq,
+        quantization: usearch.ScalarKind.F32,
+        multi: false,
+        connectivity: 16,
+        expansion_add: 100,
+        expansion_search: ef,
+      });
       const t = performance.now();
-      index.add(BigUint64Array.from({ length: nb }, (_, i) => BigInt(i)), base, 1);
+      index.add(
+        BigUint64Array.from({ length: nb }, (_, i) => BigInt(i)),
+        base,
+        1,
+      );
       const addSeconds = (performance.now() - t) / 1000;
       const run = singleQueries(nq, d, queries, (q) => index.search(q, 10, 1).keys);
-      rows.push({ engine: 'usearch (M16, f32)', config: 'HNSW', addSeconds, nprobes: `ef ${ef}`, qps: run.qps, ...recall(run.found, truth, nq), bytesPerVector: 4 * d + 16 * 2 * 4 + 8 });
+      rows.push({
+        engine: 'usearch (M16, f32)',
+        config: 'HNSW',
+        addSeconds,
+        nprobes: `ef ${ef}`,
+        qps: run.qps,
+        ...recall(run.found, truth, nq),
+        bytesPerVector: 4 * d + 16 * 2 * 4 + 8,
+      });
     }
   } catch (error) {
     console.log(`usearch skipped: ${(error as Error).message.split('\n')[0]}`);
@@ -230,7 +299,18 @@ async function hnswPeers(ds: Dataset, truth: Uint32Array, rows: Row[]): Promise<
 }
 
 function table(rows: Row[]): string {
-  const header = ['engine', 'config', 'train s', 'add s', 'nprobes', 'QPS', 'R@1', '10R@10', 'B/vec mem', 'B/vec disk'];
+  const header = [
+    'engine',
+    'config',
+    'train s',
+    'add s',
+    'nprobes',
+    'QPS',
+    'R@1',
+    '10R@10',
+    'B/vec mem',
+    'B/vec disk',
+  ];
   const lines = rows.map((r) => [
     r.engine,
     r.config,
@@ -253,7 +333,9 @@ function ratios(rows: Row[]): string[] {
   const lines: string[] = [];
   for (const f of rows.filter((r) => r.engine === 'faiss 1.7.3')) {
     const config = f.config.replace(/np$/, '');
-    const ours = rows.find((r) => r.engine === 'ris IVF-PQ' && r.config === config && r.nprobes === f.nprobes);
+    const ours = rows.find(
+      (r) => r.engine === 'ris IVF-PQ' && r.config === config && r.nprobes === f.nprobes,
+    );
     if (!ours) continue;
     lines.push(
       `${config} nprobes ${f.nprobes}: train ${(ours.trainSeconds! / f.trainSeconds!).toFixed(2)}× faiss's time, ` +
@@ -276,8 +358,15 @@ for (const ds of datasets) {
   await runDataset(ds, rows);
   results[ds.name] = rows;
   console.log(table(rows));
-  console.log(`\nRatios (same run):\n${ratios(rows).map((l) => `- ${l}`).join('\n')}`);
+  console.log(
+    `\nRatios (same run):\n${ratios(rows)
+      .map((l) => `- ${l}`)
+      .join('\n')}`,
+  );
 }
 await mkdir(out, { recursive: true });
-await writeFile(join(out, 'ann.json'), `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);
+await writeFile(
+  join(out, 'ann.json'),
+  `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`,
+);
 console.log(`\nwrote ${join(out, 'ann.json')}`);

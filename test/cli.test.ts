@@ -12,7 +12,11 @@ const bin = join(import.meta.dirname, '..', 'bin', 'ris.js');
 const run = (...args: string[]) =>
   promisify(execFile)(process.execPath, [bin, ...args]).then(
     (r) => ({ code: 0, ...r }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({
+      code: e.code,
+      stdout: e.stdout,
+      stderr: e.stderr,
+    }),
   );
 
 describe('ris CLI', () => {

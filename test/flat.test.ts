@@ -65,7 +65,10 @@ describe('IvfFlatIndex', () => {
     assert.equal(recallAtK(index.searchBatch(queries, 10, { nprobes: 30 }), truth, 100, 10), 1);
     assert.ok(recallAtK(index.searchBatch(queries, 10, { nprobes: 5 }), truth, 100, 10) > 0.8);
     const again = IvfFlatIndex.fromBytes(index.toBytes());
-    assert.deepEqual(again.searchBatch(queries, 10, { nprobes: 5 }), index.searchBatch(queries, 10, { nprobes: 5 }));
+    assert.deepEqual(
+      again.searchBatch(queries, 10, { nprobes: 5 }),
+      index.searchBatch(queries, 10, { nprobes: 5 }),
+    );
     assert.equal(index.remove([0, 1, 2]), 3);
     assert.equal(index.size, 2997);
   });

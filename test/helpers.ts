@@ -27,4 +27,6 @@ export function recallAtK(found: BatchSearchResult, truth: BatchSearchResult, nq
 
 export const sharedData = join(import.meta.dirname, '..', '..', 'shared', 'data');
 export const hasSharedData = existsSync(join(sharedData, 'vectors', 'caltech101-mobilenetv2.fvecs'));
-export const noSharedData = hasSharedData ? false : 'needs ../shared/data (present in the development checkout only)';
+export const noSharedData = hasSharedData
+  ? false
+  : 'needs ../shared/data (present in the development checkout only)';

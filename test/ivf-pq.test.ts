@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   ArgumentError,
+  type DistanceType,
   FileFormatError,
   FlatIndex,
   IvfPqIndex,
   NO_ID,
   readFvecs,
   StateError,
-  type DistanceType,
 } from '../src/index.ts';
 import { clustered, hasSharedData, noSharedData, recallAtK, sharedData } from './helpers.ts';
 
@@ -43,18 +43,32 @@ describe('IvfPqIndex recall against exact search', () => {
       const exact = new FlatIndex({ dimension: d, distanceType });
       exact.add(base);
       const truth = exact.searchBatch(queries, 10);
-      const index = new IvfPqIndex({ dimension: d, numPartitions: 32, numSubVectors: 8, distanceType, refineStorage: 'float32' });
+      const index = new IvfPqIndex({
+        dimension: d,
+        numPartitions: 32,
+        numSubVectors: 8,
+        distanceType,
+        refineStorage: 'float32',
+      });
       await index.train(base);
       index.add(base);
       const plain = recallAtK(index.searchBatch(queries, 10, { nprobes: 8 }), truth, nq, 10);
-      const refined = recallAtK(index.searchBatch(queries, 10, { nprobes: 8, refineFactor: 10 }), truth, nq, 10);
+      const refined = recallAtK(
+        index.searchBatch(queries, 10, { nprobes: 8, refineFactor: 10 }),
+        truth,
+        nq,
+        10,
+      );
       assert.ok(plain >= 0.6, `recall ${plain}`);
       assert.ok(refined >= 0.95, `refined recall ${refined}`);
       // Refined distances are the exact ones.
       const one = index.search(queries.subarray(0, d), 3, { nprobes: 32, refineFactor: 50 });
       const ex = exact.search(queries.subarray(0, d), 3);
       assert.deepEqual(one.ids, ex.ids);
-      for (let i = 0; i < 3; i++) assert.ok(Math.abs(one.distances[i]! - ex.distances[i]!) < 1e-3 * Math.max(1, Math.abs(ex.distances[i]!)));
+      for (let i = 0; i < 3; i++)
+        assert.ok(
+          Math.abs(one.distances[i]! - ex.distances[i]!) < 1e-3 * Math.max(1, Math.abs(ex.distances[i]!)),
+        );
     });
   }
 
@@ -65,8 +79,11 @@ describe('IvfPqIndex recall against exact search', () => {
     const index = new IvfPqIndex({ dimension: d, numPartitions: 64, numSubVectors: 16 });
     await index.train(base);
     index.add(base);
-    const recalls = [1, 4, 16, 64].map((nprobes) => recallAtK(index.searchBatch(queries, 10, { nprobes }), truth, nq, 10));
-    for (let i = 1; i < recalls.length; i++) assert.ok(recalls[i]! >= recalls[i - 1]! - 0.01, `recalls ${recalls}`);
+    const recalls = [1, 4, 16, 64].map((nprobes) =>
+      recallAtK(index.searchBatch(queries, 10, { nprobes }), truth, nq, 10),
+    );
+    for (let i = 1; i < recalls.length; i++)
+      assert.ok(recalls[i]! >= recalls[i - 1]! - 0.01, `recalls ${recalls}`);
     assert.ok(recalls[3]! > 0.75, `recalls ${recalls}`);
   });
 
@@ -74,10 +91,17 @@ describe('IvfPqIndex recall against exact search', () => {
     const exact = new FlatIndex({ dimension: d });
     exact.add(base);
     const truth = exact.searchBatch(queries, 10);
-    const index = new IvfPqIndex({ dimension: d, numPartitions: 32, numSubVectors: 8, refineStorage: 'float16' });
+    const index = new IvfPqIndex({
+      dimension: d,
+      numPartitions: 32,
+      numSubVectors: 8,
+      refineStorage: 'float16',
+    });
     await index.train(base);
     index.add(base);
-    assert.ok(recallAtK(index.searchBatch(queries, 10, { nprobes: 16, refineFactor: 10 }), truth, nq, 10) >= 0.97);
+    assert.ok(
+      recallAtK(index.searchBatch(queries, 10, { nprobes: 16, refineFactor: 10 }), truth, nq, 10) >= 0.97,
+    );
     assert.equal(index.memoryUsage().refineVectors, 6000 * d * 2);
   });
 
@@ -99,22 +123,37 @@ describe('IvfPqIndex recall against exact search', () => {
     exact.add(b);
     const truth = exact.searchBatch(queries, 10);
     for (const transform of [{ type: 'pca', outputDimension: 16 }, { type: 'opq' }] as const) {
-      const index = new IvfPqIndex({ dimension: d, numPartitions: 32, numSubVectors: 8, transform, refineStorage: 'float32' });
+      const index = new IvfPqIndex({
+        dimension: d,
+        numPartitions: 32,
+        numSubVectors: 8,
+        transform,
+        refineStorage: 'float32',
+      });
       await index.train(b);
       index.add(b);
       const r = recallAtK(index.searchBatch(queries, 10, { nprobes: 16, refineFactor: 10 }), truth, nq, 10);
       assert.ok(r >= 0.9, `${transform.type} recall ${r}`);
       const again = IvfPqIndex.fromBytes(index.toBytes());
-      assert.deepEqual(again.searchBatch(queries, 10, { nprobes: 16 }), index.searchBatch(queries, 10, { nprobes: 16 }));
+      assert.deepEqual(
+        again.searchBatch(queries, 10, { nprobes: 16 }),
+        index.searchBatch(queries, 10, { nprobes: 16 }),
+      );
     }
   });
 
-  it('on real image embeddings (Caltech101, MobileNetV2): recall@10 ≥ 0.9 with refine', { skip: noSharedData }, async () => {
-    const { vectors, dimension, count } = await readFvecs(join(sharedData, 'vectors', 'caltech101-mobilenetv2.fvecs'));
+  it('on real image embeddings (Caltech101, MobileNetV2): recall@10 ≥ 0.9 with refine', {
+    skip: noSharedData,
+  }, async () => {
+    const { vectors, dimension, count } = await readFvecs(
+      join(sharedData, 'vectors', 'caltech101-mobilenetv2.fvecs'),
+    );
     assert.ok(hasSharedData);
     // Every 9th vector is a query, the rest the base.
     const isQuery = (i: number) => i % 9 === 0;
-    const qIdx = Array.from({ length: count }, (_, i) => i).filter(isQuery).slice(0, 300);
+    const qIdx = Array.from({ length: count }, (_, i) => i)
+      .filter(isQuery)
+      .slice(0, 300);
     const bIdx = Array.from({ length: count }, (_, i) => i).filter((i) => !isQuery(i));
     const gather = (rows: number[]) => {
       const out = new Float32Array(rows.length * dimension);
@@ -128,11 +167,21 @@ describe('IvfPqIndex recall against exact search', () => {
     const exact = new FlatIndex({ dimension });
     exact.add(b);
     const truth = exact.searchBatch(q, 10);
-    const index = new IvfPqIndex({ dimension, numPartitions: 100, numSubVectors: 32, refineStorage: 'float16' });
+    const index = new IvfPqIndex({
+      dimension,
+      numPartitions: 100,
+      numSubVectors: 32,
+      refineStorage: 'float16',
+    });
     await index.train(b);
     index.add(b);
     const plain = recallAtK(index.searchBatch(q, 10, { nprobes: 16 }), truth, qIdx.length, 10);
-    const refined = recallAtK(index.searchBatch(q, 10, { nprobes: 16, refineFactor: 10 }), truth, qIdx.length, 10);
+    const refined = recallAtK(
+      index.searchBatch(q, 10, { nprobes: 16, refineFactor: 10 }),
+      truth,
+      qIdx.length,
+      10,
+    );
     assert.ok(plain >= 0.45, `recall ${plain}`);
     assert.ok(refined >= 0.9, `refined recall ${refined}`);
   });
@@ -143,8 +192,14 @@ describe('IvfPqIndex updates', () => {
     const index = new IvfPqIndex({ dimension: d, numPartitions: 16, numSubVectors: 8 });
     await index.train(base);
     const first = index.add(base.subarray(0, 100 * d));
-    assert.deepEqual(first, Uint32Array.from({ length: 100 }, (_, i) => i));
-    index.add(base.subarray(100 * d, 110 * d), Uint32Array.from({ length: 10 }, (_, i) => 1000 + i));
+    assert.deepEqual(
+      first,
+      Uint32Array.from({ length: 100 }, (_, i) => i),
+    );
+    index.add(
+      base.subarray(100 * d, 110 * d),
+      Uint32Array.from({ length: 10 }, (_, i) => 1000 + i),
+    );
     assert.deepEqual(index.add(base.subarray(110 * d, 111 * d)), Uint32Array.of(1010));
     assert.equal(index.size, 111);
 
@@ -158,13 +213,21 @@ describe('IvfPqIndex updates', () => {
   });
 
   it('merge of two halves equals one index built on everything', async () => {
-    const whole = new IvfPqIndex({ dimension: d, numPartitions: 24, numSubVectors: 8, refineStorage: 'float16' });
+    const whole = new IvfPqIndex({
+      dimension: d,
+      numPartitions: 24,
+      numSubVectors: 8,
+      refineStorage: 'float16',
+    });
     await whole.train(base);
     const left = whole.emptyCopy();
     const right = whole.emptyCopy();
     whole.add(base);
     left.add(base.subarray(0, 3000 * d));
-    right.add(base.subarray(3000 * d), Uint32Array.from({ length: 3000 }, (_, i) => 3000 + i));
+    right.add(
+      base.subarray(3000 * d),
+      Uint32Array.from({ length: 3000 }, (_, i) => 3000 + i),
+    );
     left.merge(right);
     assert.equal(left.size, whole.size);
     for (const opts of [{ nprobes: 5 }, { nprobes: 5, refineFactor: 3 }]) {
@@ -210,7 +273,13 @@ describe('IvfPqIndex updates', () => {
 
 describe('IvfPqIndex files', () => {
   it('save → load gives identical results and bytes', async () => {
-    const index = new IvfPqIndex({ dimension: d, numPartitions: 20, numSubVectors: 8, distanceType: 'cosine', refineStorage: 'float16' });
+    const index = new IvfPqIndex({
+      dimension: d,
+      numPartitions: 20,
+      numSubVectors: 8,
+      distanceType: 'cosine',
+      refineStorage: 'float16',
+    });
     await index.train(base);
     index.add(base);
     index.remove([1, 2, 3]);
@@ -240,7 +309,12 @@ describe('IvfPqIndex files', () => {
       ['truncated', bytes.subarray(0, bytes.length - 100), 'TRUNCATED_FILE', /truncated/],
       ['header only', bytes.subarray(0, 60), 'TRUNCATED_FILE', /truncated/],
       ['corrupt', Buffer.from(bytes).fill(7, 5000, 5004), 'CORRUPT_FILE', /corrupt.*checksum/],
-      ['foreign', Buffer.from('PK\u0003\u0004 not an index at all'), 'NOT_AN_INDEX_FILE', /not a ris index file/],
+      [
+        'foreign',
+        Buffer.from('PK\u0003\u0004 not an index at all'),
+        'NOT_AN_INDEX_FILE',
+        /not a ris index file/,
+      ],
       ['newer', Buffer.from(bytes).fill(9, 8, 9), 'UNSUPPORTED_VERSION', /format version 9.*upgrade ris/],
     ];
     for (const [name, content, code, message] of variants) {
@@ -270,8 +344,18 @@ describe('IvfPqIndex errors', () => {
       'INVALID_ARGUMENT',
       /numSubVectors to divide the dimension 30 but received 8; try one of 1, 2, 3, 5, 6, 10, 15, 30/,
     );
-    rejectsWith(() => new IvfPqIndex({ dimension: d, numBits: 4 }), ArgumentError, 'INVALID_ARGUMENT', /numBits to be 8 but received 4/);
-    rejectsWith(() => new IvfPqIndex({ dimension: 0 }), ArgumentError, 'OUT_OF_RANGE', /dimension to be an integer between 1 and 65536 but received 0/);
+    rejectsWith(
+      () => new IvfPqIndex({ dimension: d, numBits: 4 }),
+      ArgumentError,
+      'INVALID_ARGUMENT',
+      /numBits to be 8 but received 4/,
+    );
+    rejectsWith(
+      () => new IvfPqIndex({ dimension: 0 }),
+      ArgumentError,
+      'OUT_OF_RANGE',
+      /dimension to be an integer between 1 and 65536 but received 0/,
+    );
     rejectsWith(
       () => new IvfPqIndex({ dimension: d, distanceType: 'manhattan' as DistanceType }),
       ArgumentError,
@@ -295,21 +379,61 @@ describe('IvfPqIndex errors', () => {
     await index.train(base);
     index.add(base.subarray(0, 100 * d));
     const q = queries.slice(0, d);
-    rejectsWith(() => index.add(base.subarray(0, d + 3)), ArgumentError, 'DIMENSION_MISMATCH', /whole rows of 32 values but received 35 values/);
-    rejectsWith(() => index.search(new Float32Array(31), 5), ArgumentError, 'DIMENSION_MISMATCH', /length 32 \(the index dimension\) but received length 31/);
-    rejectsWith(() => index.search([1, 2] as unknown as Float32Array, 5), ArgumentError, 'INVALID_ARGUMENT', /Float32Array of length 32 but received Array of length 2/);
+    rejectsWith(
+      () => index.add(base.subarray(0, d + 3)),
+      ArgumentError,
+      'DIMENSION_MISMATCH',
+      /whole rows of 32 values but received 35 values/,
+    );
+    rejectsWith(
+      () => index.search(new Float32Array(31), 5),
+      ArgumentError,
+      'DIMENSION_MISMATCH',
+      /length 32 \(the index dimension\) but received length 31/,
+    );
+    rejectsWith(
+      () => index.search([1, 2] as unknown as Float32Array, 5),
+      ArgumentError,
+      'INVALID_ARGUMENT',
+      /Float32Array of length 32 but received Array of length 2/,
+    );
     const bad = q.slice();
     bad[3] = Number.NaN;
     rejectsWith(() => index.search(bad, 5), ArgumentError, 'NON_FINITE_VALUE', /value 3 is NaN/);
     const inf = base.slice(0, d);
     inf[0] = Number.POSITIVE_INFINITY;
     rejectsWith(() => index.add(inf), ArgumentError, 'NON_FINITE_VALUE', /value 0 is Infinity/);
-    rejectsWith(() => index.search(q, 0), ArgumentError, 'OUT_OF_RANGE', /k to be an integer between 1 and 100000 but received 0/);
+    rejectsWith(
+      () => index.search(q, 0),
+      ArgumentError,
+      'OUT_OF_RANGE',
+      /k to be an integer between 1 and 100000 but received 0/,
+    );
     rejectsWith(() => index.search(q, 2.5), ArgumentError, 'INVALID_ARGUMENT', /k to be an integer/);
-    rejectsWith(() => index.search(q, 5, { nprobes: 9 }), ArgumentError, 'OUT_OF_RANGE', /nprobes to be an integer between 1 and 8 but received 9/);
-    rejectsWith(() => index.search(q, 5, { refineFactor: 2 }), ArgumentError, 'INVALID_ARGUMENT', /refineStorage: 'float32' or 'float16'/);
-    rejectsWith(() => index.add(base.subarray(0, d), Uint32Array.of(7)), ArgumentError, 'DUPLICATE_ID', /Id 7 is already in the index/);
-    rejectsWith(() => index.add(base.subarray(0, d), Uint32Array.of(NO_ID)), ArgumentError, 'OUT_OF_RANGE', /reserved/);
+    rejectsWith(
+      () => index.search(q, 5, { nprobes: 9 }),
+      ArgumentError,
+      'OUT_OF_RANGE',
+      /nprobes to be an integer between 1 and 8 but received 9/,
+    );
+    rejectsWith(
+      () => index.search(q, 5, { refineFactor: 2 }),
+      ArgumentError,
+      'INVALID_ARGUMENT',
+      /refineStorage: 'float32' or 'float16'/,
+    );
+    rejectsWith(
+      () => index.add(base.subarray(0, d), Uint32Array.of(7)),
+      ArgumentError,
+      'DUPLICATE_ID',
+      /Id 7 is already in the index/,
+    );
+    rejectsWith(
+      () => index.add(base.subarray(0, d), Uint32Array.of(NO_ID)),
+      ArgumentError,
+      'OUT_OF_RANGE',
+      /reserved/,
+    );
   });
 
   it('pads batch results when fewer than k exist', async () => {

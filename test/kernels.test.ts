@@ -12,7 +12,10 @@ function close(actual: Float32Array, expected: Float32Array, tolerance = 1e-4) {
   assert.equal(actual.length, expected.length);
   for (let i = 0; i < actual.length; i++) {
     const scale = Math.max(1, Math.abs(expected[i]!));
-    assert.ok(Math.abs(actual[i]! - expected[i]!) <= tolerance * scale, `element ${i}: ${actual[i]} vs ${expected[i]}`);
+    assert.ok(
+      Math.abs(actual[i]! - expected[i]!) <= tolerance * scale,
+      `element ${i}: ${actual[i]} vs ${expected[i]}`,
+    );
   }
 }
 
@@ -55,7 +58,9 @@ describe('kernels', () => {
     const d = 36;
     const x = matrix(203 * d);
     const c = matrix(19 * d);
-    const norms = new Float32Array(19).map((_, j) => c.subarray(j * d, j * d + d).reduce((s, v) => s + v * v, 0));
+    const norms = new Float32Array(19).map((_, j) =>
+      c.subarray(j * d, j * d + d).reduce((s, v) => s + v * v, 0),
+    );
     const labels = [new Int32Array(203), new Int32Array(203)];
     const values = [new Float32Array(203), new Float32Array(203)];
     js.nearest({ source: x }, 203, { source: c }, 19, d, norms, labels[0]!, values[0]!);

@@ -25,7 +25,12 @@ export class CoarseQuantizer {
     numPartitions: number,
     options: { seed?: number; maxIterations?: number; assigner?: Assigner },
   ): Promise<CoarseQuantizer> {
-    const { centroids } = await kmeans(data, dimension, { numCentroids: numPartitions, ...options });
+    // Ten iterations, as faiss uses for IVF: partitions only need to be roughly balanced and compact.
+    const { centroids } = await kmeans(data, dimension, {
+      numCentroids: numPartitions,
+      ...options,
+      maxIterations: options.maxIterations ?? 10,
+    });
     return new CoarseQuantizer(centroids, dimension);
   }
 

@@ -405,15 +405,30 @@ export class IvfPqIndex {
         const list = this.lists[l]!;
         if (list.ids.length === 0) continue;
         const base = probes.distances[p]!;
-        let table = qTable;
-        if (!dot) {
-          // Add the partition's precomputed term into one table (one lookup per code instead of two).
+        const size = list.ids.length;
+        if (dot) scanCodes(list.codes, size, M, K, qTable, base, l, candidates);
+        else if (size > K) {
+          // Long list: fold the partition's precomputed term into the query table once (M·K additions),
+          // then one lookup per sub-vector.
           const terms = this.partitionTerms!;
           const offset = l * M * K;
           for (let t = 0; t < M * K; t++) combined[t] = qTable[t]! + terms[offset + t]!;
-          table = combined;
+          scanCodes(list.codes, size, M, K, combined, base, l, candidates);
+        } else {
+          // Short list: two lookups per sub-vector cost less than folding the tables.
+          scanCodesTwoTables(
+            list.codes,
+            size,
+            M,
+            K,
+            qTable,
+            this.partitionTerms!,
+            l * M * K,
+            base,
+            l,
+            candidates,
+          );
         }
-        scanCodes(list.codes, list.ids.length, M, K, table, base, l, candidates);
       }
       const found = candidates.sort();
       let out = candidates;
@@ -700,6 +715,32 @@ function scanCodes(
   for (let i = 0, o = 0; i < size; i++, o += M) {
     let s = base;
     for (let m = 0, t = 0; m < M; m++, t += K) s += table[t + codes[o + m]!]!;
+    if (s < bound) {
+      heap.push(s, list, i);
+      bound = heap.bound;
+    }
+  }
+}
+
+function scanCodesTwoTables(
+  codes: Uint8Array,
+  size: number,
+  M: number,
+  K: number,
+  table: Float32Array,
+  terms: Float32Array,
+  termsOffset: number,
+  base: number,
+  list: number,
+  heap: TopK,
+): void {
+  let bound = heap.bound;
+  for (let i = 0, o = 0; i < size; i++, o += M) {
+    let s = base;
+    for (let m = 0, t = 0; m < M; m++, t += K) {
+      const c = t + codes[o + m]!;
+      s += table[c]! + terms[termsOffset + c]!;
+    }
     if (s < bound) {
       heap.push(s, list, i);
       bound = heap.bound;

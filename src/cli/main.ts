@@ -2,10 +2,14 @@ import { readFileSync } from 'node:fs';
 import cac from 'cac';
 import { RisError } from '../errors.ts';
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const cli = cac('ris');
-cli.usage('<command> [options]\n\n  Reverse image search: index an image collection, then search it by image.');
+cli.usage(
+  '<command> [options]\n\n  Reverse image search: index an image collection, then search it by image.',
+);
 cli
   .command('index-info <file>', 'Describe a saved vector index file (kind, dimension, size, parameters)')
   .example('ris index-info ~/.local/share/ris/caltech101/index.ris')

@@ -16,7 +16,8 @@ export interface ParallelAssigner extends Assigner {
  */
 export function createParallelAssigner(options: { threads?: number } = {}): ParallelAssigner {
   const threads = Math.max(1, options.threads ?? availableParallelism());
-  const entry = new URL(`./assign-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+  const entry = new URL(`./assign-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
+    .href;
   const workers = Array.from({ length: threads - 1 }, () => {
     const worker = new Worker(new URL('./ts-worker.mjs', import.meta.url), { workerData: { entry } });
     worker.unref();
