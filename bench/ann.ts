@@ -250,15 +250,7 @@ async function hnswPeers(ds: Dataset, truth: Uint32Array, rows: Row[]): Promise<
     for (const ef of [16, 64]) {
       index.setEf(ef);
       const run = singleQueries(nq, d, queries, (q) => index.searchKnn(Array.from(q), 10).neighbors);
-      rows.push({
-        engine: 'hnswlib-node (M16)',
-        config: 'HNSW',
-        addSeconds,
-        nprobes: `ef ${ef}`,
-        qps: run.qps,
-        ...recall(run.found, truth, nq),
-        bytesPerVector: 4 * d + 16 * 2 * 4 + 8,
-      });
+      rows.push(hnswRow('hnswlib-node (M16)', d, addSeconds, ef, run, truth, nq));
     }
   } catch (error) {
     console.log(`hnswlib-node skipped: ${(error as Error).message.split('\n')[0]}`);
@@ -283,19 +275,33 @@ async function hnswPeers(ds: Dataset, truth: Uint32Array, rows: Row[]): Promise<
       );
       const addSeconds = (performance.now() - t) / 1000;
       const run = singleQueries(nq, d, queries, (q) => index.search(q, 10, 1).keys);
-      rows.push({
-        engine: 'usearch (M16, f32)',
-        config: 'HNSW',
-        addSeconds,
-        nprobes: `ef ${ef}`,
-        qps: run.qps,
-        ...recall(run.found, truth, nq),
-        bytesPerVector: 4 * d + 16 * 2 * 4 + 8,
-      });
+      rows.push(hnswRow('usearch (M16, f32)', d, addSeconds, ef, run, truth, nq));
     }
   } catch (error) {
     console.log(`usearch skipped: ${(error as Error).message.split('\n')[0]}`);
   }
+}
+
+/** A table row for an HNSW peer (M = 16): memory is the float32 vector, 2·M links of 4 bytes, and a label. */
+function hnswRow(
+  engine: string,
+  d: number,
+  addSeconds: number,
+  ef: number,
+  run: { found: Uint32Array; qps: number },
+  truth: Uint32Array,
+  nq: number,
+): Row {
+  const { qps, found } = run;
+  return {
+    engine,
+    config: 'HNSW',
+    addSeconds,
+    nprobes: `ef ${ef}`,
+    qps,
+    ...recall(found, truth, nq),
+    bytesPerVector: 4 * d + 16 * 2 * 4 + 8,
+  };
 }
 
 function table(rows: Row[]): string {

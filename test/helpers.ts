@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Random } from '../src/ann/random.ts';
-import type { BatchSearchResult } from '../src/index.ts';
+import { type BatchSearchResult, type DistanceType, FlatIndex } from '../src/index.ts';
 
 /** n points around `clusters` gaussian centres in d dimensions (the structure real embeddings have). */
 export function clustered(n: number, d: number, clusters: number, seed = 7, spread = 0.35): Float32Array {
@@ -30,3 +30,25 @@ export const hasSharedData = existsSync(join(sharedData, 'vectors', 'caltech101-
 export const noSharedData = hasSharedData
   ? false
   : 'needs ../shared/data (present in the development checkout only)';
+
+/** The true k nearest neighbours of each query, by exact search. */
+export function exactNeighbours(
+  base: Float32Array,
+  queries: Float32Array,
+  dimension: number,
+  distanceType: DistanceType = 'l2',
+  k = 10,
+): BatchSearchResult {
+  const exact = new FlatIndex({ dimension, distanceType });
+  exact.add(base);
+  return exact.searchBatch(queries, k);
+}
+
+/** Trains the index on `data` and adds all of it. */
+export async function trainedWith<
+  T extends { train(v: Float32Array): Promise<void>; add(v: Float32Array): unknown },
+>(index: T, data: Float32Array): Promise<T> {
+  await index.train(data);
+  index.add(data);
+  return index;
+}

@@ -7,24 +7,37 @@ import {
   ArgumentError,
   type DistanceType,
   FileFormatError,
-  FlatIndex,
   IvfPqIndex,
   NO_ID,
+  type RisError,
   readFvecs,
   StateError,
 } from '../src/index.ts';
-import { clustered, hasSharedData, noSharedData, recallAtK, sharedData } from './helpers.ts';
+import {
+  clustered,
+  exactNeighbours,
+  hasSharedData,
+  noSharedData,
+  recallAtK,
+  sharedData,
+  trainedWith,
+} from './helpers.ts';
 
 const d = 32;
 const base = clustered(6000, d, 40);
 const queries = clustered(200, d, 40, 99).map((v, i) => v + 0.01 * Math.sin(i));
 const nq = queries.length / d;
 
-function rejectsWith(fn: () => unknown, type: Function, code: string, message: RegExp) {
+function rejectsWith(
+  fn: () => unknown,
+  type: new (...args: never[]) => RisError,
+  code: string,
+  message: RegExp,
+) {
   assert.throws(fn, (error: unknown) => {
     assert.ok(error instanceof type, `expected ${type.name}, got ${String(error)}`);
-    assert.equal((error as { code: string }).code, code);
-    assert.match((error as Error).message, message);
+    assert.equal(error.code, code);
+    assert.match(error.message, message);
     return true;
   });
 }
@@ -40,18 +53,17 @@ after(async () => {
 describe('IvfPqIndex recall against exact search', () => {
   for (const distanceType of ['l2', 'cosine', 'dot'] as DistanceType[]) {
     it(`${distanceType}: 10-recall@10 ≥ 0.6 at 8 probes, ≥ 0.95 with refine`, async () => {
-      const exact = new FlatIndex({ dimension: d, distanceType });
-      exact.add(base);
-      const truth = exact.searchBatch(queries, 10);
-      const index = new IvfPqIndex({
-        dimension: d,
-        numPartitions: 32,
-        numSubVectors: 8,
-        distanceType,
-        refineStorage: 'float32',
-      });
-      await index.train(base);
-      index.add(base);
+      const truth = exactNeighbours(base, queries, d, distanceType);
+      const index = await trainedWith(
+        new IvfPqIndex({
+          dimension: d,
+          numPartitions: 32,
+          numSubVectors: 8,
+          distanceType,
+          refineStorage: 'float32',
+        }),
+        base,
+      );
       const plain = recallAtK(index.searchBatch(queries, 10, { nprobes: 8 }), truth, nq, 10);
       const refined = recallAtK(
         index.searchBatch(queries, 10, { nprobes: 8, refineFactor: 10 }),
@@ -63,7 +75,7 @@ describe('IvfPqIndex recall against exact search', () => {
       assert.ok(refined >= 0.95, `refined recall ${refined}`);
       // Refined distances are the exact ones.
       const one = index.search(queries.subarray(0, d), 3, { nprobes: 32, refineFactor: 50 });
-      const ex = exact.search(queries.subarray(0, d), 3);
+      const ex = { ids: truth.ids.subarray(0, 3), distances: truth.distances.subarray(0, 3) };
       assert.deepEqual(one.ids, ex.ids);
       for (let i = 0; i < 3; i++)
         assert.ok(
@@ -73,12 +85,11 @@ describe('IvfPqIndex recall against exact search', () => {
   }
 
   it('recall grows with nprobes and all partitions reach PQ-only quality', async () => {
-    const exact = new FlatIndex({ dimension: d });
-    exact.add(base);
-    const truth = exact.searchBatch(queries, 10);
-    const index = new IvfPqIndex({ dimension: d, numPartitions: 64, numSubVectors: 16 });
-    await index.train(base);
-    index.add(base);
+    const truth = exactNeighbours(base, queries, d);
+    const index = await trainedWith(
+      new IvfPqIndex({ dimension: d, numPartitions: 64, numSubVectors: 16 }),
+      base,
+    );
     const recalls = [1, 4, 16, 64].map((nprobes) =>
       recallAtK(index.searchBatch(queries, 10, { nprobes }), truth, nq, 10),
     );
@@ -88,17 +99,16 @@ describe('IvfPqIndex recall against exact search', () => {
   });
 
   it('float16 refine storage recalls as well as float32', async () => {
-    const exact = new FlatIndex({ dimension: d });
-    exact.add(base);
-    const truth = exact.searchBatch(queries, 10);
-    const index = new IvfPqIndex({
-      dimension: d,
-      numPartitions: 32,
-      numSubVectors: 8,
-      refineStorage: 'float16',
-    });
-    await index.train(base);
-    index.add(base);
+    const truth = exactNeighbours(base, queries, d);
+    const index = await trainedWith(
+      new IvfPqIndex({
+        dimension: d,
+        numPartitions: 32,
+        numSubVectors: 8,
+        refineStorage: 'float16',
+      }),
+      base,
+    );
     assert.ok(
       recallAtK(index.searchBatch(queries, 10, { nprobes: 16, refineFactor: 10 }), truth, nq, 10) >= 0.97,
     );
@@ -119,19 +129,18 @@ describe('IvfPqIndex recall against exact search', () => {
     const b = data.subarray(0, 6000 * d);
     const queries = data.subarray(6000 * d);
     const nq = 200;
-    const exact = new FlatIndex({ dimension: d });
-    exact.add(b);
-    const truth = exact.searchBatch(queries, 10);
+    const truth = exactNeighbours(b, queries, d);
     for (const transform of [{ type: 'pca', outputDimension: 16 }, { type: 'opq' }] as const) {
-      const index = new IvfPqIndex({
-        dimension: d,
-        numPartitions: 32,
-        numSubVectors: 8,
-        transform,
-        refineStorage: 'float32',
-      });
-      await index.train(b);
-      index.add(b);
+      const index = await trainedWith(
+        new IvfPqIndex({
+          dimension: d,
+          numPartitions: 32,
+          numSubVectors: 8,
+          transform,
+          refineStorage: 'float32',
+        }),
+        b,
+      );
       const r = recallAtK(index.searchBatch(queries, 10, { nprobes: 16, refineFactor: 10 }), truth, nq, 10);
       assert.ok(r >= 0.9, `${transform.type} recall ${r}`);
       const again = IvfPqIndex.fromBytes(index.toBytes());
@@ -164,17 +173,16 @@ describe('IvfPqIndex recall against exact search', () => {
     };
     const b = gather(bIdx);
     const q = gather(qIdx);
-    const exact = new FlatIndex({ dimension });
-    exact.add(b);
-    const truth = exact.searchBatch(q, 10);
-    const index = new IvfPqIndex({
-      dimension,
-      numPartitions: 100,
-      numSubVectors: 32,
-      refineStorage: 'float16',
-    });
-    await index.train(b);
-    index.add(b);
+    const truth = exactNeighbours(b, q, dimension);
+    const index = await trainedWith(
+      new IvfPqIndex({
+        dimension,
+        numPartitions: 100,
+        numSubVectors: 32,
+        refineStorage: 'float16',
+      }),
+      b,
+    );
     const plain = recallAtK(index.searchBatch(q, 10, { nprobes: 16 }), truth, qIdx.length, 10);
     const refined = recallAtK(
       index.searchBatch(q, 10, { nprobes: 16, refineFactor: 10 }),
@@ -254,9 +262,10 @@ describe('IvfPqIndex updates', () => {
 
   it('the same seed gives the same index, byte for byte', async () => {
     const make = async (seed: number) => {
-      const index = new IvfPqIndex({ dimension: d, numPartitions: 16, numSubVectors: 8, seed });
-      await index.train(base);
-      index.add(base);
+      const index = await trainedWith(
+        new IvfPqIndex({ dimension: d, numPartitions: 16, numSubVectors: 8, seed }),
+        base,
+      );
       return index.toBytes();
     };
     assert.deepEqual(await make(11), await make(11));
@@ -273,15 +282,16 @@ describe('IvfPqIndex updates', () => {
 
 describe('IvfPqIndex files', () => {
   it('save → load gives identical results and bytes', async () => {
-    const index = new IvfPqIndex({
-      dimension: d,
-      numPartitions: 20,
-      numSubVectors: 8,
-      distanceType: 'cosine',
-      refineStorage: 'float16',
-    });
-    await index.train(base);
-    index.add(base);
+    const index = await trainedWith(
+      new IvfPqIndex({
+        dimension: d,
+        numPartitions: 20,
+        numSubVectors: 8,
+        distanceType: 'cosine',
+        refineStorage: 'float16',
+      }),
+      base,
+    );
     index.remove([1, 2, 3]);
     const file = join(dir, 'index.ris');
     await index.save(file);
