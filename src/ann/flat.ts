@@ -12,7 +12,7 @@ import {
 } from './metric.ts';
 import { fileStore } from './storage.ts';
 import { TopK } from './topk.ts';
-import { type BatchSearchResult, NO_ID, type SearchResult } from './types.ts';
+import { type BatchSearchResult, firstRow, NO_ID, type SearchResult } from './types.ts';
 import { checkIds, checkInteger, checkQuery, checkVectors } from './validate.ts';
 
 export interface FlatOptions {
@@ -126,9 +126,7 @@ export class FlatIndex {
 
   search(query: Float32Array, k: number): SearchResult {
     checkQuery(query, this.dimension);
-    const result = this.searchBatch(query, k);
-    const found = Math.min(k, this.count);
-    return { ids: result.ids.subarray(0, found), distances: result.distances.subarray(0, found) };
+    return firstRow(this.searchBatch(query, k), k);
   }
 
   searchBatch(queries: Float32Array, k: number): BatchSearchResult {

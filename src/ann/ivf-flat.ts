@@ -2,7 +2,7 @@ import { ArgumentError, StateError } from '../errors.ts';
 import { CoarseQuantizer } from './coarse.ts';
 import { decodeIndexFile, encodeIndexFile } from './format.ts';
 import { kernels } from './kernels/index.ts';
-import type { Assigner } from './kmeans.ts';
+import { type Assigner, rowNorms } from './kmeans.ts';
 import {
   checkDistanceType,
   DISTANCE_CODES,
@@ -13,7 +13,7 @@ import {
 } from './metric.ts';
 import { fileStore } from './storage.ts';
 import { TopK } from './topk.ts';
-import { type BatchSearchResult, NO_ID, type SearchResult } from './types.ts';
+import { type BatchSearchResult, firstRow, NO_ID, type SearchResult } from './types.ts';
 import { checkIds, checkInteger, checkQuery, checkVectors } from './validate.ts';
 
 export interface IvfFlatOptions {
@@ -31,6 +31,8 @@ export interface IvfFlatOptions {
 interface FlatList {
   ids: Uint32Array;
   vectors: Float32Array;
+  /** ‖x‖² of each vector, so an L2 search costs one dot product per candidate. */
+  norms: Float32Array;
 }
 
 const KIND_IVF_FLAT = 2;
@@ -81,6 +83,7 @@ export class IvfFlatIndex {
     this.lists = Array.from({ length: numPartitions }, () => ({
       ids: new Uint32Array(0),
       vectors: new Float32Array(0),
+      norms: new Float32Array(0),
     }));
     this.count = 0;
   }
@@ -121,7 +124,7 @@ export class IvfFlatIndex {
       fill[l] = list.ids.length;
       if (added[l] === 0) return list;
       const size = list.ids.length + added[l]!;
-      const next = { ids: new Uint32Array(size), vectors: new Float32Array(size * d) };
+      const next = { ids: new Uint32Array(size), vectors: new Float32Array(size * d), norms: list.norms };
       next.ids.set(list.ids);
       next.vectors.set(list.vectors);
       return next;
@@ -132,6 +135,9 @@ export class IvfFlatIndex {
       list.ids[at] = assigned[i]!;
       list.vectors.set(data.subarray(i * d, (i + 1) * d), at * d);
       if (assigned[i]! >= this.nextId) this.nextId = assigned[i]! + 1;
+    }
+    for (const [l, list] of this.lists.entries()) {
+      if (added[l]! > 0) list.norms = rowNorms(list.vectors, list.ids.length, d);
     }
     this.count += n;
     return assigned;
@@ -149,9 +155,14 @@ export class IvfFlatIndex {
       });
       if (keep.length === list.ids.length) return list;
       removed += list.ids.length - keep.length;
-      const next = { ids: new Uint32Array(keep.length), vectors: new Float32Array(keep.length * d) };
+      const next = {
+        ids: new Uint32Array(keep.length),
+        vectors: new Float32Array(keep.length * d),
+        norms: new Float32Array(keep.length),
+      };
       keep.forEach((i, at) => {
         next.ids[at] = list.ids[i]!;
+        next.norms[at] = list.norms[i]!;
         next.vectors.set(list.vectors.subarray(i * d, (i + 1) * d), at * d);
       });
       return next;
@@ -162,10 +173,7 @@ export class IvfFlatIndex {
 
   search(query: Float32Array, k: number, options: { nprobes?: number } = {}): SearchResult {
     checkQuery(query, this.dimension);
-    const result = this.searchBatch(query, k, options);
-    let found = 0;
-    while (found < k && result.ids[found] !== NO_ID) found++;
-    return { ids: result.ids.subarray(0, found), distances: result.distances.subarray(0, found) };
+    return firstRow(this.searchBatch(query, k, options), k);
   }
 
   searchBatch(queries: Float32Array, k: number, options: { nprobes?: number } = {}): BatchSearchResult {
@@ -205,11 +213,7 @@ export class IvfFlatIndex {
           const ip = scratch[i]!;
           let dist: number;
           if (dot) dist = -ip;
-          else {
-            let norm = 0;
-            for (let j = i * d; j < (i + 1) * d; j++) norm += list.vectors[j]! * list.vectors[j]!;
-            dist = Math.max(0, qNorm + norm - 2 * ip);
-          }
+          else dist = Math.max(0, qNorm + list.norms[i]! - 2 * ip);
           if (dist < heap.bound) heap.push(dist, l, i);
         }
       }
@@ -278,9 +282,11 @@ export class IvfFlatIndex {
     const vectors = file.section('VECS', Float32Array);
     let at = 0;
     index.lists = Array.from(sizes, (size) => {
+      const listVectors = vectors.subarray(at * f.dimension, (at + size) * f.dimension);
       const list = {
         ids: ids.subarray(at, at + size),
-        vectors: vectors.subarray(at * f.dimension, (at + size) * f.dimension),
+        vectors: listVectors,
+        norms: rowNorms(listVectors, size, f.dimension),
       };
       at += size;
       return list;

@@ -21,7 +21,7 @@ import {
   trainTransform,
   type VectorTransform,
 } from './transform.ts';
-import { type BatchSearchResult, NO_ID, type SearchResult } from './types.ts';
+import { type BatchSearchResult, firstRow, NO_ID, type SearchResult } from './types.ts';
 import { checkIds, checkInteger, checkOneOf, checkQuery, checkVectors } from './validate.ts';
 
 export type RefineStorage = 'none' | 'float32' | 'float16';
@@ -349,10 +349,7 @@ export class IvfPqIndex {
   search(query: Float32Array, k: number, options: IvfPqSearchOptions = {}): SearchResult {
     this.requireTrained('search');
     checkQuery(query, this.dimension);
-    const result = this.searchBatch(query, k, options);
-    let found = 0;
-    while (found < k && result.ids[found] !== NO_ID) found++;
-    return { ids: result.ids.subarray(0, found), distances: result.distances.subarray(0, found) };
+    return firstRow(this.searchBatch(query, k, options), k);
   }
 
   /**

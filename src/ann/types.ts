@@ -12,3 +12,10 @@ export interface BatchSearchResult {
 
 /** The id that marks "no result" in padded batch results (2³² − 1, never assigned to a vector). */
 export const NO_ID = 0xffffffff;
+
+/** The first row of a padded batch result, without its padding: what `search` returns for one query. */
+export function firstRow(result: BatchSearchResult, k: number): SearchResult {
+  let found = 0;
+  while (found < k && result.ids[found] !== NO_ID) found++;
+  return { ids: result.ids.subarray(0, found), distances: result.distances.subarray(0, found) };
+}
