@@ -170,3 +170,27 @@ export function ensureMemory(bytes: usize): usize {
   if (bytes > have) memory.grow(<i32>((bytes - have + 0xffff) >> 16));
   return <usize>memory.size() << 16;
 }
+
+/**
+ * The k-means update's sums: sums[labels[i]] += x_i for the n rows of X, accumulated in f64 so large
+ * clusters lose no precision. `sums` (k·d f64) must start zeroed.
+ */
+export function clusterSums(x: usize, n: i32, ldx: i32, d: i32, labels: usize, sums: usize): void {
+  const ldxB = <usize>ldx << 2;
+  const rowB = <usize>d << 3;
+  for (let i = 0; i < n; i++) {
+    const row = x + <usize>i * ldxB;
+    const dst = sums + <usize>load<i32>(labels + (<usize>i << 2)) * rowB;
+    let k = 0;
+    for (; k + 4 <= d; k += 4) {
+      const v = v128.load(row + (<usize>k << 2));
+      const o = dst + (<usize>k << 3);
+      v128.store(o, f64x2.add(v128.load(o), f64x2.promote_low_f32x4(v)));
+      v128.store(o, f64x2.add(v128.load(o, 16), f64x2.promote_low_f32x4(v128.shuffle<i32>(v, v, 2, 3, 0, 1))), 16);
+    }
+    for (; k < d; k++) {
+      const o = dst + (<usize>k << 3);
+      store<f64>(o, load<f64>(o) + <f64>load<f32>(row + (<usize>k << 2)));
+    }
+  }
+}

@@ -154,6 +154,8 @@ async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
   await writeFvecs(join(dir, 'truth.ivecs'), new Float32Array(new Int32Array(truth).buffer), 10);
 
   const assigner = createParallelAssigner();
+  // Worker start-up (loading code) is a once-per-process cost, as faiss's import is for Python.
+  await assigner.ready();
   try {
     for (const { numPartitions, numSubVectors } of ds.configs) {
       const config = `IVF${numPartitions},PQ${numSubVectors}`;

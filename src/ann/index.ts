@@ -9,6 +9,7 @@ export {
   type KMeansOptions,
   type KMeansResult,
   kmeans,
+  type LloydStep,
 } from './kmeans.ts';
 export type { DistanceType } from './metric.ts';
 export { ProductQuantizer, type ProductQuantizerOptions } from './pq.ts';

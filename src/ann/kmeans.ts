@@ -1,19 +1,28 @@
 import { ArgumentError } from '../errors.ts';
-import { kernels } from './kernels/index.ts';
+import { kernels, type ResidentMatrix } from './kernels/index.ts';
 import { Random } from './random.ts';
 
 /**
- * Assigns points to their nearest centroid. The default runs in this thread; a driver outside src/ann
- * can spread the work over worker threads (see src/node/parallel-assigner.ts).
+ * Runs the Lloyd step of k-means (assign every point, sum the points of each cluster). The default runs
+ * in this thread; a driver outside src/ann can spread it over worker threads
+ * (see src/node/parallel-assigner.ts).
  */
 export interface Assigner {
-  /** Prepares to assign these n points (row-major, d wide) repeatedly, as one k-means run does. */
+  /** Prepares to run Lloyd steps over these n points (row-major, d wide), as one k-means run does. */
   begin(points: Float32Array, n: number, d: number): Promise<AssignmentRun>;
 }
 
+/** What one Lloyd step over (a share of) the points yields; shares combine by adding. */
+export interface LloydStep {
+  /** k × d: the sum of the points assigned to each centroid. */
+  sums: Float64Array;
+  counts: Uint32Array;
+  /** Sum of squared distances of the points to their nearest centroid. */
+  objective: number;
+}
+
 export interface AssignmentRun {
-  /** labels[i] = nearest centroid, distances[i] = its squared L2 distance. */
-  assign(centroids: Float32Array, k: number, labels: Int32Array, distances: Float32Array): Promise<void>;
+  step(centroids: Float32Array, k: number): Promise<LloydStep>;
   end(): void;
 }
 
@@ -29,7 +38,11 @@ export interface KMeansOptions {
   tolerance?: number;
   /** Train on at most this many points per centroid, sampled (faiss: 256). Default 256. */
   maxPointsPerCentroid?: number;
-  /** 'kmeans++' (default) spreads the initial centroids out and converges in fewer iterations; 'random' picks points. */
+  /**
+   * 'kmeans++' (default) spreads the starting centroids out (seeded on a sample of 32 points per centroid,
+   * so it costs little); 'random' starts from distinct random points as faiss does, which can leave two
+   * centroids in one cluster.
+   */
   init?: 'kmeans++' | 'random';
   /** Seed for sampling and initialisation; the same seed gives the same centroids. Default 1. */
   seed?: number;
@@ -38,7 +51,7 @@ export interface KMeansOptions {
 
 export interface KMeansResult {
   centroids: Float32Array;
-  /** Sum of squared distances of the training points to their centroids, after the last iteration. */
+  /** Sum of squared distances of the training points to the centroids of the last assignment. */
   objective: number;
   iterations: number;
 }
@@ -61,56 +74,68 @@ export async function kmeans(data: Float32Array, d: number, options: KMeansOptio
   const n = points.length / d;
 
   const centroids =
-    (options.init ?? 'kmeans++') === 'kmeans++'
-      ? kmeansPlusPlus(points, n, d, k, random)
-      : randomInit(points, d, k, random);
-  const labels = new Int32Array(n);
-  const distances = new Float32Array(n);
-  const sums = new Float64Array(k * d);
-  const counts = new Uint32Array(k);
+    options.init === 'random' ? randomInit(points, d, k, random) : kmeansPlusPlus(points, n, d, k, random);
   const run = await (options.assigner ?? localAssigner).begin(points, n, d);
   let objective = Number.POSITIVE_INFINITY;
   let iterations = 0;
   try {
     while (iterations < maxIterations) {
-      await run.assign(centroids, k, labels, distances);
+      const step = await run.step(centroids, k);
       iterations++;
-      let current = 0;
-      for (let i = 0; i < n; i++) current += distances[i]!;
-      const improved = objective - current;
-      objective = current;
-      updateCentroids(points, d, labels, k, centroids, sums, counts);
-      splitEmptyClusters(centroids, d, counts, n, random);
-      if (improved >= 0 && improved < tolerance * current) break;
+      const improved = objective - step.objective;
+      objective = step.objective;
+      updateCentroids(step, d, centroids);
+      splitEmptyClusters(centroids, d, step.counts, n, random);
+      if (improved >= 0 && improved < tolerance * objective) break;
     }
-    // Report the objective of the centroids we return.
-    await run.assign(centroids, k, labels, distances);
-    objective = 0;
-    for (let i = 0; i < n; i++) objective += distances[i]!;
   } finally {
     run.end();
   }
   return { centroids, objective, iterations };
 }
 
-/** Assignment in the calling thread, with the points resident in the kernels' memory for the whole run. */
+/** Lloyd steps in the calling thread, with the points resident in the kernels' memory for the whole run. */
 export const localAssigner: Assigner = {
   async begin(points, n, d) {
-    const k = kernels();
-    const resident = k.resident(points);
+    const resident = kernels().resident(points);
     const norms = rowNorms(points, n, d);
+    const labels = new Int32Array(n);
+    const distances = new Float32Array(n);
     return {
-      async assign(centroids, numCentroids, labels, distances) {
-        assignNearest(resident, norms, n, d, centroids, numCentroids, labels, distances);
+      async step(centroids, k) {
+        return lloydStep(resident, norms, n, d, centroids, k, labels, distances);
       },
       end: () => resident.dispose(),
     };
   },
 };
 
-/** The assignment step on rows [0, n) of `points` (norms precomputed), shared with the worker driver. */
+/** One Lloyd step over rows [0, n) of `points`; shared with the worker driver. */
+export function lloydStep(
+  resident: ResidentMatrix,
+  norms: Float32Array,
+  n: number,
+  d: number,
+  centroids: Float32Array,
+  k: number,
+  labels: Int32Array,
+  distances: Float32Array,
+): LloydStep {
+  assignNearest(resident, norms, n, d, centroids, k, labels, distances);
+  const sums = new Float64Array(k * d);
+  kernels().clusterSums({ source: resident }, n, d, labels, sums);
+  const counts = new Uint32Array(k);
+  let objective = 0;
+  for (let i = 0; i < n; i++) {
+    counts[labels[i]!]!++;
+    objective += distances[i]!;
+  }
+  return { sums, counts, objective };
+}
+
+/** The nearest centroid of rows [0, n) of `points` (norms precomputed) and the squared distance to it. */
 export function assignNearest(
-  points: Float32Array | import('./kernels/index.ts').ResidentMatrix,
+  points: Float32Array | ResidentMatrix,
   pointNorms: Float32Array,
   n: number,
   d: number,
@@ -192,26 +217,8 @@ function kmeansPlusPlus(points: Float32Array, n: number, d: number, k: number, r
   return centroids;
 }
 
-function updateCentroids(
-  points: Float32Array,
-  d: number,
-  labels: Int32Array,
-  k: number,
-  centroids: Float32Array,
-  sums: Float64Array,
-  counts: Uint32Array,
-): void {
-  sums.fill(0);
-  counts.fill(0);
-  const n = labels.length;
-  for (let i = 0; i < n; i++) {
-    const c = labels[i]!;
-    counts[c]!++;
-    const base = c * d;
-    const row = i * d;
-    for (let j = 0; j < d; j++) sums[base + j] = sums[base + j]! + points[row + j]!;
-  }
-  for (let c = 0; c < k; c++) {
+function updateCentroids({ sums, counts }: LloydStep, d: number, centroids: Float32Array): void {
+  for (let c = 0; c < counts.length; c++) {
     const count = counts[c]!;
     if (count === 0) continue;
     const inv = 1 / count;

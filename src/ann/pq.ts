@@ -68,6 +68,9 @@ export class ProductQuantizer {
         seed: (options.seed ?? 1) + m,
         maxIterations: options.maxIterations,
         assigner: options.assigner,
+        // Residual sub-vectors form no separated clusters for k-means++ to find; faiss's random start
+        // reaches the same distortion without the seeding pass.
+        init: 'random',
       });
       codebooks.set(centroids, m * K * ds);
     }

@@ -1,32 +1,52 @@
-// One worker of the parallel k-means assignment: holds its share of the points for a whole k-means run.
+// One worker of the parallel k-means: holds its share of the points for a whole k-means run and
+// answers each Lloyd step with that share's sums, counts and objective.
 import { parentPort } from 'node:worker_threads';
 import { kernels, type ResidentMatrix } from '../ann/kernels/index.ts';
-import { assignNearest, rowNorms } from '../ann/kmeans.ts';
+import { lloydStep, rowNorms } from '../ann/kmeans.ts';
 
 type Message =
   | { type: 'begin'; points: Float32Array; d: number }
-  | { type: 'assign'; centroids: Float32Array; k: number }
+  | { type: 'step'; centroids: Float32Array; k: number }
   | { type: 'end' };
 
-let run: { points: ResidentMatrix; norms: Float32Array; n: number; d: number } | undefined;
+let run:
+  | {
+      resident: ResidentMatrix;
+      norms: Float32Array;
+      labels: Int32Array;
+      distances: Float32Array;
+      d: number;
+    }
+  | undefined;
 
 parentPort!.on('message', (message: Message) => {
   if (message.type === 'begin') {
     const n = message.points.length / message.d;
     run = {
-      points: kernels().resident(message.points),
+      resident: kernels().resident(message.points),
       norms: rowNorms(message.points, n, message.d),
-      n,
+      labels: new Int32Array(n),
+      distances: new Float32Array(n),
       d: message.d,
     };
     parentPort!.postMessage({ type: 'ready' });
-  } else if (message.type === 'assign' && run) {
-    const labels = new Int32Array(run.n);
-    const distances = new Float32Array(run.n);
-    assignNearest(run.points, run.norms, run.n, run.d, message.centroids, message.k, labels, distances);
-    parentPort!.postMessage({ type: 'assigned', labels, distances }, [labels.buffer, distances.buffer]);
+  } else if (message.type === 'step' && run) {
+    const { resident, norms, labels, distances, d } = run;
+    const step = lloydStep(
+      resident,
+      norms,
+      labels.length,
+      d,
+      message.centroids,
+      message.k,
+      labels,
+      distances,
+    );
+    parentPort!.postMessage(step, [step.sums.buffer as ArrayBuffer, step.counts.buffer as ArrayBuffer]);
   } else if (message.type === 'end') {
-    run?.points.dispose();
+    run?.resident.dispose();
     run = undefined;
   }
 });
+
+parentPort!.postMessage({ type: 'loaded' });

@@ -1,18 +1,19 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { Assigner } from '../ann/kmeans.ts';
-import { localAssigner } from '../ann/kmeans.ts';
+import { type Assigner, type LloydStep, localAssigner } from '../ann/kmeans.ts';
 
 export interface ParallelAssigner extends Assigner {
   readonly threads: number;
+  /** Resolves once every worker has loaded its code (a few hundred ms after creation). */
+  ready(): Promise<void>;
   /** Stops the worker threads; the assigner cannot be used afterwards. */
   close(): Promise<void>;
 }
 
 /**
- * Spreads k-means' assignment step over `threads` threads (default: every core): this thread takes one
+ * Spreads k-means' Lloyd step (assignment and cluster sums) over `threads` threads (default: every core): this thread takes one
  * share of the points and each worker another, so training uses the whole machine. Results equal the
- * single-threaded ones exactly (each point's assignment does not depend on the split).
+ * single-threaded ones up to the order in which cluster sums are added.
  */
 export function createParallelAssigner(options: { threads?: number } = {}): ParallelAssigner {
   const threads = Math.max(1, options.threads ?? availableParallelism());
@@ -23,6 +24,10 @@ export function createParallelAssigner(options: { threads?: number } = {}): Para
     worker.unref();
     return worker;
   });
+  // Each worker says once that it has loaded; requests wait for that, so the first reply is theirs.
+  const loaded = Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve)))).then(
+    () => {},
+  );
 
   const request = <T>(worker: Worker, message: unknown, transfer: Transferable[] = []) =>
     new Promise<T>((resolve, reject) => {
@@ -41,8 +46,10 @@ export function createParallelAssigner(options: { threads?: number } = {}): Para
 
   return {
     threads,
+    ready: () => loaded,
     async begin(points, n, d) {
       if (workers.length === 0 || n < 1024) return localAssigner.begin(points, n, d);
+      await loaded;
       const share = Math.ceil(n / threads);
       // This thread keeps the first share; the workers get copies of the others.
       const local = await localAssigner.begin(points.subarray(0, share * d), share, d);
@@ -56,19 +63,15 @@ export function createParallelAssigner(options: { threads?: number } = {}): Para
         }),
       );
       return {
-        async assign(centroids, k, labels, distances) {
-          const remote = workers.map((worker, w) =>
-            request<{ labels: Int32Array; distances: Float32Array }>(worker, {
-              type: 'assign',
-              centroids,
-              k,
-            }).then((reply) => {
-              labels.set(reply.labels, ranges[w]![0]);
-              distances.set(reply.distances, ranges[w]![0]);
-            }),
-          );
-          await local.assign(centroids, k, labels.subarray(0, share), distances.subarray(0, share));
-          await Promise.all(remote);
+        async step(centroids, k) {
+          const remote = workers.map((worker) => request<LloydStep>(worker, { type: 'step', centroids, k }));
+          const total = await local.step(centroids, k);
+          for (const part of await Promise.all(remote)) {
+            for (let i = 0; i < total.sums.length; i++) total.sums[i] = total.sums[i]! + part.sums[i]!;
+            for (let c = 0; c < k; c++) total.counts[c] = total.counts[c]! + part.counts[c]!;
+            total.objective += part.objective;
+          }
+          return total;
         },
         end() {
           local.end();

@@ -51,6 +51,28 @@ export class JsKernels implements Kernels {
       values[i] = best;
     }
   }
+
+  clusterSums(x: Operand, m: number, d: number, labels: Int32Array, sums: Float64Array): void {
+    jsClusterSums(x, m, d, labels, sums);
+  }
+}
+
+export function jsClusterSums(
+  x: Operand,
+  m: number,
+  d: number,
+  labels: Int32Array,
+  sums: Float64Array,
+): void {
+  const X = operandArray(x.source);
+  const off = x.offset ?? 0;
+  const ldx = x.stride ?? d;
+  sums.fill(0);
+  for (let i = 0; i < m; i++) {
+    const base = labels[i]! * d;
+    const row = off + i * ldx;
+    for (let j = 0; j < d; j++) sums[base + j] = sums[base + j]! + X[row + j]!;
+  }
 }
 
 /** Four independent sums so the additions pipeline; the same lane order as the SIMD kernel. */

@@ -43,6 +43,8 @@ export interface Kernels {
     labels: Int32Array,
     values: Float32Array,
   ): void;
+  /** The k-means update's sums (k × d, overwritten): sums[labels[i]] += x_i over the m rows of X, in f64. */
+  clusterSums(x: Operand, m: number, d: number, labels: Int32Array, sums: Float64Array): void;
 }
 
 export function operandArray(source: Float32Array | ResidentMatrix): Float32Array {

@@ -27,6 +27,7 @@ interface KernelExports {
     scratch: number,
   ): void;
   ensureMemory(bytes: number): number;
+  clusterSums(x: number, n: number, ldx: number, d: number, labels: number, sums: number): void;
 }
 
 const PAGE = 65536;
@@ -174,6 +175,26 @@ export class WasmKernels implements Kernels {
     }
   }
 
+  clusterSums(x: Operand, m: number, d: number, labels: Int32Array, sums: Float64Array): void {
+    if (m === 0) {
+      sums.fill(0);
+      return;
+    }
+    const scope = new Scope(this);
+    try {
+      const [xPtr, ldx] = scope.place(x, m, d);
+      const labelsPtr = scope.allocBytes(labels.byteLength);
+      new Int32Array(this.exports.memory.buffer, labelsPtr, m).set(labels.subarray(0, m));
+      const sumsPtr = scope.allocBytes(sums.byteLength);
+      const view = () => new Float64Array(this.exports.memory.buffer, sumsPtr, sums.length);
+      view().fill(0);
+      this.exports.clusterSums(xPtr, m, ldx, d, labelsPtr, sumsPtr);
+      sums.set(view());
+    } finally {
+      scope.close();
+    }
+  }
+
   /** @internal */
   allocate(bytes: number): number {
     return this.heap.alloc(bytes);
@@ -193,8 +214,12 @@ class Scope {
   private readonly blocks: [number, number][] = [];
   constructor(private readonly kernels: WasmKernels) {}
 
+  /** Room for `elements` f32 (or i32) values. */
   alloc(elements: number): number {
-    const bytes = elements * 4;
+    return this.allocBytes(elements * 4);
+  }
+
+  allocBytes(bytes: number): number {
     const ptr = this.kernels.allocate(bytes);
     this.blocks.push([ptr, bytes]);
     return ptr;
