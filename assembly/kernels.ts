@@ -194,3 +194,32 @@ export function clusterSums(x: usize, n: i32, ldx: i32, d: i32, labels: usize, s
     }
   }
 }
+
+/** out[i] = a[i] + b[i] for n f32 (n a multiple of 4): folds a partition's term into a query's table. */
+export function addVectors(a: usize, b: usize, n: i32, out: usize): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+  }
+}
+
+/**
+ * Product-quantized distances of n codes (M bytes each) from one lookup table (M × 256 f32):
+ * out[i] = base + Σ_m table[m·256 + codes[i·M + m]].
+ */
+export function scanCodes(codes: usize, n: i32, M: i32, table: usize, base: f32, out: usize): void {
+  const stride = <usize>M;
+  for (let i = 0; i < n; i++) {
+    const code = codes + <usize>i * stride;
+    let s0: f32 = base;
+    let s1: f32 = 0;
+    let m = 0;
+    // Two sums in flight: the lookups of one do not wait on the additions of the other.
+    for (; m + 2 <= M; m += 2) {
+      s0 += load<f32>(table + ((<usize>m << 10) + (<usize>load<u8>(code + m) << 2)));
+      s1 += load<f32>(table + ((<usize>(m + 1) << 10) + (<usize>load<u8>(code + m + 1) << 2)));
+    }
+    if (m < M) s0 += load<f32>(table + ((<usize>m << 10) + (<usize>load<u8>(code + m) << 2)));
+    store<f32>(out + (<usize>i << 2), s0 + s1);
+  }
+}

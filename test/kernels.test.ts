@@ -77,3 +77,32 @@ describe('kernels', () => {
     close(out, Float32Array.of(big.subarray(0, 4).reduce((s, v) => s + v * v, 0)));
   });
 });
+
+describe('code scanner', () => {
+  for (const M of [3, 8, 16]) {
+    it(`ranks ${M}-byte codes as the TypeScript fallback does, with and without partition terms`, () => {
+      const terms = matrix(5 * M * 256);
+      const query = matrix(M * 256);
+      for (const n of [1, 100, 300, 2000]) {
+        const codes = Uint8Array.from({ length: n * M }, () => random.int(256));
+        for (const row of [-1, 0, 4]) {
+          const expected = new Float32Array(n);
+          const actual = new Float32Array(n);
+          const a = js.codeScanner(M, terms);
+          a.setQuery(query);
+          a.scan(codes, n, row, 1.5, expected);
+          const b = wasm!.codeScanner(M, terms);
+          b.setQuery(query);
+          b.scan(codes, n, row, 1.5, actual);
+          b.dispose();
+          close(actual, expected);
+          // Spot-check the definition itself.
+          let s = 1.5;
+          for (let m = 0; m < M; m++)
+            s += query[m * 256 + codes[m]!]! + (row >= 0 ? terms[(row * M + m) * 256 + codes[m]!]! : 0);
+          assert.ok(Math.abs(expected[0]! - s) < 1e-3);
+        }
+      }
+    });
+  }
+});

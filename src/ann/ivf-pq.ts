@@ -2,6 +2,7 @@ import { ArgumentError, StateError } from '../errors.ts';
 import { CoarseQuantizer } from './coarse.ts';
 import { float16Table, toFloat16Bits } from './float16.ts';
 import { decodeIndexFile, encodeIndexFile, type SectionData } from './format.ts';
+import { type CodeScanner, kernels } from './kernels/index.ts';
 import type { Assigner } from './kmeans.ts';
 import {
   checkDistanceType,
@@ -100,6 +101,7 @@ export class IvfPqIndex {
   private pq: ProductQuantizer | undefined;
   /** numPartitions × numSubVectors × numCodes: ‖r‖² + 2⟨c, r⟩ per sub-space (l2 and cosine only). */
   private partitionTerms: Float32Array | undefined;
+  private scanner: CodeScanner | undefined;
   private lists: InvertedList[] = [];
   private count = 0;
   private nextId = 0;
@@ -197,6 +199,14 @@ export class IvfPqIndex {
     this.coarse = coarse;
     this.pq = pq;
     this.partitionTerms = this.distanceType === 'dot' ? undefined : computePartitionTerms(coarse, pq);
+    this.scanner?.dispose();
+    this.scanner = undefined;
+  }
+
+  /** Made on first search and kept: it holds the partition terms in the kernels' memory. */
+  private codeScanner(): CodeScanner {
+    this.scanner ??= kernels().codeScanner(this.pq!.numSubVectors, this.partitionTerms);
+    return this.scanner;
   }
 
   private emptyList(): InvertedList {
@@ -390,41 +400,27 @@ export class IvfPqIndex {
     const probes = new TopK(nprobes);
     const candidates = new TopK(refineFactor > 0 ? k * refineFactor : k);
     const refined = refineFactor > 0 ? new TopK(k) : candidates;
-    const combined = new Float32Array(M * K);
+    const scanner = this.codeScanner();
+    let scanned = new Float32Array(256);
     for (let row = 0; row < nq; row++) {
       let qNorm = 0;
       for (let j = row * d; j < (row + 1) * d; j++) qNorm += q[j]! * q[j]!;
       const probed = coarse.probe(products, row, qNorm, this.distanceType, probes);
-      const qTable = tables.subarray(row * M * K, (row + 1) * M * K);
+      scanner.setQuery(tables.subarray(row * M * K, (row + 1) * M * K));
       candidates.reset();
       for (let p = 0; p < probed; p++) {
         const l = probes.a[p]!;
-        const list = this.lists[l]!;
-        if (list.ids.length === 0) continue;
-        const base = probes.distances[p]!;
-        const size = list.ids.length;
-        if (dot) scanCodes(list.codes, size, M, K, qTable, base, l, candidates);
-        else if (size > K) {
-          // Long list: fold the partition's precomputed term into the query table once (M·K additions),
-          // then one lookup per sub-vector.
-          const terms = this.partitionTerms!;
-          const offset = l * M * K;
-          for (let t = 0; t < M * K; t++) combined[t] = qTable[t]! + terms[offset + t]!;
-          scanCodes(list.codes, size, M, K, combined, base, l, candidates);
-        } else {
-          // Short list: two lookups per sub-vector cost less than folding the tables.
-          scanCodesTwoTables(
-            list.codes,
-            size,
-            M,
-            K,
-            qTable,
-            this.partitionTerms!,
-            l * M * K,
-            base,
-            l,
-            candidates,
-          );
+        const size = this.lists[l]!.ids.length;
+        if (size === 0) continue;
+        if (scanned.length < size) scanned = new Float32Array(size * 2);
+        // L2 adds the partition's precomputed term (row l); dot has none.
+        scanner.scan(this.lists[l]!.codes, size, dot ? -1 : l, probes.distances[p]!, scanned);
+        let bound = candidates.bound;
+        for (let i = 0; i < size; i++) {
+          if (scanned[i]! < bound) {
+            candidates.push(scanned[i]!, l, i);
+            bound = candidates.bound;
+          }
         }
       }
       const found = candidates.sort();
@@ -675,74 +671,6 @@ function computePartitionTerms(coarse: CoarseQuantizer, pq: ProductQuantizer): F
     for (let t = 0; t < M * K; t++) terms[l * M * K + t] = 2 * terms[l * M * K + t]! + norms[t]!;
   }
   return terms;
-}
-
-/** The inner loop of search: one table lookup per sub-vector, candidates kept in a bounded heap. */
-function scanCodes(
-  codes: Uint8Array,
-  size: number,
-  M: number,
-  K: number,
-  table: Float32Array,
-  base: number,
-  list: number,
-  heap: TopK,
-): void {
-  let bound = heap.bound;
-  if (M === 8) {
-    // The reference's PQ8, unrolled.
-    for (let i = 0, o = 0; i < size; i++, o += 8) {
-      const s =
-        base +
-        table[codes[o]!]! +
-        table[K + codes[o + 1]!]! +
-        table[2 * K + codes[o + 2]!]! +
-        table[3 * K + codes[o + 3]!]! +
-        table[4 * K + codes[o + 4]!]! +
-        table[5 * K + codes[o + 5]!]! +
-        table[6 * K + codes[o + 6]!]! +
-        table[7 * K + codes[o + 7]!]!;
-      if (s < bound) {
-        heap.push(s, list, i);
-        bound = heap.bound;
-      }
-    }
-    return;
-  }
-  for (let i = 0, o = 0; i < size; i++, o += M) {
-    let s = base;
-    for (let m = 0, t = 0; m < M; m++, t += K) s += table[t + codes[o + m]!]!;
-    if (s < bound) {
-      heap.push(s, list, i);
-      bound = heap.bound;
-    }
-  }
-}
-
-function scanCodesTwoTables(
-  codes: Uint8Array,
-  size: number,
-  M: number,
-  K: number,
-  table: Float32Array,
-  terms: Float32Array,
-  termsOffset: number,
-  base: number,
-  list: number,
-  heap: TopK,
-): void {
-  let bound = heap.bound;
-  for (let i = 0, o = 0; i < size; i++, o += M) {
-    let s = base;
-    for (let m = 0, t = 0; m < M; m++, t += K) {
-      const c = t + codes[o + m]!;
-      s += table[c]! + terms[termsOffset + c]!;
-    }
-    if (s < bound) {
-      heap.push(s, list, i);
-      bound = heap.bound;
-    }
-  }
 }
 
 /** Internal distance (see metric.ts) between a query and stored vector `row`. */

@@ -4,7 +4,7 @@ import { WasmKernels } from './wasm.ts';
 import { kernelsWasmBase64 } from './wasm-bytes.generated.ts';
 
 export { JsKernels } from './js.ts';
-export type { Kernels, Operand, ResidentMatrix } from './types.ts';
+export type { CodeScanner, Kernels, Operand, ResidentMatrix } from './types.ts';
 
 let active: Kernels | undefined;
 

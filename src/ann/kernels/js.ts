@@ -1,4 +1,4 @@
-import { type Kernels, type Operand, operandArray, type ResidentMatrix } from './types.ts';
+import { type CodeScanner, type Kernels, type Operand, operandArray, type ResidentMatrix } from './types.ts';
 
 /** Plain TypeScript kernels: used where WebAssembly SIMD is unavailable, and as the tests' oracle. */
 export class JsKernels implements Kernels {
@@ -54,6 +54,71 @@ export class JsKernels implements Kernels {
 
   clusterSums(x: Operand, m: number, d: number, labels: Int32Array, sums: Float64Array): void {
     jsClusterSums(x, m, d, labels, sums);
+  }
+
+  codeScanner(numSubVectors: number, partitionTerms: Float32Array | undefined): CodeScanner {
+    return new JsCodeScanner(numSubVectors, partitionTerms);
+  }
+}
+
+const K = 256;
+
+class JsCodeScanner implements CodeScanner {
+  private query: Float32Array = new Float32Array(0);
+  private readonly combined: Float32Array;
+
+  constructor(
+    private readonly M: number,
+    private readonly terms: Float32Array | undefined,
+  ) {
+    this.combined = new Float32Array(M * K);
+  }
+
+  setQuery(table: Float32Array): void {
+    this.query = table;
+  }
+
+  scan(codes: Uint8Array, n: number, termsRow: number, base: number, out: Float32Array): void {
+    const { M, query } = this;
+    if (termsRow < 0) {
+      scanOneTable(codes, n, M, query, base, out);
+      return;
+    }
+    const terms = this.terms!;
+    const offset = termsRow * M * K;
+    if (n > K) {
+      // Long list: fold the partition's term into one table once, then one lookup per sub-vector.
+      const table = this.combined;
+      for (let t = 0; t < M * K; t++) table[t] = query[t]! + terms[offset + t]!;
+      scanOneTable(codes, n, M, table, base, out);
+      return;
+    }
+    // Short list: two lookups per sub-vector cost less than folding the tables.
+    for (let i = 0, o = 0; i < n; i++, o += M) {
+      let s = base;
+      for (let m = 0, t = 0; m < M; m++, t += K) {
+        const c = t + codes[o + m]!;
+        s += query[c]! + terms[offset + c]!;
+      }
+      out[i] = s;
+    }
+  }
+
+  dispose(): void {}
+}
+
+function scanOneTable(
+  codes: Uint8Array,
+  n: number,
+  M: number,
+  table: Float32Array,
+  base: number,
+  out: Float32Array,
+): void {
+  for (let i = 0, o = 0; i < n; i++, o += M) {
+    let s = base;
+    for (let m = 0, t = 0; m < M; m++, t += K) s += table[t + codes[o + m]!]!;
+    out[i] = s;
   }
 }
 

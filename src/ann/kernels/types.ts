@@ -16,8 +16,25 @@ export interface ResidentMatrix {
   dispose(): void;
 }
 
+/**
+ * Ranks one query's product-quantized codes (8-bit: 256 table entries per sub-space), list by list.
+ * Created per index: it keeps the partition terms and the current query's table at hand.
+ */
+export interface CodeScanner {
+  /** The query's table, numSubVectors × 256 (for L2: −2⟨q_m, codeword⟩). */
+  setQuery(table: Float32Array): void;
+  /**
+   * out[i] = base + Σ_m T[m][codes[i·M + m]] for the n codes, where T is the query's table plus row
+   * `termsRow` of the partition terms (−1: the query's table alone).
+   */
+  scan(codes: Uint8Array, n: number, termsRow: number, base: number, out: Float32Array): void;
+  dispose(): void;
+}
+
 export interface Kernels {
   readonly name: 'wasm-simd' | 'js';
+  /** A scanner for codes of `numSubVectors` bytes; `partitionTerms` has one numSubVectors × 256 row per partition. */
+  codeScanner(numSubVectors: number, partitionTerms: Float32Array | undefined): CodeScanner;
   resident(data: Float32Array): ResidentMatrix;
   /** out[i·outStride + j] = A_i · B_j for i < m, j < n, over d elements. */
   gemmNT(

@@ -1,4 +1,4 @@
-import type { Kernels, Operand, ResidentMatrix } from './types.ts';
+import type { CodeScanner, Kernels, Operand, ResidentMatrix } from './types.ts';
 
 interface KernelExports {
   memory: WebAssembly.Memory;
@@ -28,6 +28,8 @@ interface KernelExports {
   ): void;
   ensureMemory(bytes: number): number;
   clusterSums(x: number, n: number, ldx: number, d: number, labels: number, sums: number): void;
+  addVectors(a: number, b: number, n: number, out: number): void;
+  scanCodes(codes: number, n: number, M: number, table: number, base: number, out: number): void;
 }
 
 const PAGE = 65536;
@@ -195,6 +197,10 @@ export class WasmKernels implements Kernels {
     }
   }
 
+  codeScanner(numSubVectors: number, partitionTerms: Float32Array | undefined): CodeScanner {
+    return new WasmCodeScanner(this, this.exports, numSubVectors, partitionTerms);
+  }
+
   /** @internal */
   allocate(bytes: number): number {
     return this.heap.alloc(bytes);
@@ -252,5 +258,67 @@ class Scope {
       const [ptr, bytes] = this.blocks[i]!;
       this.kernels.release(ptr, bytes);
     }
+  }
+}
+
+/** The query's table, the folded table and room for one list's codes and distances live in module memory. */
+class WasmCodeScanner implements CodeScanner {
+  private readonly tableBytes: number;
+  private readonly terms: ResidentMatrix | undefined;
+  private readonly query: number;
+  private readonly combined: number;
+  private codes = 0;
+  private out = 0;
+  private capacity = 0;
+
+  constructor(
+    private readonly kernels: WasmKernels,
+    private readonly exports: KernelExports,
+    private readonly M: number,
+    partitionTerms: Float32Array | undefined,
+  ) {
+    this.tableBytes = M * 256 * 4;
+    this.terms = partitionTerms ? kernels.resident(partitionTerms) : undefined;
+    this.query = kernels.allocate(this.tableBytes);
+    this.combined = kernels.allocate(this.tableBytes);
+  }
+
+  setQuery(table: Float32Array): void {
+    this.kernels.f32(this.query, table.length).set(table);
+  }
+
+  scan(codes: Uint8Array, n: number, termsRow: number, base: number, out: Float32Array): void {
+    if (n > this.capacity) this.grow(n);
+    new Uint8Array(this.exports.memory.buffer, this.codes, n * this.M).set(codes.subarray(0, n * this.M));
+    let table = this.query;
+    if (termsRow >= 0) {
+      const terms = (this.terms as WasmResident).ptr + termsRow * this.tableBytes;
+      this.exports.addVectors(this.query, terms, this.M * 256, this.combined);
+      table = this.combined;
+    }
+    this.exports.scanCodes(this.codes, n, this.M, table, base, this.out);
+    out.set(this.kernels.f32(this.out, n));
+  }
+
+  private grow(n: number): void {
+    const previous = this.capacity;
+    this.releaseLists();
+    this.capacity = Math.max(n, previous * 2, 1024);
+    this.codes = this.kernels.allocate(this.capacity * this.M);
+    this.out = this.kernels.allocate(this.capacity * 4);
+  }
+
+  private releaseLists(): void {
+    if (this.capacity === 0) return;
+    this.kernels.release(this.codes, this.capacity * this.M);
+    this.kernels.release(this.out, this.capacity * 4);
+    this.capacity = 0;
+  }
+
+  dispose(): void {
+    this.terms?.dispose();
+    this.kernels.release(this.query, this.tableBytes);
+    this.kernels.release(this.combined, this.tableBytes);
+    this.releaseLists();
   }
 }
