@@ -99,8 +99,10 @@ export class IvfPqIndex {
   private transform: VectorTransform | undefined;
   private coarse: CoarseQuantizer | undefined;
   private pq: ProductQuantizer | undefined;
-  /** numPartitions × numSubVectors × numCodes: ‖r‖² + 2⟨c, r⟩ per sub-space (l2 and cosine only). */
-  private partitionTerms: Float32Array | undefined;
+  /**
+   * Ranks codes. For l2 and cosine it owns the partition terms, numPartitions × numSubVectors × 256:
+   * ‖r‖² + 2⟨c, r⟩ per sub-space (kept only there, as they can be large: 16 MB for IVF1024,PQ16).
+   */
   private scanner: CodeScanner | undefined;
   private lists: InvertedList[] = [];
   private count = 0;
@@ -198,15 +200,9 @@ export class IvfPqIndex {
     this.pq?.dispose();
     this.coarse = coarse;
     this.pq = pq;
-    this.partitionTerms = this.distanceType === 'dot' ? undefined : computePartitionTerms(coarse, pq);
     this.scanner?.dispose();
-    this.scanner = undefined;
-  }
-
-  /** Made on first search and kept: it holds the partition terms in the kernels' memory. */
-  private codeScanner(): CodeScanner {
-    this.scanner ??= kernels().codeScanner(this.pq!.numSubVectors, this.partitionTerms);
-    return this.scanner;
+    const terms = this.distanceType === 'dot' ? undefined : computePartitionTerms(coarse, pq);
+    this.scanner = kernels().codeScanner(pq.numSubVectors, terms);
   }
 
   private emptyList(): InvertedList {
@@ -400,7 +396,7 @@ export class IvfPqIndex {
     const probes = new TopK(nprobes);
     const candidates = new TopK(refineFactor > 0 ? k * refineFactor : k);
     const refined = refineFactor > 0 ? new TopK(k) : candidates;
-    const scanner = this.codeScanner();
+    const scanner = this.scanner!;
     let scanned = new Float32Array(256);
     for (let row = 0; row < nq; row++) {
       let qNorm = 0;
@@ -529,7 +525,9 @@ export class IvfPqIndex {
     const quantizers =
       (this.coarse?.centroids.byteLength ?? 0) +
       (this.pq?.codebooks?.byteLength ?? 0) +
-      (this.partitionTerms?.byteLength ?? 0) +
+      (this.distanceType === 'dot'
+        ? 0
+        : (this.coarse?.numPartitions ?? 0) * (this.pq?.numSubVectors ?? 0) * 256 * 4) +
       (this.transform?.byteLength ?? 0);
     return { codes, ids, refineVectors, quantizers, total: codes + ids + refineVectors + quantizers };
   }
