@@ -223,3 +223,83 @@ export function scanCodes(codes: usize, n: i32, M: i32, table: usize, base: f32,
     store<f32>(out + (<usize>i << 2), s0 + s1);
   }
 }
+
+/**
+ * `nearest` for short vectors (sub-spaces of a few dimensions), where horizontal sums would cost more
+ * than the products: centroids come packed in blocks of four, lane c of row j holding centroid c's
+ * j-th value (`packed`: ⌈n/4⌉ blocks of d × 4 f32; `cNorms` padded to a multiple of 4 with +Infinity),
+ * so each lane accumulates one centroid's dot product. Same results and tie-breaking as `nearest`.
+ */
+export function nearestPacked(
+  x: usize, m: i32, ldx: i32, packed: usize, blocks: i32, d: i32,
+  cNorms: usize, labels: usize, values: usize,
+): void {
+  const blockB = <usize>d << 4;
+  const two = f32x4.splat(2);
+  const lanes = i32x4(0, 1, 2, 3);
+  for (let i = 0; i < m; i++) {
+    const xi = x + ((<usize>i * <usize>ldx) << 2);
+    let best = f32x4.splat(Infinity);
+    let bestIndex = i32x4.splat(0);
+    let b = 0;
+    // Four blocks (16 centroids) share each broadcast of x_j.
+    for (; b + 4 <= blocks; b += 4) {
+      const p0 = packed + <usize>b * blockB;
+      const p1 = p0 + blockB;
+      const p2 = p1 + blockB;
+      const p3 = p2 + blockB;
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      let acc2 = f32x4.splat(0);
+      let acc3 = f32x4.splat(0);
+      for (let j = 0; j < d; j++) {
+        const xj = v128.load32_splat(xi + (<usize>j << 2));
+        const o = <usize>j << 4;
+        acc0 = f32x4.add(acc0, f32x4.mul(xj, v128.load(p0 + o)));
+        acc1 = f32x4.add(acc1, f32x4.mul(xj, v128.load(p1 + o)));
+        acc2 = f32x4.add(acc2, f32x4.mul(xj, v128.load(p2 + o)));
+        acc3 = f32x4.add(acc3, f32x4.mul(xj, v128.load(p3 + o)));
+      }
+      const v0 = f32x4.sub(v128.load(cNorms + (<usize>b << 4)), f32x4.mul(two, acc0));
+      const m0 = f32x4.lt(v0, best);
+      best = v128.bitselect(v0, best, m0);
+      bestIndex = v128.bitselect(i32x4.add(lanes, i32x4.splat(b << 2)), bestIndex, m0);
+      const v1 = f32x4.sub(v128.load(cNorms + (<usize>(b + 1) << 4)), f32x4.mul(two, acc1));
+      const m1 = f32x4.lt(v1, best);
+      best = v128.bitselect(v1, best, m1);
+      bestIndex = v128.bitselect(i32x4.add(lanes, i32x4.splat((b + 1) << 2)), bestIndex, m1);
+      const v2 = f32x4.sub(v128.load(cNorms + (<usize>(b + 2) << 4)), f32x4.mul(two, acc2));
+      const m2 = f32x4.lt(v2, best);
+      best = v128.bitselect(v2, best, m2);
+      bestIndex = v128.bitselect(i32x4.add(lanes, i32x4.splat((b + 2) << 2)), bestIndex, m2);
+      const v3 = f32x4.sub(v128.load(cNorms + (<usize>(b + 3) << 4)), f32x4.mul(two, acc3));
+      const m3 = f32x4.lt(v3, best);
+      best = v128.bitselect(v3, best, m3);
+      bestIndex = v128.bitselect(i32x4.add(lanes, i32x4.splat((b + 3) << 2)), bestIndex, m3);
+    }
+    for (; b < blocks; b++) {
+      const p0 = packed + <usize>b * blockB;
+      let acc0 = f32x4.splat(0);
+      for (let j = 0; j < d; j++) {
+        acc0 = f32x4.add(acc0, f32x4.mul(v128.load32_splat(xi + (<usize>j << 2)), v128.load(p0 + (<usize>j << 4))));
+      }
+      const v0 = f32x4.sub(v128.load(cNorms + (<usize>b << 4)), f32x4.mul(two, acc0));
+      const m0 = f32x4.lt(v0, best);
+      best = v128.bitselect(v0, best, m0);
+      bestIndex = v128.bitselect(i32x4.add(lanes, i32x4.splat(b << 2)), bestIndex, m0);
+    }
+    // Across the lanes: the smallest value, and on a tie the lowest centroid index.
+    let bestV = f32x4.extract_lane(best, 0);
+    let bestJ = i32x4.extract_lane(bestIndex, 0);
+    for (let lane = 1; lane < 4; lane++) {
+      const v = lane === 1 ? f32x4.extract_lane(best, 1) : lane === 2 ? f32x4.extract_lane(best, 2) : f32x4.extract_lane(best, 3);
+      const j = lane === 1 ? i32x4.extract_lane(bestIndex, 1) : lane === 2 ? i32x4.extract_lane(bestIndex, 2) : i32x4.extract_lane(bestIndex, 3);
+      if (v < bestV || (v === bestV && j < bestJ)) {
+        bestV = v;
+        bestJ = j;
+      }
+    }
+    store<i32>(labels + (<usize>i << 2), bestJ);
+    store<f32>(values + (<usize>i << 2), bestV);
+  }
+}

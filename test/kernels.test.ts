@@ -106,3 +106,46 @@ describe('code scanner', () => {
     });
   }
 });
+
+describe('nearest on short vectors (the packed kernel)', () => {
+  for (const [m, n, d] of [
+    [50, 256, 4],
+    [33, 7, 8],
+    [20, 13, 40],
+  ] as const) {
+    it(`matches the fallback for ${m} points, ${n} centroids, ${d} dimensions (strided centroids too)`, () => {
+      const x = matrix(m * d);
+      const wide = matrix(n * (d + 3));
+      const norms = new Float32Array(n).map((_, j) => {
+        let s = 0;
+        for (let t = 0; t < d; t++) s += wide[j * (d + 3) + 1 + t]! ** 2;
+        return s;
+      });
+      const centroids = { source: wide, offset: 1, stride: d + 3 };
+      const expected = [new Int32Array(m), new Float32Array(m)] as const;
+      const actual = [new Int32Array(m), new Float32Array(m)] as const;
+      js.nearest({ source: x }, m, centroids, n, d, norms, ...expected);
+      wasm!.nearest({ source: x }, m, centroids, n, d, norms, ...actual);
+      assert.deepEqual(actual[0], expected[0]);
+      close(actual[1], expected[1]);
+    });
+  }
+
+  it('breaks ties towards the lowest centroid index', () => {
+    const d = 4;
+    const centroids = new Float32Array(9 * d).fill(1); // nine identical centroids
+    const norms = new Float32Array(9).fill(4);
+    const labels = new Int32Array(1);
+    wasm!.nearest(
+      { source: Float32Array.of(1, 1, 1, 1) },
+      1,
+      { source: centroids },
+      9,
+      d,
+      norms,
+      labels,
+      new Float32Array(1),
+    );
+    assert.equal(labels[0], 0);
+  });
+});

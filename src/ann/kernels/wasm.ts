@@ -1,4 +1,4 @@
-import type { CodeScanner, Kernels, Operand, ResidentMatrix } from './types.ts';
+import { type CodeScanner, type Kernels, type Operand, operandArray, type ResidentMatrix } from './types.ts';
 
 interface KernelExports {
   memory: WebAssembly.Memory;
@@ -26,6 +26,17 @@ interface KernelExports {
     values: number,
     scratch: number,
   ): void;
+  nearestPacked(
+    x: number,
+    m: number,
+    ldx: number,
+    packed: number,
+    blocks: number,
+    d: number,
+    cNorms: number,
+    labels: number,
+    values: number,
+  ): void;
   ensureMemory(bytes: number): number;
   clusterSums(x: number, n: number, ldx: number, d: number, labels: number, sums: number): void;
   addVectors(a: number, b: number, n: number, out: number): void;
@@ -33,6 +44,25 @@ interface KernelExports {
 }
 
 const PAGE = 65536;
+/**
+ * Up to this many dimensions `nearest` uses the packed kernel (lanes are centroids, no horizontal sums):
+ * measured 1.5–2.7× faster at 4 to 16 dimensions (PQ sub-spaces), even at 40, slower from 64.
+ */
+const PACKED_MAX_DIMENSION = 48;
+
+/** Centroids in blocks of four, lane c of row j holding centroid (4·block + c)'s j-th value; padding is 0. */
+function packCentroids(centroids: Operand, n: number, d: number, out: Float32Array): void {
+  const source = operandArray(centroids.source);
+  const offset = centroids.offset ?? 0;
+  const stride = centroids.stride ?? d;
+  out.fill(0);
+  for (let c = 0; c < n; c++) {
+    const block = (c >> 2) * 4 * d;
+    const lane = c & 3;
+    const row = offset + c * stride;
+    for (let j = 0; j < d; j++) out[block + j * 4 + lane] = source[row + j]!;
+  }
+}
 const ALIGN = 64;
 
 /**
@@ -164,12 +194,23 @@ export class WasmKernels implements Kernels {
     const scope = new Scope(this);
     try {
       const [xPtr, ldx] = scope.place(x, m, d);
-      const [cPtr, ldc] = scope.place(centroids, n, d);
-      const normsPtr = scope.copy(centroidNorms);
       const labelsPtr = scope.alloc(m);
       const valuesPtr = scope.alloc(m);
-      const scratch = scope.alloc(4 * n);
-      this.exports.nearest(xPtr, m, ldx, cPtr, n, ldc, d, normsPtr, labelsPtr, valuesPtr, scratch);
+      if (d <= PACKED_MAX_DIMENSION) {
+        const blocks = Math.ceil(n / 4);
+        const packed = scope.alloc(blocks * 4 * d);
+        packCentroids(centroids, n, d, this.f32(packed, blocks * 4 * d));
+        const normsPtr = scope.alloc(blocks * 4);
+        const norms = this.f32(normsPtr, blocks * 4);
+        norms.fill(Number.POSITIVE_INFINITY);
+        norms.set(centroidNorms.subarray(0, n));
+        this.exports.nearestPacked(xPtr, m, ldx, packed, blocks, d, normsPtr, labelsPtr, valuesPtr);
+      } else {
+        const [cPtr, ldc] = scope.place(centroids, n, d);
+        const normsPtr = scope.copy(centroidNorms);
+        const scratch = scope.alloc(4 * n);
+        this.exports.nearest(xPtr, m, ldx, cPtr, n, ldc, d, normsPtr, labelsPtr, valuesPtr, scratch);
+      }
       labels.set(new Int32Array(this.exports.memory.buffer, labelsPtr, m));
       values.set(this.f32(valuesPtr, m));
     } finally {
