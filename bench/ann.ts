@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -361,11 +361,19 @@ if (only !== 'b') {
   if (a) datasets.push(a);
 }
 if (only !== 'a') datasets.push(synthetic(args.has('--quick') ? 50_000 : 200_000));
-const results: Record<string, Row[]> = {};
+// A run of one dataset (--only) replaces that dataset's results and keeps the other's.
+const jsonFile = join(out, 'ann.json');
+const results: Record<string, { date: string; rows: Row[] }> = existsSync(jsonFile)
+  ? (
+      JSON.parse(await readFile(jsonFile, 'utf8')) as {
+        results: Record<string, { date: string; rows: Row[] }>;
+      }
+    ).results
+  : {};
 for (const ds of datasets) {
   const rows: Row[] = [];
   await runDataset(ds, rows);
-  results[ds.name] = rows;
+  results[ds.name] = { date: new Date().toISOString(), rows };
   console.log(table(rows));
   console.log(
     `\nRatios (same run):\n${ratios(rows)
@@ -374,8 +382,5 @@ for (const ds of datasets) {
   );
 }
 await mkdir(out, { recursive: true });
-await writeFile(
-  join(out, 'ann.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`,
-);
-console.log(`\nwrote ${join(out, 'ann.json')}`);
+await writeFile(jsonFile, `${JSON.stringify({ results }, null, 2)}\n`);
+console.log(`\nwrote ${jsonFile}`);
