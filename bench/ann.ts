@@ -47,6 +47,8 @@ interface Dataset {
   base: Float32Array;
   queries: Float32Array;
   configs: { numPartitions: number; numSubVectors: number }[];
+  /** Training runs per configuration, the fastest reported (both engines): this machine is shared and noisy. */
+  trainRuns: number;
 }
 
 async function caltech(): Promise<Dataset | undefined> {
@@ -70,6 +72,7 @@ async function caltech(): Promise<Dataset | undefined> {
       { numPartitions: 100, numSubVectors: 8 },
       { numPartitions: 100, numSubVectors: 32 },
     ],
+    trainRuns: 3,
   };
 }
 
@@ -98,6 +101,7 @@ function synthetic(n: number): Dataset {
     base: data.subarray(0, n * d),
     queries: data.subarray(n * d),
     configs: [{ numPartitions: 1024, numSubVectors: 16 }],
+    trainRuns: 1,
   };
 }
 
@@ -160,18 +164,23 @@ async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
   try {
     for (const { numPartitions, numSubVectors } of ds.configs) {
       const config = `IVF${numPartitions},PQ${numSubVectors}`;
-      const index = new IvfPqIndex({
+      const options = {
         dimension: d,
         numPartitions,
         numSubVectors,
         refineStorage: 'float16',
         seed: 1,
         assigner,
-      });
-      let t = performance.now();
-      await index.train(base);
-      const trainSeconds = (performance.now() - t) / 1000;
-      t = performance.now();
+      } as const;
+      let index = new IvfPqIndex(options);
+      let trainSeconds = Number.POSITIVE_INFINITY;
+      for (let run = 0; run < ds.trainRuns; run++) {
+        index = new IvfPqIndex(options);
+        const start = performance.now();
+        await index.train(base);
+        trainSeconds = Math.min(trainSeconds, (performance.now() - start) / 1000);
+      }
+      const t = performance.now();
       index.add(base);
       const addSeconds = (performance.now() - t) / 1000;
       const memory = index.memoryUsage();
@@ -207,7 +216,7 @@ async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
   try {
     const { stdout } = await promisify(execFile)(
       '/usr/bin/python3',
-      [join(root, 'bench', 'faiss_ivfpq.py'), dir, ...factories],
+      [join(root, 'bench', 'faiss_ivfpq.py'), dir, String(ds.trainRuns), ...factories],
       {
         maxBuffer: 1 << 24,
       },
