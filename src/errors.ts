@@ -16,7 +16,16 @@ export type ErrorCode =
   | 'TRUNCATED_FILE'
   | 'UNSUPPORTED_VERSION'
   | 'NOT_AN_INDEX_FILE'
-  | 'NO_FILE_STORE';
+  | 'NO_FILE_STORE'
+  | 'EMPTY_IMAGE'
+  | 'UNSUPPORTED_IMAGE'
+  | 'CORRUPT_IMAGE'
+  | 'IMAGE_TOO_LARGE'
+  | 'CROP_OUT_OF_BOUNDS'
+  | 'UNKNOWN_MODEL'
+  | 'INVALID_MODEL'
+  | 'DOWNLOAD_FAILED'
+  | 'CHECKSUM_MISMATCH';
 
 export class RisError extends Error {
   readonly code: ErrorCode;
@@ -32,6 +41,12 @@ export class ArgumentError extends RisError {}
 
 /** The object is not in a state that allows the call (for example: search before train). */
 export class StateError extends RisError {}
+
+/** An image cannot be used: empty, corrupt, not an image, a vector format, too large, or a bad crop. */
+export class ImageError extends RisError {}
+
+/** A model cannot be loaded: unknown name, bad config, missing tensor, failed download or checksum. */
+export class ModelError extends RisError {}
 
 /** A file on disk cannot be read as what it claims to be. */
 export class FileFormatError extends RisError {}

@@ -5,6 +5,33 @@ import { nodeFileStore } from './node/file-store.ts';
 setFileStore(nodeFileStore);
 
 export * from './ann/index.ts';
-export { ArgumentError, type ErrorCode, FileFormatError, RisError, StateError } from './errors.ts';
+export {
+  DEFAULT_MODEL,
+  MODEL_REGISTRY,
+  type ModelConfig,
+  type ModelConfigInput,
+  modelConfigSchema,
+  type RegistryEntry,
+} from './embed/config.ts';
+export { type DownloadProgress, downloadVerified } from './embed/download.ts';
+export {
+  defaultCacheDir,
+  type EmbeddedBatch,
+  Embedder,
+  type EmbedderOptions,
+  type EmbedderProgress,
+  type EmbedProgress,
+} from './embed/embedder.ts';
+export { type CropBox, DEFAULT_PIXEL_LIMIT, type ImageInput } from './embed/image.ts';
+export { exposeTensor } from './embed/onnx-graph.ts';
+export {
+  ArgumentError,
+  type ErrorCode,
+  FileFormatError,
+  ImageError,
+  ModelError,
+  RisError,
+  StateError,
+} from './errors.ts';
 export { readFvecs, writeFvecs } from './node/fvecs.ts';
 export { createParallelAssigner } from './node/parallel-assigner.ts';

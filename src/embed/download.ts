@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ModelError } from '../errors.ts';
+
+export interface DownloadProgress {
+  type: 'download';
+  file: string;
+  receivedBytes: number;
+  totalBytes: number;
+}
+
+export interface DownloadOptions {
+  onProgress?: (event: DownloadProgress) => void;
+  /** Times a cut connection is resumed (HTTP Range) before the source is given up. Default 5. */
+  retries?: number;
+}
+
+/**
+ * Downloads `target` from the first of `urls` that delivers it whole with the expected size and sha256.
+ * Resumes cut connections with HTTP Range into `target.part`; renames it into place only once verified,
+ * and removes it when every source fails, so the cache never holds a partial or wrong file.
+ */
+export async function downloadVerified(
+  urls: readonly string[],
+  target: string,
+  expected: { bytes: number; sha256: string },
+  options: DownloadOptions = {},
+): Promise<void> {
+  await mkdir(dirname(target), { recursive: true });
+  const part = `${target}.part`;
+  const failures: string[] = [];
+  for (const url of urls) {
+    try {
+      await fetchResuming(url, part, expected.bytes, target, options);
+      const { size } = await stat(part);
+      if (size !== expected.bytes) throw new Error(`received ${size} bytes, expected ${expected.bytes}`);
+      const sha256 = await fileSha256(part);
+      if (sha256 !== expected.sha256) {
+        await rm(part, { force: true });
+        throw new ModelError(
+          'CHECKSUM_MISMATCH',
+          `sha256 ${sha256} differs from the expected ${expected.sha256}`,
+        );
+      }
+      await rename(part, target);
+      return;
+    } catch (error) {
+      failures.push(`${url}: ${(error as Error).message}`);
+    }
+  }
+  await rm(part, { force: true });
+  const checksum = failures.some((f) => f.includes('differs from the expected'));
+  throw new ModelError(
+    checksum ? 'CHECKSUM_MISMATCH' : 'DOWNLOAD_FAILED',
+    `Could not download ${target.split('/').pop()} (${failures.join('; ')}); check the network, or place a verified copy at ${target}`,
+  );
+}
+
+async function fetchResuming(
+  url: string,
+  part: string,
+  total: number,
+  target: string,
+  options: DownloadOptions,
+): Promise<void> {
+  const retries = options.retries ?? 5;
+  let attempt = 0;
+  for (;;) {
+    const offset = await stat(part).then(
+      (s) => s.size,
+      () => 0,
+    );
+    if (offset === total) return;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        headers: offset > 0 ? { Range: `bytes=${offset}-` } : {},
+        redirect: 'follow',
+      });
+    } catch (error) {
+      if (++attempt > retries) throw new Error(`request failed: ${(error as Error).message}`);
+      continue;
+    }
+    if (response.status === 416 && offset > 0) {
+      // The server says our partial file is already complete or beyond its size: start over.
+      await rm(part, { force: true });
+      continue;
+    }
+    if (response.status !== 200 && response.status !== 206) throw new Error(`HTTP ${response.status}`);
+    const append = response.status === 206 && offset > 0;
+    const file = await open(part, append ? 'a' : 'w');
+    let received = append ? offset : 0;
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        await file.write(chunk);
+        received += chunk.length;
+        if (received > total) throw new Error(`server sent more than the expected ${total} bytes`);
+        options.onProgress?.({ type: 'download', file: target, receivedBytes: received, totalBytes: total });
+      }
+      if (received < total) throw new Error(`connection closed after ${received} of ${total} bytes`);
+      return;
+    } catch (error) {
+      if ((error as Error).message.startsWith('server sent more')) throw error;
+      // A cut connection: resume from what arrived.
+      if (++attempt > retries) throw new Error(`connection kept failing: ${(error as Error).message}`);
+    } finally {
+      await file.close();
+    }
+  }
+}
+
+export async function fileSha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

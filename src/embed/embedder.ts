@@ -1,0 +1,277 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism, homedir } from 'node:os';
+import { basename, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ArgumentError, describe, ModelError, RisError } from '../errors.ts';
+import { DEFAULT_MODEL, MODEL_REGISTRY, type ModelConfig, parseModelConfig } from './config.ts';
+import { type DownloadProgress, downloadVerified, fileSha256 } from './download.ts';
+import {
+  type CropBox,
+  type DecodeOptions,
+  fillTensor,
+  type ImageInput,
+  prepareImage,
+  type RgbImage,
+} from './image.ts';
+import { exposeTensor, readModel, writeModel } from './onnx-graph.ts';
+import { poolOutput } from './pooling.ts';
+
+export interface EmbedProgress {
+  type: 'embed';
+  /** Images handled so far (embedded or failed). */
+  done: number;
+  /** All images, when the input's length is known. */
+  total: number | undefined;
+  failed: number;
+}
+
+export type EmbedderProgress = DownloadProgress | EmbedProgress;
+
+export interface EmbedderOptions {
+  /**
+   * A built-in model ('resnet50', the default and the reference app's network; 'resnet50-int8';
+   * 'mobilenetv2-int8', the fastest) or the path of a local .onnx file with its config beside it
+   * (`model.json` for `model.onnx`).
+   */
+  model?: string;
+  /** Where built-in models are downloaded. Default $XDG_CACHE_HOME/ris/models or ~/.cache/ris/models. */
+  cacheDir?: string;
+  /** onnxruntime threads. Default: every core. */
+  threads?: number;
+  /** Images per forward pass in embedMany. Default 8: larger batches gain little on a CPU. */
+  batchSize?: number;
+  /** Refuse images with more pixels than this. Default 100 million. */
+  limitInputPixels?: number;
+  onProgress?: (event: EmbedderProgress) => void;
+}
+
+/** One batch of embedMany: rows of `vectors` belong to the inputs at `indices`; failed inputs are listed. */
+export interface EmbeddedBatch {
+  indices: Uint32Array;
+  vectors: Float32Array;
+  failures: { index: number; error: RisError }[];
+}
+
+export function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'ris', 'models');
+}
+
+/**
+ * Turns images into vectors with an ONNX model: sharp decodes and resizes, onnxruntime runs the network,
+ * and the configured tensor is pooled and normalised. In `embedMany` the next batch is decoded while the
+ * current one runs, so decoding hides behind inference.
+ */
+export class Embedder {
+  /** Identifies the model file and its config; vectors from different ids must not share an index. */
+  readonly modelId: string;
+  readonly dimension: number;
+  readonly config: ModelConfig;
+  private readonly session: ort.InferenceSession;
+  private readonly outputName: string;
+  private readonly batchSize: number;
+  private readonly decodeOptions: DecodeOptions;
+
+  private constructor(init: {
+    session: ort.InferenceSession;
+    config: ModelConfig;
+    modelId: string;
+    outputName: string;
+    dimension: number;
+    batchSize: number;
+    limitInputPixels: number | undefined;
+  }) {
+    this.session = init.session;
+    this.config = init.config;
+    this.modelId = init.modelId;
+    this.outputName = init.outputName;
+    this.dimension = init.dimension;
+    this.batchSize = init.batchSize;
+    this.decodeOptions = { limitInputPixels: init.limitInputPixels };
+  }
+
+  static async create(options: EmbedderOptions = {}): Promise<Embedder> {
+    const model = options.model ?? DEFAULT_MODEL;
+    const threads = options.threads ?? availableParallelism();
+    const batchSize = options.batchSize ?? 8;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new ArgumentError(
+        'OUT_OF_RANGE',
+        `Expected batchSize to be a positive integer but received ${describe(batchSize)}`,
+      );
+    }
+    const { file, config, sha256 } = await resolveModel(model, options);
+    const graph = readModel(await readFile(file), file);
+    const outputName = exposeTensor(graph, config.output.tensor, config.output.dequantize);
+    const session = await ort.InferenceSession.create(writeModel(graph), {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: (process.env.RIS_OPT as 'all') ?? 'all',
+    });
+    if (!session.inputNames.includes(config.input.name)) {
+      throw new ModelError(
+        'INVALID_MODEL',
+        `The model has no input "${config.input.name}" (it has ${session.inputNames.join(', ')}); fix input.name in its config`,
+      );
+    }
+    const modelId = `${config.name}@${createHash('sha256').update(sha256).update(JSON.stringify(config)).digest('hex').slice(0, 16)}`;
+    const embedder = new Embedder({
+      session,
+      config,
+      modelId,
+      outputName,
+      dimension: 0,
+      batchSize,
+      limitInputPixels: options.limitInputPixels,
+    });
+    // One forward pass on a blank image tells the embedding's length.
+    const probe = await embedder.run(new Float32Array(3 * config.input.size ** 2), 1);
+    return new Embedder({
+      session,
+      config,
+      modelId,
+      outputName,
+      dimension: probe.dimension,
+      batchSize,
+      limitInputPixels: options.limitInputPixels,
+    });
+  }
+
+  /** The vector of one image, optionally of a crop of it (in the pixels of the image as displayed). */
+  async embed(input: ImageInput, options: { crop?: CropBox } = {}): Promise<Float32Array> {
+    const image = await prepareImage(input, this.config, { ...this.decodeOptions, crop: options.crop });
+    const tensor = new Float32Array(3 * this.config.input.size ** 2);
+    fillTensor(image, this.config, tensor, 0);
+    return (await this.run(tensor, 1)).vectors;
+  }
+
+  /**
+   * Embeds many images in batches, decoding the next batch while the current one runs. Images that
+   * cannot be used are reported in `failures` and skipped; they never stop the run.
+   */
+  async *embedMany(
+    inputs: Iterable<ImageInput> | AsyncIterable<ImageInput>,
+    options: { batchSize?: number; onProgress?: (event: EmbedProgress) => void } = {},
+  ): AsyncGenerator<EmbeddedBatch> {
+    const batchSize = options.batchSize ?? this.batchSize;
+    const total = Array.isArray(inputs) ? inputs.length : undefined;
+    const iterator = toAsyncIterator(inputs);
+    let index = 0;
+    let done = 0;
+    let failed = 0;
+    const nextBatch = async () => {
+      const items: { index: number; input: ImageInput }[] = [];
+      while (items.length < batchSize) {
+        const next = await iterator.next();
+        if (next.done) break;
+        items.push({ index: index++, input: next.value });
+      }
+      return items.length === 0 ? undefined : this.prepareBatch(items);
+    };
+    let pending = nextBatch();
+    for (;;) {
+      const batch = await pending;
+      if (!batch) return;
+      pending = nextBatch(); // decode the next batch while this one runs
+      const vectors =
+        batch.count > 0 ? (await this.run(batch.tensor, batch.count)).vectors : new Float32Array(0);
+      done += batch.count + batch.failures.length;
+      failed += batch.failures.length;
+      options.onProgress?.({ type: 'embed', done, total, failed });
+      yield { indices: batch.indices, vectors, failures: batch.failures };
+    }
+  }
+
+  private async prepareBatch(items: { index: number; input: ImageInput }[]) {
+    const side = this.config.input.size;
+    const results = await Promise.all(
+      items.map(({ input }) =>
+        prepareImage(input, this.config, this.decodeOptions).then(
+          (image): RgbImage | RisError => image,
+          (error: unknown) =>
+            error instanceof RisError ? error : new ModelError('INVALID_MODEL', String(error)),
+        ),
+      ),
+    );
+    const good = results.filter((r): r is RgbImage => !(r instanceof RisError));
+    const tensor = new Float32Array(good.length * 3 * side * side);
+    const indices = new Uint32Array(good.length);
+    const failures: EmbeddedBatch['failures'] = [];
+    let row = 0;
+    results.forEach((result, i) => {
+      if (result instanceof RisError) failures.push({ index: items[i]!.index, error: result });
+      else {
+        fillTensor(result, this.config, tensor, row * 3 * side * side);
+        indices[row++] = items[i]!.index;
+      }
+    });
+    return { tensor, count: good.length, indices, failures };
+  }
+
+  /** The forward pass on `count` prepared images, and pooling of the output. */
+  private async run(
+    tensor: Float32Array,
+    count: number,
+  ): Promise<{ vectors: Float32Array; dimension: number }> {
+    const side = this.config.input.size;
+    const dims = this.config.input.layout === 'nchw' ? [count, 3, side, side] : [count, side, side, 3];
+    const outputs = await this.session.run(
+      { [this.config.input.name]: new ort.Tensor('float32', tensor, dims) },
+      [this.outputName],
+    );
+    const output = outputs[this.outputName]!;
+    return poolOutput(output.data as Float32Array, output.dims, this.config.output);
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** The model file (downloaded if needed), its config and its sha256. */
+async function resolveModel(
+  model: string,
+  options: EmbedderOptions,
+): Promise<{ file: string; config: ModelConfig; sha256: string }> {
+  const entry = MODEL_REGISTRY[model];
+  if (entry) {
+    const cacheDir = options.cacheDir ?? defaultCacheDir();
+    const file = join(cacheDir, entry.fileName);
+    if (existsSync(file) && (await fileSha256(file)) === entry.sha256) {
+      return { file, config: parseModelConfig(entry.config, model), sha256: entry.sha256 };
+    }
+    await downloadVerified(entry.urls, file, entry, { onProgress: options.onProgress });
+    return { file, config: parseModelConfig(entry.config, model), sha256: entry.sha256 };
+  }
+  if (model.endsWith('.onnx') && existsSync(model)) {
+    const configFile = model.replace(/\.onnx$/, '.json');
+    if (!existsSync(configFile)) {
+      throw new ModelError(
+        'INVALID_MODEL',
+        `No config for ${model}: write ${basename(configFile)} beside it (input name and size, normalisation, output tensor; see src/embed/config.ts)`,
+      );
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(configFile, 'utf8'));
+    } catch (error) {
+      throw new ModelError(
+        'INVALID_MODEL',
+        `Model config ${configFile} is not valid JSON: ${(error as Error).message}`,
+      );
+    }
+    return { file: model, config: parseModelConfig(raw, configFile), sha256: await fileSha256(model) };
+  }
+  throw new ModelError(
+    'UNKNOWN_MODEL',
+    `Unknown model "${model}"; use one of ${Object.keys(MODEL_REGISTRY).join(', ')} or the path of an .onnx file`,
+  );
+}
+
+function toAsyncIterator<T>(inputs: Iterable<T> | AsyncIterable<T>): AsyncIterator<T> {
+  if (Symbol.asyncIterator in inputs) return (inputs as AsyncIterable<T>)[Symbol.asyncIterator]();
+  const it = (inputs as Iterable<T>)[Symbol.iterator]();
+  return { next: async () => it.next() };
+}
