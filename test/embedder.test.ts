@@ -114,9 +114,8 @@ describe('Embedder with tiny models built by the tests', () => {
     const rows = new Map<number, Float32Array>();
     const failed: number[] = [];
     for await (const batch of e.embedMany(inputs, { batchSize: 3, onProgress: (p) => events.push(p.done) })) {
-      batch.indices.forEach((index, r) =>
-        rows.set(index, batch.vectors.slice(r * e.dimension, (r + 1) * e.dimension)),
-      );
+      for (const [r, index] of batch.indices.entries())
+        rows.set(index, batch.vectors.slice(r * e.dimension, (r + 1) * e.dimension));
       for (const f of batch.failures) failed.push(f.index);
     }
     assert.deepEqual(failed, [3, 8]);

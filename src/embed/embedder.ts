@@ -38,6 +38,11 @@ export interface EmbedderOptions {
   model?: string;
   /** Where built-in models are downloaded. Default $XDG_CACHE_HOME/ris/models or ~/.cache/ris/models. */
   cacheDir?: string;
+  /**
+   * Base URLs tried before a built-in model's own sources, each serving the file under its name
+   * (`<mirror>/mobilenetv2-12-int8.onnx`): a local or company mirror.
+   */
+  mirrors?: string[];
   /** onnxruntime threads. Default: every core. */
   threads?: number;
   /** Images per forward pass in embedMany. Default 8: larger batches gain little on a CPU. */
@@ -242,7 +247,11 @@ async function resolveModel(
     if (existsSync(file) && (await fileSha256(file)) === entry.sha256) {
       return { file, config: parseModelConfig(entry.config, model), sha256: entry.sha256 };
     }
-    await downloadVerified(entry.urls, file, entry, { onProgress: options.onProgress });
+    const urls = [
+      ...(options.mirrors ?? []).map((m) => `${m.replace(/\/$/, '')}/${entry.fileName}`),
+      ...entry.urls,
+    ];
+    await downloadVerified(urls, file, entry, { onProgress: options.onProgress });
     return { file, config: parseModelConfig(entry.config, model), sha256: entry.sha256 };
   }
   if (model.endsWith('.onnx') && existsSync(model)) {

@@ -49,9 +49,10 @@ export async function prepareImage(
   const source = sharp(bytes, { limitInputPixels: limit, failOn: 'truncated', pages: 1 });
   let meta: Metadata;
   try {
-    meta = await source.metadata();
+    // The header alone, without the limit, so an oversized image is refused with its size.
+    meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
   } catch (error) {
-    throw imageError(error, limit);
+    throw imageError(error);
   }
   const format = meta.format === 'heif' && meta.compression === 'av1' ? 'avif' : String(meta.format);
   if (!RASTER_FORMATS.has(format)) {
@@ -83,14 +84,12 @@ export async function prepareImage(
     const scale = config.resize.size / Math.min(w, h);
     const rw = Math.max(side, Math.round(w * scale));
     const rh = Math.max(side, Math.round(h * scale));
-    pipeline = pipeline
-      .resize(rw, rh, { fit: 'fill', kernel })
-      .extract({
-        left: Math.floor((rw - side) / 2),
-        top: Math.floor((rh - side) / 2),
-        width: side,
-        height: side,
-      });
+    pipeline = pipeline.resize(rw, rh, { fit: 'fill', kernel }).extract({
+      left: Math.floor((rw - side) / 2),
+      top: Math.floor((rh - side) / 2),
+      width: side,
+      height: side,
+    });
   }
   try {
     const { data, info } = await pipeline
@@ -103,7 +102,7 @@ export async function prepareImage(
       height: info.height,
     };
   } catch (error) {
-    throw imageError(error, limit);
+    throw imageError(error);
   }
 }
 
@@ -189,9 +188,8 @@ function tooLarge(pixels: number, limit: number): ImageError {
 }
 
 /** Turns sharp's failures into ImageErrors with a message that says what to do. */
-function imageError(error: unknown, limit: number): ImageError {
+function imageError(error: unknown): ImageError {
   const message = error instanceof Error ? error.message : String(error);
-  if (/pixel limit/i.test(message)) return tooLarge(Number.NaN, limit);
   if (/unsupported image format/i.test(message)) {
     return new ImageError(
       'UNSUPPORTED_IMAGE',

@@ -26,7 +26,7 @@ export function poolOutput(
       let acc = output.pooling === 'max' ? Number.NEGATIVE_INFINITY : 0;
       for (let s = 0; s < spatial; s++) {
         const v = data[i * perItem + (nchw ? c * spatial + s : s * channels + c)]!;
-        if (output.pooling === 'max') acc = v > acc ? v : acc;
+        if (output.pooling === 'max') acc = Math.max(acc, v);
         else if (output.pooling === 'avg') acc += v;
         else acc += Math.max(v, 1e-6) ** p; // GeM: generalised mean of the clamped activations
       }
