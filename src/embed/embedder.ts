@@ -45,7 +45,10 @@ export interface EmbedderOptions {
   mirrors?: string[];
   /** onnxruntime threads. Default: every core. */
   threads?: number;
-  /** Images per forward pass in embedMany. Default 8: larger batches gain little on a CPU. */
+  /**
+   * Images per forward pass in embedMany. Default 16: on a CPU larger batches barely speed the network,
+   * but give the decoder a longer window to prepare the next batch in.
+   */
   batchSize?: number;
   /** Refuse images with more pixels than this. Default 100 million. */
   limitInputPixels?: number;
@@ -100,7 +103,7 @@ export class Embedder {
   static async create(options: EmbedderOptions = {}): Promise<Embedder> {
     const model = options.model ?? DEFAULT_MODEL;
     const threads = options.threads ?? availableParallelism();
-    const batchSize = options.batchSize ?? 8;
+    const batchSize = options.batchSize ?? 16;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new ArgumentError(
         'OUT_OF_RANGE',
@@ -110,11 +113,7 @@ export class Embedder {
     const { file, config, sha256 } = await resolveModel(model, options);
     const graph = readModel(await readFile(file), file);
     const outputName = exposeTensor(graph, config.output.tensor, config.output.dequantize);
-    const session = await ort.InferenceSession.create(writeModel(graph), {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: (process.env.RIS_OPT as 'all') ?? 'all',
-    });
+    const session = await ort.InferenceSession.create(writeModel(graph), sessionOptions(threads));
     if (!session.inputNames.includes(config.input.name)) {
       throw new ModelError(
         'INVALID_MODEL',
@@ -233,6 +232,19 @@ export class Embedder {
   async close(): Promise<void> {
     await this.session.release();
   }
+}
+
+/**
+ * onnxruntime settings of every embedder. Its threads do not spin while waiting for work: in a pipeline
+ * the decoder needs those cycles (measured: MobileNetV2 file → vector 213 → 264 images/s on 2 cores).
+ */
+export function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
 }
 
 /** The model file (downloaded if needed), its config and its sha256. */
