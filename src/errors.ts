@@ -25,7 +25,13 @@ export type ErrorCode =
   | 'UNKNOWN_MODEL'
   | 'INVALID_MODEL'
   | 'DOWNLOAD_FAILED'
-  | 'CHECKSUM_MISMATCH';
+  | 'CHECKSUM_MISMATCH'
+  | 'COLLECTION_NOT_FOUND'
+  | 'COLLECTION_EXISTS'
+  | 'MODEL_MISMATCH'
+  | 'EMPTY_COLLECTION'
+  | 'UNKNOWN_DATASET'
+  | 'DATASET_FAILED';
 
 export class RisError extends Error {
   readonly code: ErrorCode;
@@ -47,6 +53,9 @@ export class ImageError extends RisError {}
 
 /** A model cannot be loaded: unknown name, bad config, missing tensor, failed download or checksum. */
 export class ModelError extends RisError {}
+
+/** A collection or dataset cannot be used as asked (missing, already there, built with another model). */
+export class CollectionError extends RisError {}
 
 /** A file on disk cannot be read as what it claims to be. */
 export class FileFormatError extends RisError {}

@@ -33,7 +33,7 @@ export class FlatIndex {
   readonly dimension: number;
   readonly distanceType: DistanceType;
   private vectors: Float32Array;
-  private ids: Uint32Array;
+  private storedIds: Uint32Array;
   private norms: Float32Array;
   private count = 0;
   private nextId = 0;
@@ -46,7 +46,7 @@ export class FlatIndex {
     this.dimension = checkInteger(options.dimension, 'dimension', 1, 65536);
     this.distanceType = checkDistanceType(options.distanceType);
     this.vectors = new Float32Array(0);
-    this.ids = new Uint32Array(0);
+    this.storedIds = new Uint32Array(0);
     this.norms = new Float32Array(0);
   }
 
@@ -63,7 +63,7 @@ export class FlatIndex {
     const assigned =
       ids === undefined ? Uint32Array.from({ length: n }, (_, i) => this.nextId + i) : checkIds(ids, n);
     if (ids) {
-      const existing = new Set(this.ids.subarray(0, this.count));
+      const existing = new Set(this.storedIds.subarray(0, this.count));
       const fresh = new Set<number>();
       for (const id of ids) {
         if (existing.has(id) || fresh.has(id)) {
@@ -78,7 +78,7 @@ export class FlatIndex {
     const data = this.distanceType === 'cosine' ? normalizeRows(vectors, d) : vectors;
     this.reserve(this.count + n);
     this.vectors.set(data, this.count * d);
-    this.ids.set(assigned, this.count);
+    this.storedIds.set(assigned, this.count);
     this.norms.set(rowNorms(data, n, d), this.count);
     this.count += n;
     for (const id of assigned) if (id >= this.nextId) this.nextId = id + 1;
@@ -88,15 +88,15 @@ export class FlatIndex {
 
   private reserve(capacity: number): void {
     if (capacity * this.dimension <= this.vectors.length) return;
-    const grown = Math.max(capacity, Math.ceil(this.ids.length * 1.5), 16);
+    const grown = Math.max(capacity, Math.ceil(this.storedIds.length * 1.5), 16);
     const vectors = new Float32Array(grown * this.dimension);
     vectors.set(this.vectors.subarray(0, this.count * this.dimension));
     const ids = new Uint32Array(grown);
-    ids.set(this.ids.subarray(0, this.count));
+    ids.set(this.storedIds.subarray(0, this.count));
     const norms = new Float32Array(grown);
     norms.set(this.norms.subarray(0, this.count));
     this.vectors = vectors;
-    this.ids = ids;
+    this.storedIds = ids;
     this.norms = norms;
   }
 
@@ -110,9 +110,9 @@ export class FlatIndex {
     const d = this.dimension;
     let at = 0;
     for (let i = 0; i < this.count; i++) {
-      if (gone.has(this.ids[i]!)) continue;
+      if (gone.has(this.storedIds[i]!)) continue;
       if (at !== i) {
-        this.ids[at] = this.ids[i]!;
+        this.storedIds[at] = this.storedIds[i]!;
         this.norms[at] = this.norms[i]!;
         this.vectors.copyWithin(at * d, i * d, (i + 1) * d);
       }
@@ -159,12 +159,17 @@ export class FlatIndex {
         }
         const found = heap.sort();
         for (let c = 0; c < found; c++) {
-          ids[(q0 + r) * k + c] = this.ids[heap.a[c]!]!;
+          ids[(q0 + r) * k + c] = this.storedIds[heap.a[c]!]!;
           distances[(q0 + r) * k + c] = publicDistance(this.distanceType, heap.distances[c]!);
         }
       }
     }
     return { ids, distances };
+  }
+
+  /** Every id in the index, in insertion order. */
+  ids(): Uint32Array {
+    return this.storedIds.slice(0, this.count);
   }
 
   memoryUsage(): { vectors: number; ids: number; total: number } {
@@ -191,7 +196,7 @@ export class FlatIndex {
       },
       new Map<string, SectionData>([
         ['VECS', this.vectors.subarray(0, this.count * this.dimension)],
-        ['IDS ', this.ids.subarray(0, this.count)],
+        ['IDS ', this.storedIds.subarray(0, this.count)],
       ]),
     );
   }
@@ -210,7 +215,7 @@ export class FlatIndex {
       distanceType: DISTANCE_TYPES[f.distanceType] ?? 'l2',
     });
     index.vectors = file.section('VECS', Float32Array);
-    index.ids = file.section('IDS ', Uint32Array);
+    index.storedIds = file.section('IDS ', Uint32Array);
     index.count = f.count;
     index.nextId = f.nextId;
     index.norms = rowNorms(index.vectors, f.count, f.dimension);

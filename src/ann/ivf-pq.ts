@@ -512,6 +512,17 @@ export class IvfPqIndex {
     this.nextId = Math.max(this.nextId, other.nextId);
   }
 
+  /** Every id in the index, in list order. */
+  ids(): Uint32Array {
+    const out = new Uint32Array(this.count);
+    let at = 0;
+    for (const list of this.lists) {
+      out.set(list.ids, at);
+      at += list.ids.length;
+    }
+    return out;
+  }
+
   /** Memory held by the index, in bytes: the per-vector payload (codes, ids, refine copies) and the quantizers. */
   memoryUsage(): { codes: number; ids: number; refineVectors: number; quantizers: number; total: number } {
     let codes = 0;

@@ -25,7 +25,7 @@ export interface DownloadOptions {
 export async function downloadVerified(
   urls: readonly string[],
   target: string,
-  expected: { bytes: number; sha256: string },
+  expected: { bytes?: number; sha256?: string },
   options: DownloadOptions = {},
 ): Promise<void> {
   await mkdir(dirname(target), { recursive: true });
@@ -35,8 +35,11 @@ export async function downloadVerified(
     try {
       await fetchResuming(url, part, expected.bytes, target, options);
       const { size } = await stat(part);
-      if (size !== expected.bytes) throw new Error(`received ${size} bytes, expected ${expected.bytes}`);
-      const sha256 = await fileSha256(part);
+      if (expected.bytes !== undefined && size !== expected.bytes) {
+        await rm(part, { force: true });
+        throw new Error(`received ${size} bytes, expected ${expected.bytes}`);
+      }
+      const sha256 = expected.sha256 === undefined ? undefined : await fileSha256(part);
       if (sha256 !== expected.sha256) {
         await rm(part, { force: true });
         throw new ModelError(
@@ -61,10 +64,11 @@ export async function downloadVerified(
 async function fetchResuming(
   url: string,
   part: string,
-  total: number,
+  expectedTotal: number | undefined,
   target: string,
   options: DownloadOptions,
 ): Promise<void> {
+  let total = expectedTotal ?? Number.POSITIVE_INFINITY;
   const retries = options.retries ?? 5;
   let attempt = 0;
   for (;;) {
@@ -72,7 +76,7 @@ async function fetchResuming(
       (s) => s.size,
       () => 0,
     );
-    if (offset === total) return;
+    if (offset === expectedTotal) return;
     let response: Response;
     try {
       response = await fetch(url, {
@@ -90,6 +94,13 @@ async function fetchResuming(
     }
     if (response.status !== 200 && response.status !== 206) throw new Error(`HTTP ${response.status}`);
     const append = response.status === 206 && offset > 0;
+    if (expectedTotal === undefined) {
+      // Size not published: learn it from the response (Content-Range total, or the length of a full body).
+      const range = /\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
+      const length = Number(response.headers.get('content-length') ?? Number.NaN);
+      total = range ? Number(range[1]) : append ? offset + length : length;
+      if (!Number.isFinite(total)) total = Number.POSITIVE_INFINITY;
+    }
     const file = await open(part, append ? 'a' : 'w');
     let received = append ? offset : 0;
     try {
@@ -97,9 +108,15 @@ async function fetchResuming(
         await file.write(chunk);
         received += chunk.length;
         if (received > total) throw new Error(`server sent more than the expected ${total} bytes`);
-        options.onProgress?.({ type: 'download', file: target, receivedBytes: received, totalBytes: total });
+        options.onProgress?.({
+          type: 'download',
+          file: target,
+          receivedBytes: received,
+          totalBytes: Number.isFinite(total) ? total : 0,
+        });
       }
-      if (received < total) throw new Error(`connection closed after ${received} of ${total} bytes`);
+      if (received < total && Number.isFinite(total))
+        throw new Error(`connection closed after ${received} of ${total} bytes`);
       return;
     } catch (error) {
       if ((error as Error).message.startsWith('server sent more')) throw error;

@@ -59,6 +59,8 @@ export interface EmbedderOptions {
 export interface EmbeddedBatch {
   indices: Uint32Array;
   vectors: Float32Array;
+  /** Width and height of each embedded source image, as displayed: [w0, h0, w1, h1, …]. */
+  sizes: Uint32Array;
   failures: { index: number; error: RisError }[];
 }
 
@@ -184,7 +186,7 @@ export class Embedder {
       done += batch.count + batch.failures.length;
       failed += batch.failures.length;
       options.onProgress?.({ type: 'embed', done, total, failed });
-      yield { indices: batch.indices, vectors, failures: batch.failures };
+      yield { indices: batch.indices, vectors, sizes: batch.sizes, failures: batch.failures };
     }
   }
 
@@ -202,16 +204,19 @@ export class Embedder {
     const good = results.filter((r): r is RgbImage => !(r instanceof RisError));
     const tensor = new Float32Array(good.length * 3 * side * side);
     const indices = new Uint32Array(good.length);
+    const sizes = new Uint32Array(good.length * 2);
     const failures: EmbeddedBatch['failures'] = [];
     let row = 0;
     results.forEach((result, i) => {
       if (result instanceof RisError) failures.push({ index: items[i]!.index, error: result });
       else {
         fillTensor(result, this.config, tensor, row * 3 * side * side);
+        sizes[2 * row] = result.sourceWidth;
+        sizes[2 * row + 1] = result.sourceHeight;
         indices[row++] = items[i]!.index;
       }
     });
-    return { tensor, count: good.length, indices, failures };
+    return { tensor, count: good.length, indices, sizes, failures };
   }
 
   /** The forward pass on `count` prepared images, and pooling of the output. */

@@ -32,6 +32,9 @@ export interface RgbImage {
   data: Uint8Array;
   width: number;
   height: number;
+  /** Size of the source image as displayed (after EXIF orientation, before crop and resize). */
+  sourceWidth: number;
+  sourceHeight: number;
 }
 
 /**
@@ -100,6 +103,8 @@ export async function prepareImage(
       data: new Uint8Array(data.buffer, data.byteOffset, data.length),
       width: info.width,
       height: info.height,
+      sourceWidth: width,
+      sourceHeight: height,
     };
   } catch (error) {
     throw imageError(error);
