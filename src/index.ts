@@ -5,6 +5,19 @@ import { nodeFileStore } from './node/file-store.ts';
 setFileStore(nodeFileStore);
 
 export * from './ann/index.ts';
+export { type BuildProgress, type IndexOptions, indexCollection, resolveSource } from './collection/build.ts';
+export {
+  type AddReport,
+  Collection,
+  type CollectionManifest,
+  type CollectionOptions,
+  type ImageRecord,
+  type ImageToAdd,
+  risHome,
+  type SearchHit,
+  walkImages,
+} from './collection/collection.ts';
+export { DATASETS, type DatasetName, datasetImages, downloadDataset } from './collection/datasets.ts';
 export {
   DEFAULT_MODEL,
   MODEL_REGISTRY,
@@ -26,6 +39,7 @@ export { type CropBox, DEFAULT_PIXEL_LIMIT, type ImageInput } from './embed/imag
 export { exposeTensor } from './embed/onnx-graph.ts';
 export {
   ArgumentError,
+  CollectionError,
   type ErrorCode,
   FileFormatError,
   ImageError,

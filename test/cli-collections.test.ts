@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { writeClassFolders } from './fixtures/collection-images.ts';
+import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
+
+const bin = join(import.meta.dirname, '..', 'bin', 'ris.js');
+let dir: string;
+let model: string;
+let images: string;
+
+function ris(home: string, ...args: string[]) {
+  return promisify(execFile)(process.execPath, [bin, ...args], {
+    env: { ...process.env, RIS_HOME: home },
+  }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({
+      code: e.code,
+      stdout: e.stdout,
+      stderr: e.stderr,
+    }),
+  );
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ris-cli-'));
+  model = await writeTinyModel(dir, 'tiny', 'float', tinyConfig({ tensor: 'features', pooling: 'none' }));
+  images = join(dir, 'images');
+  await writeClassFolders(images, 4, 5);
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('ris CLI over collections (the real binary)', () => {
+  it('index, search (text and JSON), add, remove, collections list/info/delete', async () => {
+    const home = join(dir, 'home-a');
+    const indexed = await ris(home, 'index', images, '--collection', 'pics', '--model', model);
+    assert.equal(indexed.code, 0, indexed.stderr);
+    assert.match(indexed.stdout, /collection pics: 20 images \(20 added of 20 found\)/);
+
+    const text = await ris(home, 'search', 'pics', join(images, 'class2', 'img001.jpg'), '-k', '3');
+    assert.match(text.stdout, /3 most similar in pics/);
+    assert.match(text.stdout, /1\. 1\.000 {2}#\d+ {2}class2 +class2\/img001\.jpg/);
+    const json = JSON.parse(
+      (
+        await ris(
+          home,
+          'search',
+          'pics',
+          join(images, 'class2', 'img001.jpg'),
+          '-k',
+          '2',
+          '--json',
+          '--crop',
+          '0,0,64,64',
+        )
+      ).stdout,
+    ) as {
+      id: number;
+      path: string;
+      labels: string[];
+      similarity: number;
+    }[];
+    assert.equal(json.length, 2);
+    assert.equal(json[0]!.path, 'class2/img001.jpg');
+    assert.deepEqual(json[0]!.labels, ['class2']);
+
+    const added = await ris(
+      home,
+      'add',
+      'pics',
+      join(images, 'class0', 'img000.jpg'),
+      join(dir, 'tiny.onnx'),
+    );
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, /added 0 images to pics \(now 20\)/);
+    assert.match(added.stdout, /skipped 1 unreadable images:\n {2}.*tiny\.onnx: The data is not an image/);
+
+    const removed = await ris(home, 'remove', 'pics', String(json[0]!.id), 'class3/img004.jpg');
+    assert.match(removed.stdout, /removed 2 of 2 from pics \(now 18\)/);
+    const after = JSON.parse(
+      (await ris(home, 'search', 'pics', join(images, 'class2', 'img001.jpg'), '-k', '18', '--json')).stdout,
+    ) as { path: string }[];
+    assert.ok(!after.some((h) => h.path === 'class2/img001.jpg' || h.path === 'class3/img004.jpg'));
+
+    assert.match((await ris(home, 'collections')).stdout, /pics +18 images/);
+    const info = await ris(home, 'collections', 'info', 'pics');
+    assert.match(info.stdout, /labels {6}4: class0 \(5\)/);
+    assert.match(info.stdout, /index {7}flat, 18 vectors/);
+    assert.equal((await ris(home, 'collections', 'delete', 'pics')).code, 0);
+    assert.match((await ris(home, 'collections')).stdout, /no collections/);
+  });
+
+  it('fails in one clear line with a non-zero exit, the stack only with --verbose', async () => {
+    const home = join(dir, 'home-b');
+    const missing = await ris(home, 'search', 'nothing', join(images, 'class0', 'img000.jpg'));
+    assert.equal(missing.code, 2);
+    assert.equal(missing.stderr.trim().split('\n').length, 1);
+    assert.match(
+      missing.stderr,
+      /^ris: No collection "nothing"; create it with ris index <folder> --collection nothing/,
+    );
+    const noName = await ris(home, 'index', images);
+    assert.match(noName.stderr, /ris index needs --collection NAME/);
+    const badCrop = await ris(home, 'index', join(dir, 'nowhere'), '--collection', 'x', '--model', model);
+    assert.match(badCrop.stderr, /is neither a folder nor a dataset name/);
+    const verbose = await ris(home, 'search', 'nothing', 'x.jpg', '--verbose');
+    assert.match(verbose.stderr, /at .*collection\.ts/);
+    const help = await ris(home, 'index', '--help');
+    assert.match(help.stdout, /Examples:[\s\S]*ris index caltech101 --collection caltech101/);
+  });
+
+  it('after kill -9 in the middle of indexing, a second run resumes to the same collection', async () => {
+    const many = join(dir, 'many');
+    await writeClassFolders(many, 6, 100, 160, 3);
+    const interrupted = join(dir, 'home-killed');
+    const whole = join(dir, 'home-whole');
+    const db = join(interrupted, 'collections', 'big', 'metadata.db');
+    const child = spawn(process.execPath, [bin, 'index', many, '--collection', 'big', '--model', model], {
+      env: { ...process.env, RIS_HOME: interrupted },
+      stdio: 'ignore',
+    });
+    // Wait for some committed batches, then kill without warning.
+    let seen = 0;
+    for (let i = 0; i < 400 && seen < 32; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      if (!existsSync(db)) continue;
+      try {
+        const reader = new Database(db, { readonly: true, fileMustExist: true });
+        seen = (reader.prepare('SELECT count(*) AS n FROM images').get() as { n: number }).n;
+        reader.close();
+      } catch {
+        // table not created yet
+      }
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.ok(seen > 0 && seen < 600, `killed after ${seen} of 600 images`);
+
+    const resumed = await ris(interrupted, 'index', many, '--collection', 'big');
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout, /collection big: 600 images \(\d+ added, \d+ already there of 600 found\)/);
+    assert.equal((await ris(whole, 'index', many, '--collection', 'big', '--model', model)).code, 0);
+
+    const rows = (home: string) => {
+      const reader = new Database(join(home, 'collections', 'big', 'metadata.db'), { readonly: true });
+      const all = reader
+        .prepare('SELECT id, path, labels, width, height, sha256, vector FROM images ORDER BY id')
+        .all();
+      reader.close();
+      return all;
+    };
+    assert.deepEqual(rows(interrupted), rows(whole));
+    assert.deepEqual(
+      await readFile(join(interrupted, 'collections', 'big', 'index.ris')),
+      await readFile(join(whole, 'collections', 'big', 'index.ris')),
+    );
+  });
+});
