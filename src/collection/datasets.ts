@@ -58,8 +58,8 @@ export interface DatasetOptions {
   /** Folder of datasets. Default $RIS_DATASETS_DIR, else <RIS_HOME>/datasets. */
   dir?: string;
   onProgress?: (event: DownloadProgress | { type: 'extract'; dataset: DatasetName }) => void;
-  /** Overrides the source URL (a mirror, or the tests' local server). */
-  url?: string;
+  /** Another source than the official one (a mirror): its URL and, when known, its size. */
+  source?: { url: string; bytes?: number };
 }
 
 /**
@@ -76,10 +76,11 @@ export async function downloadDataset(name: DatasetName, options: DatasetOptions
   const archive = join(dir, spec.archive);
   if (!existsSync(archive)) {
     try {
+      const source = options.source ?? { url: spec.url, bytes: spec.bytes };
       await downloadVerified(
-        [options.url ?? spec.url],
+        [source.url],
         archive,
-        { bytes: spec.bytes },
+        { bytes: source.bytes },
         { onProgress: options.onProgress },
       );
     } catch (error) {
