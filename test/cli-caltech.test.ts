@@ -22,16 +22,27 @@ describe('ris on 10 Caltech101 classes with mobilenetv2-int8', { skip: noSharedD
     dir = await mkdtemp(join(tmpdir(), 'ris-caltech-'));
     const entry = MODEL_REGISTRY['mobilenetv2-int8']!;
     await mkdir(join(dir, 'cache', 'ris', 'models'), { recursive: true });
-    await copyFile(join(sharedData, 'models', entry.fileName), join(dir, 'cache', 'ris', 'models', entry.fileName));
+    await copyFile(
+      join(sharedData, 'models', entry.fileName),
+      join(dir, 'cache', 'ris', 'models', entry.fileName),
+    );
     // Every 9th class (not the background), 10 images indexed and 3 held out as queries.
-    const classes = (await readdir(join(sharedData, 'caltech101'))).filter((c) => c !== 'BACKGROUND_Google').sort().filter((_, i) => i % 10 === 3).slice(0, 10);
+    const classes = (await readdir(join(sharedData, 'caltech101')))
+      .filter((c) => c !== 'BACKGROUND_Google')
+      .sort()
+      .filter((_, i) => i % 10 === 3)
+      .slice(0, 10);
     for (const c of classes) {
       const files = (await readdir(join(sharedData, 'caltech101', c))).sort();
       await mkdir(join(dir, 'images', c), { recursive: true });
-      for (const f of files.slice(0, 10)) await copyFile(join(sharedData, 'caltech101', c, f), join(dir, 'images', c, f));
-      for (const f of files.slice(10, 13)) heldOut.push({ file: join(sharedData, 'caltech101', c, f), label: c });
+      for (const f of files.slice(0, 10))
+        await copyFile(join(sharedData, 'caltech101', c, f), join(dir, 'images', c, f));
+      for (const f of files.slice(10, 13))
+        heldOut.push({ file: join(sharedData, 'caltech101', c, f), label: c });
     }
-    const sample = await readFile(join(dir, 'images', classes[0]!, (await readdir(join(dir, 'images', classes[0]!)))[0]!));
+    const sample = await readFile(
+      join(dir, 'images', classes[0]!, (await readdir(join(dir, 'images', classes[0]!)))[0]!),
+    );
     await writeFile(join(dir, 'images', classes[0]!, 'corrupt.jpg'), sample.subarray(0, sample.length / 2));
   });
   after(async () => {
@@ -39,12 +50,24 @@ describe('ris on 10 Caltech101 classes with mobilenetv2-int8', { skip: noSharedD
   });
 
   it('indexes, skips the corrupt JPEG, and finds held-out images among their own class', async () => {
-    const { stdout } = await ris('index', join(dir, 'images'), '--collection', 'c10', '--model', 'mobilenetv2-int8');
+    const { stdout } = await ris(
+      'index',
+      join(dir, 'images'),
+      '--collection',
+      'c10',
+      '--model',
+      'mobilenetv2-int8',
+    );
     assert.match(stdout, /collection c10: 100 images \(100 added of 101 found\)/);
-    assert.match(stdout, /skipped 1 unreadable images:\n {2}.*corrupt\.jpg: The image is truncated or corrupt/);
+    assert.match(
+      stdout,
+      /skipped 1 unreadable images:\n {2}.*corrupt\.jpg: The image is truncated or corrupt/,
+    );
     let same = 0;
     for (const { file, label } of heldOut) {
-      const hits = JSON.parse((await ris('search', 'c10', file, '-k', '5', '--json')).stdout) as { labels: string[] }[];
+      const hits = JSON.parse((await ris('search', 'c10', file, '-k', '5', '--json')).stdout) as {
+        labels: string[];
+      }[];
       same += hits.filter((h) => h.labels[0] === label).length;
     }
     const precision = same / (heldOut.length * 5);

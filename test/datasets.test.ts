@@ -22,7 +22,9 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ris-datasets-'));
   const src = join(dir, 'src');
   await writeClassFolders(join(src, '101_ObjectCategories'), 3, 4);
-  await tar.c({ gzip: true, file: join(src, '101_ObjectCategories.tar.gz'), cwd: src }, ['101_ObjectCategories']);
+  await tar.c({ gzip: true, file: join(src, '101_ObjectCategories.tar.gz'), cwd: src }, [
+    '101_ObjectCategories',
+  ]);
   await new Promise<void>((resolve) => {
     const zip = new yazl.ZipFile();
     zip.addFile(join(src, '101_ObjectCategories.tar.gz'), 'caltech-101/101_ObjectCategories.tar.gz');
@@ -37,7 +39,10 @@ before(async () => {
   await mkdir(join(voc, 'SegmentationClass'), { recursive: true });
   for (const [i, f] of (await readdir(join(voc, 'JPEGImages-tmp', 'class0'))).entries()) {
     const id = `2008_00000${i}`;
-    await writeFile(join(voc, 'JPEGImages', `${id}.jpg`), await readFile(join(voc, 'JPEGImages-tmp', 'class0', f)));
+    await writeFile(
+      join(voc, 'JPEGImages', `${id}.jpg`),
+      await readFile(join(voc, 'JPEGImages-tmp', 'class0', f)),
+    );
     const objects = i === 0 ? ['person', 'dog', 'person'] : ['cat'];
     await writeFile(
       join(voc, 'Annotations', `${id}.xml`),
@@ -55,7 +60,10 @@ before(async () => {
     const { size } = await stat(file);
     const match = /bytes=(\d+)-/.exec(req.headers.range ?? '');
     const start = match ? Number(match[1]) : 0;
-    res.writeHead(match ? 206 : 200, { 'content-length': size - start, ...(match ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}) });
+    res.writeHead(match ? 206 : 200, {
+      'content-length': size - start,
+      ...(match ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}),
+    });
     const stream = createReadStream(file, { start });
     if (cutFirst) {
       cutFirst = false;
@@ -85,7 +93,11 @@ describe('datasets', () => {
     cutFirst = true;
     const target = join(dir, 'd1');
     const events: string[] = [];
-    const root = await downloadDataset('caltech101', { dir: target, source: { url: `${base}/caltech.zip` }, onProgress: (e) => events.push(e.type) });
+    const root = await downloadDataset('caltech101', {
+      dir: target,
+      source: { url: `${base}/caltech.zip` },
+      onProgress: (e) => events.push(e.type),
+    });
     assert.equal(root, join(target, 'caltech101'));
     assert.ok(existsSync(join(root, '.ris-complete')));
     assert.deepEqual(await readdir(target), ['caltech101'], 'the archive and partial folders are gone');
@@ -95,11 +107,17 @@ describe('datasets', () => {
     assert.ok(events.includes('download') && events.includes('extract'));
     // Complete already: no second download.
     served.delete('/caltech.zip');
-    assert.equal(await downloadDataset('caltech101', { dir: target, source: { url: `${base}/caltech.zip` } }), root);
+    assert.equal(
+      await downloadDataset('caltech101', { dir: target, source: { url: `${base}/caltech.zip` } }),
+      root,
+    );
   });
 
   it('downloads VOC2012, keeps JPEGImages and Annotations, labels from the annotated objects', async () => {
-    const root = await downloadDataset('voc2012', { dir: join(dir, 'd2'), source: { url: `${base}/voc.tar` } });
+    const root = await downloadDataset('voc2012', {
+      dir: join(dir, 'd2'),
+      source: { url: `${base}/voc.tar` },
+    });
     assert.deepEqual((await readdir(root)).sort(), ['.ris-complete', 'Annotations', 'JPEGImages']);
     const images = await datasetImages('voc2012', root);
     assert.deepEqual(
@@ -110,17 +128,23 @@ describe('datasets', () => {
 
   it('fails clearly on a failed server and leaves no dataset that looks complete', async () => {
     const target = join(dir, 'd3');
-    await assert.rejects(downloadDataset('caltech101', { dir: target, source: { url: `${base}/missing.zip` } }), (error: unknown) => {
-      assert.ok(error instanceof CollectionError);
-      assert.equal(error.code, 'DATASET_FAILED');
-      assert.match(error.message, /Downloading caltech101 failed: .*HTTP 404/);
-      return true;
-    });
+    await assert.rejects(
+      downloadDataset('caltech101', { dir: target, source: { url: `${base}/missing.zip` } }),
+      (error: unknown) => {
+        assert.ok(error instanceof CollectionError);
+        assert.equal(error.code, 'DATASET_FAILED');
+        assert.match(error.message, /Downloading caltech101 failed: .*HTTP 404/);
+        return true;
+      },
+    );
     assert.ok(!existsSync(join(target, 'caltech101')));
     // A corrupt archive: extraction fails, nothing half-extracted is left behind.
     await mkdir(target, { recursive: true });
     await writeFile(join(target, 'caltech-101.zip'), 'PK not really a zip');
     await assert.rejects(downloadDataset('caltech101', { dir: target }), /Extracting caltech-101.zip failed/);
-    assert.deepEqual((await readdir(target)).filter((f) => f.startsWith('caltech101')), []);
+    assert.deepEqual(
+      (await readdir(target)).filter((f) => f.startsWith('caltech101')),
+      [],
+    );
   });
 });

@@ -350,7 +350,9 @@ export class Collection {
         dimension: d,
         distanceType: 'cosine',
         numPartitions: this.manifest.index.numPartitions,
-        numSubVectors: this.manifest.index.numSubVectors,
+        // With the float16 copy re-ranking candidates exactly, dimension / 32 sub-vectors (40 for 1280)
+        // find the candidates as well as twice as many, and train in half the time.
+        numSubVectors: this.manifest.index.numSubVectors ?? collectionSubVectors(d),
         refineStorage: 'float16',
         assigner: this.options.assigner,
       });
@@ -498,6 +500,11 @@ export class Collection {
     this.db.close();
     if (this.embedderPromise) await (await this.embedderPromise.catch(() => undefined))?.close();
   }
+}
+
+function collectionSubVectors(d: number): number {
+  for (let m = Math.max(1, Math.floor(d / 32)); m > 1; m--) if (d % m === 0) return m;
+  return 1;
 }
 
 async function writeManifest(dir: string, manifest: CollectionManifest): Promise<void> {
