@@ -68,6 +68,7 @@ cli
 
 cli
   .command('retrain <collection>', 'Rebuild the index from every stored vector (after many additions)')
+  .example('ris retrain photos')
   .action((name: string) => commands.retrainCommand(name));
 
 cli
@@ -113,6 +114,8 @@ cli
   )
   .option('--from <dir>', 'An existing copy of Caltech101 (101_ObjectCategories) instead of downloading')
   .option('--model <model>', 'Model for the new collection (default resnet50)')
+  .example('ris start')
+  .example('ris start --from ./101_ObjectCategories --model mobilenetv2-int8')
   .action((options: { from?: string; model?: string }) => commands.startCommand(options));
 
 cli

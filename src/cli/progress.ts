@@ -34,13 +34,18 @@ export function progressBars(): { onProgress: (event: BuildProgress) => void; st
       }
       switch (event.type) {
         case 'download':
-          if (kind !== 'download')
+          if (kind !== 'download') {
             start(
               'download',
-              'downloading {bar} {percentage}% | {value}/{total} MB | ETA {eta_formatted}',
+              'downloading {bar} {percentage}% | {value}/{total} MB | {rate} MB/s | ETA {eta_formatted}',
               Math.max(1, Math.round(event.totalBytes / 1e6)),
             );
-          bar!.update(Math.round(event.receivedBytes / 1e6));
+          }
+          bar!.update(Math.round(event.receivedBytes / 1e6), {
+            rate: (event.receivedBytes / 1e6 / Math.max((performance.now() - started) / 1000, 1e-3)).toFixed(
+              1,
+            ),
+          });
           break;
         case 'extract':
           stop();

@@ -120,6 +120,9 @@ async function fetchResuming(
       return;
     } catch (error) {
       if ((error as Error).message.startsWith('server sent more')) throw error;
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
+        throw new Error(`the disk is full (${part}); free some space and run it again: the download resumes`);
+      }
       // A cut connection: resume from what arrived.
       if (++attempt > retries) throw new Error(`connection kept failing: ${(error as Error).message}`);
     } finally {
