@@ -31,7 +31,12 @@ export type ErrorCode =
   | 'MODEL_MISMATCH'
   | 'EMPTY_COLLECTION'
   | 'UNKNOWN_DATASET'
-  | 'DATASET_FAILED';
+  | 'DATASET_FAILED'
+  | 'URL_NOT_ALLOWED'
+  | 'URL_FETCH_FAILED'
+  | 'UPLOAD_TOO_LARGE'
+  | 'NOT_FOUND'
+  | 'BUSY';
 
 export class RisError extends Error {
   readonly code: ErrorCode;
@@ -56,6 +61,9 @@ export class ModelError extends RisError {}
 
 /** A collection or dataset cannot be used as asked (missing, already there, built with another model). */
 export class CollectionError extends RisError {}
+
+/** A request to the server cannot be served as made (a refused URL, an oversized upload, a full queue). */
+export class RequestError extends RisError {}
 
 /** A file on disk cannot be read as what it claims to be. */
 export class FileFormatError extends RisError {}

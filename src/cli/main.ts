@@ -119,6 +119,24 @@ cli
   .action((options: { from?: string; model?: string }) => commands.startCommand(options));
 
 cli
+  .command('serve', 'Serve the HTTP API over the collections (the web page arrives with the next release)')
+  .option('--port <port>', 'Port', { default: 7860 })
+  .option('--host <host>', 'Address to listen on', { default: '127.0.0.1' })
+  .option('--collections <names>', 'Comma-separated collections to serve (default: all)')
+  .option('--max-upload-mb <mb>', 'Largest upload or fetched image, in MB', { default: 20 })
+  .example('ris serve --port 8080 --collections caltech101,photos')
+  .action(async (options: { port: number; host: string; collections?: string; maxUploadMb: number }) => {
+    const { listen } = await import('../server/serve.ts');
+    const { url } = await listen({
+      port: Number(options.port),
+      host: String(options.host),
+      collections: options.collections ? String(options.collections).split(',') : undefined,
+      maxUploadBytes: Number(options.maxUploadMb) * 1e6,
+    });
+    console.log(`ris API at ${url}/api (collections: ${url}/api/collections)`);
+  });
+
+cli
   .command('index-info <file>', 'Describe a saved vector index file (kind, dimension, size, parameters)')
   .example('ris index-info ~/.local/share/ris/collections/caltech101/index.ris')
   .action(async (file: string) => console.log(await commands.describeIndexFile(file)));

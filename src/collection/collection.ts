@@ -477,6 +477,11 @@ export class Collection {
     });
   }
 
+  /** Every image id, ascending. */
+  allIds(): Uint32Array {
+    return Uint32Array.from(this.db.prepare('SELECT id FROM images ORDER BY id').pluck().all() as number[]);
+  }
+
   /** Counts per label, most frequent first. */
   labels(): { label: string; count: number }[] {
     const counts = new Map<string, number>();

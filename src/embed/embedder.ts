@@ -190,11 +190,26 @@ export class Embedder {
     }
   }
 
-  private async prepareBatch(items: { index: number; input: ImageInput }[]) {
+  /**
+   * Embeds several images, each with its own optional crop, in one forward pass (a server batches the
+   * searches that arrive together this way). Returns, per input, its vector or why it failed.
+   */
+  async embedBatch(items: { input: ImageInput; crop?: CropBox }[]): Promise<(Float32Array | RisError)[]> {
+    const batch = await this.prepareBatch(items.map((item, index) => ({ index, ...item })));
+    const vectors =
+      batch.count > 0 ? (await this.run(batch.tensor, batch.count)).vectors : new Float32Array(0);
+    const out: (Float32Array | RisError)[] = new Array(items.length);
+    for (const [r, index] of batch.indices.entries())
+      out[index] = vectors.slice(r * this.dimension, (r + 1) * this.dimension);
+    for (const failure of batch.failures) out[failure.index] = failure.error;
+    return out;
+  }
+
+  private async prepareBatch(items: { index: number; input: ImageInput; crop?: CropBox }[]) {
     const side = this.config.input.size;
     const results = await Promise.all(
-      items.map(({ input }) =>
-        prepareImage(input, this.config, this.decodeOptions).then(
+      items.map(({ input, crop }) =>
+        prepareImage(input, this.config, { ...this.decodeOptions, crop }).then(
           (image): RgbImage | RisError => image,
           (error: unknown) =>
             error instanceof RisError ? error : new ModelError('INVALID_MODEL', String(error)),
