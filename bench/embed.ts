@@ -16,13 +16,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { type ModelConfig, parseModelConfig } from '../src/embed/config.ts';
-import { sessionOptions } from '../src/embed/embedder.ts';
 import { fillTensor, prepareImage } from '../src/embed/image.ts';
 import { exposeTensor, readModel, writeModel } from '../src/embed/onnx-graph.ts';
 import { Embedder, MODEL_REGISTRY } from '../src/index.ts';
+import { caltechFiles, forwardOnly, shared, type Timing, timed } from './lib.ts';
 
 const root = join(import.meta.dirname, '..');
-const shared = join(root, '..', 'shared', 'data');
 const results = join(root, 'bench', 'results');
 const arg = (name: string) =>
   process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
@@ -33,30 +32,6 @@ const BATCH = 16;
 if (!existsSync(join(shared, 'caltech101'))) {
   console.log('bench:embed needs ../shared/data/caltech101; skipped');
   process.exit(0);
-}
-
-/** Every k-th image of Caltech101 in sorted order, n in all: a spread of sizes, classes, grayscale. */
-async function caltechFiles(n: number): Promise<string[]> {
-  const all: string[] = [];
-  for (const c of (await readdir(join(shared, 'caltech101'))).sort()) {
-    for (const f of (await readdir(join(shared, 'caltech101', c))).sort())
-      all.push(join(shared, 'caltech101', c, f));
-  }
-  const step = Math.max(1, Math.floor(all.length / n));
-  return all.filter((_, i) => i % step === 0).slice(0, n);
-}
-
-interface Timing {
-  seconds: number;
-  cpuSeconds: number;
-}
-
-async function timed(fn: () => Promise<void>): Promise<Timing> {
-  const cpu = process.cpuUsage();
-  const start = performance.now();
-  await fn();
-  const used = process.cpuUsage(cpu);
-  return { seconds: (performance.now() - start) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
 }
 
 async function pipeline(embedder: Embedder, files: string[]): Promise<Timing> {
@@ -79,25 +54,6 @@ async function decodeOnly(config: ModelConfig, files: string[]): Promise<Timing>
   return timed(async () => {
     for (const f of files) fillTensor(await prepareImage(f, config), config, tensor, 0);
   });
-}
-
-/** The forward pass alone on ready tensors, in batches of BATCH, through the same graph as the embedder. */
-async function forwardOnly(modelFile: string, config: ModelConfig, n: number): Promise<Timing> {
-  const graph = readModel(await readFile(modelFile));
-  const output = exposeTensor(graph, config.output.tensor, config.output.dequantize);
-  const session = await ort.InferenceSession.create(writeModel(graph), sessionOptions(threads));
-  const side = config.input.size;
-  const input = new ort.Tensor(
-    'float32',
-    new Float32Array(BATCH * 3 * side * side).map(() => Math.random() * 2 - 1),
-    [BATCH, 3, side, side],
-  );
-  await session.run({ [config.input.name]: input }, [output]); // warm-up
-  const timing = await timed(async () => {
-    for (let done = 0; done < n; done += BATCH) await session.run({ [config.input.name]: input }, [output]);
-  });
-  await session.release();
-  return timing;
 }
 
 const rows: { model: string; what: string; imagesPerSecond: number; note?: string }[] = [];
@@ -138,7 +94,7 @@ const perSecond = (n: number, t: Timing) => n / t.seconds;
     const config = parseModelConfig(configInput, 'bench');
     const embedder = await Embedder.create({ model, threads, batchSize: BATCH });
     await pipeline(embedder, files.slice(0, BATCH)); // warm-up
-    const forward = await forwardOnly(model, config, files.length);
+    const forward = await forwardOnly(model, config, files.length, threads, BATCH);
     const whole = await pipeline(embedder, files);
     rows.push({
       model: 'resnet50',
@@ -171,7 +127,7 @@ const perSecond = (n: number, t: Timing) => n / t.seconds;
   const embedder = await Embedder.create({ model: 'mobilenetv2-int8', cacheDir, threads, batchSize: BATCH });
   const config = embedder.config;
   await pipeline(embedder, files.slice(0, BATCH * 2)); // warm-up
-  const forward = await forwardOnly(join(cacheDir, entry.fileName), config, files.length);
+  const forward = await forwardOnly(join(cacheDir, entry.fileName), config, files.length, threads, BATCH);
   const decode = await decodeOnly(config, files);
   const bound = files.length / ((decode.cpuSeconds + forward.cpuSeconds) / availableParallelism());
   const whole = await pipeline(embedder, files);
