@@ -10,14 +10,12 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import * as ort from 'onnxruntime-node';
 import { type ModelConfig, parseModelConfig } from '../src/embed/config.ts';
 import { fillTensor, prepareImage } from '../src/embed/image.ts';
-import { exposeTensor, readModel, writeModel } from '../src/embed/onnx-graph.ts';
 import { Embedder, MODEL_REGISTRY } from '../src/index.ts';
 import { caltechFiles, forwardOnly, shared, type Timing, timed } from './lib.ts';
 
