@@ -81,7 +81,8 @@ function printProblems(report: {
 export async function addCommand(name: string, paths: string[]): Promise<void> {
   const { resolveSource } = await import('../collection/build.ts');
   const { statSync } = await import('node:fs');
-  const collection = await Collection.open(name);
+  const assigner = createParallelAssigner();
+  const collection = await Collection.open(name, { assigner });
   const bars = progressBars();
   try {
     const images = [];
@@ -106,6 +107,7 @@ export async function addCommand(name: string, paths: string[]): Promise<void> {
   } finally {
     bars.stop();
     await collection.close();
+    await assigner.close();
   }
 }
 
@@ -121,7 +123,8 @@ export async function removeCommand(name: string, targets: string[]): Promise<vo
 }
 
 export async function retrainCommand(name: string): Promise<void> {
-  const collection = await Collection.open(name);
+  const assigner = createParallelAssigner();
+  const collection = await Collection.open(name, { assigner });
   try {
     const started = performance.now();
     await collection.retrain();
@@ -130,6 +133,7 @@ export async function retrainCommand(name: string): Promise<void> {
     );
   } finally {
     await collection.close();
+    await assigner.close();
   }
 }
 
