@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { ArgumentError, describe, ModelError, RisError } from '../errors.ts';
 import { DEFAULT_MODEL, MODEL_REGISTRY, type ModelConfig, parseModelConfig } from './config.ts';
 import { type DownloadProgress, downloadVerified, fileSha256 } from './download.ts';
@@ -15,6 +15,7 @@ import {
   prepareImage,
   type RgbImage,
 } from './image.ts';
+import { type InferenceEngine, inProcessEngine, workerEngine } from './inference.ts';
 import { exposeTensor, readModel, writeModel } from './onnx-graph.ts';
 import { poolOutput } from './pooling.ts';
 
@@ -43,6 +44,11 @@ export interface EmbedderOptions {
    * (`<mirror>/mobilenetv2-12-int8.onnx`): a local or company mirror.
    */
   mirrors?: string[];
+  /**
+   * Where the network runs: 'worker' (default) keeps this thread's event loop free during a forward pass
+   * (onnxruntime-node computes synchronously on the calling thread); 'main' saves the worker's start.
+   */
+  inferenceThread?: 'worker' | 'main';
   /** onnxruntime threads. Default: every core. */
   threads?: number;
   /**
@@ -79,24 +85,21 @@ export class Embedder {
   readonly modelId: string;
   readonly dimension: number;
   readonly config: ModelConfig;
-  private readonly session: ort.InferenceSession;
-  private readonly outputName: string;
+  private readonly engine: InferenceEngine;
   private readonly batchSize: number;
   private readonly decodeOptions: DecodeOptions;
 
   private constructor(init: {
-    session: ort.InferenceSession;
+    engine: InferenceEngine;
     config: ModelConfig;
     modelId: string;
-    outputName: string;
     dimension: number;
     batchSize: number;
     limitInputPixels: number | undefined;
   }) {
-    this.session = init.session;
+    this.engine = init.engine;
     this.config = init.config;
     this.modelId = init.modelId;
-    this.outputName = init.outputName;
     this.dimension = init.dimension;
     this.batchSize = init.batchSize;
     this.decodeOptions = { limitInputPixels: init.limitInputPixels };
@@ -115,19 +118,25 @@ export class Embedder {
     const { file, config, sha256 } = await resolveModel(model, options);
     const graph = readModel(await readFile(file), file);
     const outputName = exposeTensor(graph, config.output.tensor, config.output.dequantize);
-    const session = await ort.InferenceSession.create(writeModel(graph), sessionOptions(threads));
-    if (!session.inputNames.includes(config.input.name)) {
+    const init = {
+      model: writeModel(graph),
+      options: sessionOptions(threads),
+      inputName: config.input.name,
+      outputName,
+    };
+    const engine = await (options.inferenceThread === 'main' ? inProcessEngine(init) : workerEngine(init));
+    if (!engine.inputNames.includes(config.input.name)) {
+      await engine.release();
       throw new ModelError(
         'INVALID_MODEL',
-        `The model has no input "${config.input.name}" (it has ${session.inputNames.join(', ')}); fix input.name in its config`,
+        `The model has no input "${config.input.name}" (it has ${engine.inputNames.join(', ')}); fix input.name in its config`,
       );
     }
     const modelId = `${config.name}@${createHash('sha256').update(sha256).update(JSON.stringify(config)).digest('hex').slice(0, 16)}`;
     const embedder = new Embedder({
-      session,
+      engine,
       config,
       modelId,
-      outputName,
       dimension: 0,
       batchSize,
       limitInputPixels: options.limitInputPixels,
@@ -135,10 +144,9 @@ export class Embedder {
     // One forward pass on a blank image tells the embedding's length.
     const probe = await embedder.run(new Float32Array(3 * config.input.size ** 2), 1);
     return new Embedder({
-      session,
+      engine,
       config,
       modelId,
-      outputName,
       dimension: probe.dimension,
       batchSize,
       limitInputPixels: options.limitInputPixels,
@@ -241,16 +249,12 @@ export class Embedder {
   ): Promise<{ vectors: Float32Array; dimension: number }> {
     const side = this.config.input.size;
     const dims = this.config.input.layout === 'nchw' ? [count, 3, side, side] : [count, side, side, 3];
-    const outputs = await this.session.run(
-      { [this.config.input.name]: new ort.Tensor('float32', tensor, dims) },
-      [this.outputName],
-    );
-    const output = outputs[this.outputName]!;
-    return poolOutput(output.data as Float32Array, output.dims, this.config.output);
+    const output = await this.engine.run(tensor, dims);
+    return poolOutput(output.data, output.dims, this.config.output);
   }
 
   async close(): Promise<void> {
-    await this.session.release();
+    await this.engine.release();
   }
 }
 

@@ -1,0 +1,40 @@
+// The worker side of workerEngine: one onnxruntime session, forward passes on request.
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+
+let session: ort.InferenceSession | undefined;
+let names: { input: string; output: string } | undefined;
+
+parentPort!.on('message', async (message: { type: string; [key: string]: unknown }) => {
+  if (message.type === 'init') {
+    try {
+      session = await ort.InferenceSession.create(
+        message.model as Uint8Array,
+        message.options as ort.InferenceSession.SessionOptions,
+      );
+      names = { input: message.inputName as string, output: message.outputName as string };
+      parentPort!.postMessage({ type: 'ready', inputNames: session.inputNames });
+    } catch (error) {
+      parentPort!.postMessage({
+        type: 'error',
+        id: -1,
+        message: `onnxruntime cannot load the model: ${(error as Error).message}`,
+      });
+    }
+    return;
+  }
+  if (message.type === 'run' && session && names) {
+    const id = message.id as number;
+    try {
+      const tensor = new ort.Tensor('float32', message.data as Float32Array, message.dims as number[]);
+      const outputs = await session.run({ [names.input]: tensor }, [names.output]);
+      const output = outputs[names.output]!;
+      const data = (output.data as Float32Array).slice(); // onnxruntime owns its buffer: send a copy
+      parentPort!.postMessage({ type: 'result', id, data, dims: [...output.dims] }, [
+        data.buffer as ArrayBuffer,
+      ]);
+    } catch (error) {
+      parentPort!.postMessage({ type: 'error', id, message: (error as Error).message });
+    }
+  }
+});
