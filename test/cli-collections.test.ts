@@ -117,6 +117,38 @@ describe('ris CLI over collections (the real binary)', () => {
     assert.match(help.stdout, /Examples:[\s\S]*ris index caltech101 --collection caltech101/);
   });
 
+  it('start serves the page and the API with caltech101 first, and stops on SIGTERM', async () => {
+    const home = join(dir, 'home-start');
+    for (const name of ['alpha', 'caltech101'])
+      assert.equal((await ris(home, 'index', images, '--collection', name, '--model', model)).code, 0);
+    const child = spawn(process.execPath, [bin, 'start', '--port', '0'], {
+      env: { ...process.env, RIS_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    for (let i = 0; i < 200 && !/open http:\/\/\S+\//.test(output); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const url = /open (http:\/\/\S+)\//.exec(output)?.[1];
+    assert.ok(url, `no URL printed: ${output}`);
+    assert.match(output, /serving caltech101, alpha/);
+    const list = (await (await fetch(`${url}/api/collections`)).json()) as { name: string }[];
+    assert.deepEqual(
+      list.map((c) => c.name),
+      ['caltech101', 'alpha'],
+    );
+    const page = await fetch(`${url}/`);
+    assert.match(page.headers.get('content-type')!, /text\/html/);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, output);
+  });
+
   it('after kill -9 in the middle of indexing, a second run resumes to the same collection', async () => {
     const many = join(dir, 'many');
     await writeClassFolders(many, 6, 100, 160, 3);

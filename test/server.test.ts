@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -238,5 +238,49 @@ describe('HTTP API', () => {
     const busy = responses.find((r) => r.status === 503)!;
     assert.equal(busy.headers.get('retry-after'), '1');
     assert.equal((await tiny.request('/api/collections/pics/search', upload(sample))).status, 200);
+  });
+});
+
+describe('web page', () => {
+  it('serves the built page with a strict content policy, and immutable hashed assets', async () => {
+    const webRoot = join(dir, 'web');
+    await mkdir(join(webRoot, 'assets'), { recursive: true });
+    await writeFile(
+      join(webRoot, 'index.html'),
+      '<!doctype html><script type="module" src="./assets/app-1a2b.js"></script>',
+    );
+    await writeFile(join(webRoot, 'assets', 'app-1a2b.js'), 'console.log(1)');
+    const web = createApp({ collections: [collection], webRoot });
+
+    const page = await web.request('/');
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type')!, /text\/html/);
+    const policy = page.headers.get('content-security-policy')!;
+    assert.match(policy, /default-src 'self'/);
+    assert.match(policy, /frame-ancestors 'none'/);
+    assert.match(page.headers.get('permissions-policy')!, /camera=\(self\)/);
+
+    const script = await web.request('/assets/app-1a2b.js');
+    assert.equal(script.status, 200);
+    assert.match(script.headers.get('cache-control')!, /immutable/);
+
+    // No file outside the page's folder, however the path is written; API paths keep their JSON 404.
+    for (const path of [
+      '/../server.test.ts',
+      '/assets/..%2F..%2Fpackage.json',
+      '/%2e%2e/%2e%2e/etc/passwd',
+    ]) {
+      const response = await web.request(path);
+      assert.equal(response.status, 404, path);
+    }
+    await expectError(await web.request('/api/nothing-here'), 404, 'NOT_FOUND', /No route GET/);
+  });
+
+  it('says how to build the page when it is not built', async () => {
+    const unbuilt = createApp({ collections: [collection], webRoot: join(dir, 'no-such-dir') });
+    const response = await unbuilt.request('/');
+    assert.equal(response.status, 503);
+    assert.match(await response.text(), /npm run build:web/);
+    assert.equal((await unbuilt.request('/api/health')).status, 200);
   });
 });

@@ -7,6 +7,7 @@ import { DATASETS, type DatasetName, datasetsDir, downloadDataset } from '../col
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { ArgumentError, ImageError } from '../errors.ts';
 import { createParallelAssigner } from '../node/parallel-assigner.ts';
+import type { ListenOptions } from '../server/serve.ts';
 import { progressBars } from './progress.ts';
 
 const KINDS = ['unknown', 'flat', 'ivf-flat', 'ivf-pq'];
@@ -290,8 +291,13 @@ export async function datasetsDownloadCommand(which: string, options: { dir?: st
 }
 
 /** `npm start`: prepare the Caltech101 collection if there is none, then say how to search it. */
-export async function startCommand(options: { from?: string; model?: string }): Promise<void> {
-  const names = await Collection.list();
+export async function startCommand(options: {
+  from?: string;
+  model?: string;
+  port?: number;
+  host?: string;
+}): Promise<void> {
+  let names = await Collection.list();
   if (names.length === 0) {
     console.log('no collection yet: preparing caltech101 (download, embed, index)');
     await indexCommand('caltech101', {
@@ -299,11 +305,28 @@ export async function startCommand(options: { from?: string; model?: string }): 
       from: options.from ?? fromEnv(),
       model: options.model,
     });
+    names = await Collection.list();
   }
-  const first = (await Collection.list())[0]!;
-  console.log(
-    `\nsearch it:  ris search ${first} path/to/image.jpg -k 5\n(the web app arrives with the next release)`,
-  );
+  // caltech101 is the default collection: the page shows the first one served.
+  const ordered = names.includes('caltech101')
+    ? ['caltech101', ...names.filter((n) => n !== 'caltech101')]
+    : names;
+  await serveCommand({ port: options.port, host: options.host, collections: ordered });
+}
+
+/** Serves the page and the API until the process is stopped (Ctrl-C closes the collections). */
+export async function serveCommand(options: ListenOptions): Promise<void> {
+  const { listen } = await import('../server/serve.ts');
+  const server = await listen(options);
+  console.log(`ris is serving ${server.collections.join(', ')}`);
+  console.log(`open ${server.url}/ in a browser (API: ${server.url}/api/collections); Ctrl-C stops it`);
+  const stop = () => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    void server.close();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 function fromEnv(): string | undefined {

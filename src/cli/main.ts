@@ -108,33 +108,36 @@ cli
   });
 
 cli
-  .command(
-    'start',
-    'Prepare the caltech101 collection if there is none, then show how to search it (npm start)',
-  )
+  .command('start', 'Prepare the caltech101 collection if there is none, then serve the web page (npm start)')
   .option('--from <dir>', 'An existing copy of Caltech101 (101_ObjectCategories) instead of downloading')
   .option('--model <model>', 'Model for the new collection (default resnet50)')
+  .option('--port <port>', 'Port of the web page', { default: 7860 })
+  .option('--host <host>', 'Address to listen on', { default: '127.0.0.1' })
   .example('ris start')
   .example('ris start --from ./101_ObjectCategories --model mobilenetv2-int8')
-  .action((options: { from?: string; model?: string }) => commands.startCommand(options));
+  .action((options: { from?: string; model?: string; port: number; host: string }) =>
+    commands.startCommand({ ...options, port: Number(options.port), host: String(options.host) }),
+  );
 
 cli
-  .command('serve', 'Serve the HTTP API over the collections (the web page arrives with the next release)')
+  .command('serve', 'Serve the web page and the HTTP API over the collections')
   .option('--port <port>', 'Port', { default: 7860 })
-  .option('--host <host>', 'Address to listen on', { default: '127.0.0.1' })
-  .option('--collections <names>', 'Comma-separated collections to serve (default: all)')
+  .option('--host <host>', 'Address to listen on (0.0.0.0: every interface)', { default: '127.0.0.1' })
+  .option(
+    '--collections <names>',
+    'Comma-separated collections to serve, the first one shown first (default: all)',
+  )
   .option('--max-upload-mb <mb>', 'Largest upload or fetched image, in MB', { default: 20 })
+  .example('ris serve')
   .example('ris serve --port 8080 --collections caltech101,photos')
-  .action(async (options: { port: number; host: string; collections?: string; maxUploadMb: number }) => {
-    const { listen } = await import('../server/serve.ts');
-    const { url } = await listen({
+  .action((options: { port: number; host: string; collections?: string; maxUploadMb: number }) =>
+    commands.serveCommand({
       port: Number(options.port),
       host: String(options.host),
       collections: options.collections ? String(options.collections).split(',') : undefined,
       maxUploadBytes: Number(options.maxUploadMb) * 1e6,
-    });
-    console.log(`ris API at ${url}/api (collections: ${url}/api/collections)`);
-  });
+    }),
+  );
 
 cli
   .command('index-info <file>', 'Describe a saved vector index file (kind, dimension, size, parameters)')

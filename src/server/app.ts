@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serveStatic } from '@hono/node-server/serve-static';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { Random } from '../ann/random.ts';
@@ -20,7 +23,24 @@ export interface ServerOptions {
   maxQueue?: number;
   /** Tests only: URL search may reach loopback addresses (the tests serve their own images). */
   allowLoopbackUrls?: boolean;
+  /** The built web page (`npm run build:web`). Default: this package's web/dist. */
+  webRoot?: string;
 }
+
+export const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url));
+
+// The page loads only its own code; previews of "Image URL" come from anywhere, hence img-src http(s).
+const pageSecurity = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'self'"],
+    imgSrc: ["'self'", 'blob:', 'data:', 'http:', 'https:'],
+    mediaSrc: ["'self'", 'blob:'],
+    objectSrc: ["'none'"],
+    baseUri: ["'self'"],
+    frameAncestors: ["'none'"],
+  },
+  permissionsPolicy: { camera: ['self'], microphone: [] },
+});
 
 /** HTTP status of each error code: the one place where library errors meet HTTP. */
 export function statusFor(error: unknown): number {
@@ -275,6 +295,23 @@ export function createApp(options: ServerOptions): Hono {
         })),
       });
     },
+  );
+
+  // The web page. API paths never reach here: their 404 is JSON (above), the page's is a note.
+  const webRoot = options.webRoot ?? DEFAULT_WEB_ROOT;
+  app.use('/*', pageSecurity);
+  app.use('/assets/*', async (c, next) => {
+    await next();
+    // Vite names assets by content hash, so they never change under their name.
+    if (c.res.ok) c.header('Cache-Control', 'public, max-age=31536000, immutable');
+  });
+  if (existsSync(webRoot)) app.use('/*', serveStatic({ root: webRoot }));
+  app.get('/', (c) =>
+    c.html(
+      '<!doctype html><title>ris</title><p>The web page is not built. Run <code>npm run build:web</code> ' +
+        '(npm install does it), then reload. The API is at <a href="/api/collections">/api</a>.</p>',
+      503,
+    ),
   );
 
   return app;

@@ -1,6 +1,6 @@
 import { serve } from '@hono/node-server';
 import { Collection, type CollectionOptions } from '../collection/collection.ts';
-import { CollectionError } from '../errors.ts';
+import { ArgumentError, CollectionError } from '../errors.ts';
 import { createApp, type ServerOptions } from './app.ts';
 
 export interface ListenOptions extends Omit<ServerOptions, 'collections'> {
@@ -11,10 +11,13 @@ export interface ListenOptions extends Omit<ServerOptions, 'collections'> {
   collectionOptions?: CollectionOptions;
 }
 
-/** Opens the collections and serves the API; resolves once listening, with a function that stops it. */
+/**
+ * Opens the collections and serves the page and the API; resolves once listening, with the served
+ * collections' names and a function that stops the server and closes the collections.
+ */
 export async function listen(
   options: ListenOptions = {},
-): Promise<{ url: string; close: () => Promise<void> }> {
+): Promise<{ url: string; collections: string[]; close: () => Promise<void> }> {
   const names = options.collections?.length
     ? options.collections
     : await Collection.list(options.collectionOptions?.home);
@@ -27,19 +30,37 @@ export async function listen(
   const collections = await Promise.all(
     names.map((name) => Collection.open(name, options.collectionOptions)),
   );
-  // Load the models now, so the first search does not wait for them.
-  await Promise.all(collections.map((c) => c.embedder()));
+  const closeCollections = () => Promise.all(collections.map((c) => c.close())).then(() => undefined);
+  try {
+    // Load the models now, so the first search does not wait for them.
+    await Promise.all(collections.map((c) => c.embedder()));
+  } catch (error) {
+    await closeCollections();
+    throw error;
+  }
   const app = createApp({ ...options, collections });
   const host = options.host ?? '127.0.0.1';
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: options.port ?? 7860, hostname: host }, (info) => {
       resolve({
         url: `http://${host.includes(':') ? `[${host}]` : host}:${info.port}`,
+        collections: names,
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
-          }).then(() => Promise.all(collections.map((c) => c.close())).then(() => undefined)),
+          }).then(closeCollections),
       });
+    });
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      void closeCollections();
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new ArgumentError(
+              'INVALID_ARGUMENT',
+              `Port ${options.port ?? 7860} is in use on ${host}; stop what uses it or choose another with --port`,
+            )
+          : error,
+      );
     });
   });
 }

@@ -1,0 +1,413 @@
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import {
+  ApiError,
+  type CollectionInfo,
+  type CropBox,
+  type ImageRef,
+  listCollections,
+  type SearchResponse,
+  search,
+} from './api.ts';
+import { Examples } from './components/Examples.tsx';
+import { Gallery } from './components/Gallery.tsx';
+import { ImageDialog } from './components/ImageDialog.tsx';
+import { ImagePane } from './components/ImagePane.tsx';
+import { Results } from './components/Results.tsx';
+import { Tabs } from './components/Tabs.tsx';
+import { Webcam } from './components/Webcam.tsx';
+import {
+  checkImageUrl,
+  type Query,
+  queryFromCollection,
+  queryFromFile,
+  queryFromUrl,
+  searchInputFor,
+} from './query.ts';
+import { useStoredState } from './stored-state.ts';
+
+/** The reference app shows 1–5 results; the setting raises the slider's end to 20. */
+const USUAL_MAX_RESULTS = 5;
+const LARGE_MAX_RESULTS = 20;
+const URL_ERRORS = new Set(['URL_NOT_ALLOWED', 'URL_FETCH_FAILED', 'UNSUPPORTED_IMAGE', 'INVALID_ARGUMENT']);
+
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+function collectionFromAddress(): string | null {
+  return new URLSearchParams(location.search).get('collection');
+}
+
+export function App() {
+  const [theme, setTheme] = useStoredState<'dark' | 'light'>('ris.theme', 'dark');
+  const [collections, setCollections] = useState<CollectionInfo[] | null>(null);
+  const [collection, setCollection] = useState('');
+  const [toSearch, setToSearch] = useState<Query | null>(null);
+  const [lastSearched, setLastSearched] = useState<Query | null>(null);
+  const [webcamOn, setWebcamOn] = useState(false);
+  const [tab, setTab] = useState<'examples' | 'url'>('examples');
+  const [urlText, setUrlText] = useState('');
+  const [urlError, setUrlError] = useState<string | null>(null);
+  const [allowMore, setAllowMore] = useStoredState('ris.allowMoreResults', false);
+  const [count, setCount] = useStoredState('ris.resultCount', 3);
+  const [response, setResponse] = useState<{ k: number; body: SearchResponse; serial: number } | null>(null);
+  const [searching, setSearching] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [enlarged, setEnlarged] = useState<ImageRef | null>(null);
+  const pendingSearch = useRef<AbortController | null>(null);
+
+  const maxResults = allowMore ? LARGE_MAX_RESULTS : USUAL_MAX_RESULTS;
+  const shownCount = Math.min(count, maxResults);
+  const showError = useCallback((message: string) => setError(message), []);
+  const current = collections?.find((c) => c.name === collection);
+
+  // Before the first paint, so a light page does not flash dark.
+  useLayoutEffect(() => {
+    document.documentElement.dataset.theme = theme;
+  }, [theme]);
+
+  useEffect(() => {
+    listCollections()
+      .then((list) => {
+        setCollections(list);
+        const wanted = collectionFromAddress();
+        setCollection(list.find((c) => c.name === wanted)?.name ?? list[0]?.name ?? '');
+      })
+      .catch((failure) => showError(`The collections could not be listed: ${errorText(failure)}`));
+  }, [showError]);
+
+  /** Searches `target` with `query`; the results and Last searched change only when it succeeds. */
+  const runSearch = async (query: Query | null, target = collection, k = maxResults) => {
+    if (!query) {
+      showError(
+        'Choose an image to search first: upload, drop or paste one, capture it, or pick an example.',
+      );
+      return;
+    }
+    pendingSearch.current?.abort();
+    const controller = new AbortController();
+    pendingSearch.current = controller;
+    setSearching(true);
+    setError(null);
+    try {
+      const input = await searchInputFor(query, target);
+      const body = await search(target, input, { k, crop: query.crop, signal: controller.signal });
+      if (controller.signal.aborted) return;
+      setResponse((previous) => ({ k, body, serial: (previous?.serial ?? 0) + 1 }));
+      setLastSearched(query);
+      // On a narrow screen the results are below the examples: bring them into view.
+      const heading = document.getElementById('results-heading');
+      if (
+        matchMedia('(max-width: 900px)').matches &&
+        heading &&
+        heading.getBoundingClientRect().top > innerHeight
+      )
+        heading.scrollIntoView({ behavior: 'smooth', block: 'start' });
+      if (query.source.kind === 'url') setUrlError(null);
+    } catch (failure) {
+      if (controller.signal.aborted) return;
+      const message = errorText(failure);
+      showError(`The search failed: ${message}`);
+      if (query.source.kind === 'url' && failure instanceof ApiError && URL_ERRORS.has(failure.code)) {
+        setUrlError(message);
+        setTab('url');
+      }
+    } finally {
+      if (pendingSearch.current === controller) setSearching(false);
+    }
+  };
+
+  const chooseCollection = (name: string) => {
+    setCollection(name);
+    const address = new URL(location.href);
+    address.searchParams.set('collection', name);
+    history.replaceState(null, '', address);
+    if (lastSearched) void runSearch(lastSearched, name);
+    else setResponse(null);
+  };
+
+  const putFile = (file: Blob, name: string) => {
+    setToSearch(queryFromFile(file, name));
+    setWebcamOn(false);
+  };
+  const putUrl = (text: string) => {
+    const problem = checkImageUrl(text);
+    setUrlError(problem);
+    if (problem) return false;
+    setToSearch(queryFromUrl(text.trim()));
+    setWebcamOn(false);
+    return true;
+  };
+  const searchWith = (image: ImageRef) => {
+    const query = queryFromCollection(collection, image);
+    setToSearch(query);
+    setEnlarged(null);
+    void runSearch(query);
+  };
+
+  // Paste an image (or an image address) anywhere on the page, except into a text field.
+  useEffect(() => {
+    const onPaste = (event: ClipboardEvent) => {
+      const data = event.clipboardData;
+      const file = Array.from(data?.files ?? []).find((f) => f.type.startsWith('image/'));
+      if (file) {
+        event.preventDefault();
+        putFile(file, file.name || 'pasted image');
+        return;
+      }
+      const target = event.target as HTMLElement | null;
+      if (target?.closest('input, textarea')) return;
+      const text = data?.getData('text/plain').trim() ?? '';
+      if (/^https?:\/\//i.test(text)) {
+        event.preventDefault();
+        setUrlText(text);
+        putUrl(text);
+      }
+    };
+    document.addEventListener('paste', onPaste);
+    return () => document.removeEventListener('paste', onPaste);
+  });
+
+  // Object URLs of uploaded images are released once neither pane shows them.
+  const objectUrls = useRef(new Set<string>());
+  useEffect(() => {
+    const inUse = new Set([toSearch?.previewUrl, lastSearched?.previewUrl]);
+    for (const query of [toSearch, lastSearched])
+      if (query?.source.kind === 'file') objectUrls.current.add(query.previewUrl);
+    for (const url of objectUrls.current)
+      if (!inUse.has(url)) {
+        URL.revokeObjectURL(url);
+        objectUrls.current.delete(url);
+      }
+  }, [toSearch, lastSearched]);
+
+  const setCrop = (setter: typeof setToSearch) => (crop: CropBox | null) =>
+    setter((query) => (query ? { ...query, crop } : query));
+
+  return (
+    <>
+      <header class="topbar">
+        <h1>
+          ris <span class="muted">reverse image search</span>
+        </h1>
+        <div class="collection-picker">
+          <label for="collection">
+            <strong>Collection</strong>
+          </label>
+          <select
+            id="collection"
+            value={collection}
+            disabled={!collections?.length}
+            onChange={(event) => chooseCollection(event.currentTarget.value)}
+          >
+            {collections?.map((c) => (
+              <option key={c.name} value={c.name}>
+                {c.name}
+              </option>
+            ))}
+          </select>
+          {current && (
+            <span class="muted">
+              {current.size.toLocaleString('en')} images · {current.model}
+            </span>
+          )}
+        </div>
+        <button
+          type="button"
+          class="theme-toggle"
+          aria-pressed={theme === 'light'}
+          onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')}
+        >
+          Light theme
+        </button>
+      </header>
+
+      {error && (
+        <div class="error-banner" role="alert">
+          <p>{error}</p>
+          <button type="button" onClick={() => setError(null)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+
+      <main class="layout">
+        <section class="column" aria-labelledby="query-heading">
+          <h2 id="query-heading">Image to search</h2>
+          <p class="hint">
+            Upload, drop or paste an image, capture one, or pick an example. Crop to search part of it.
+          </p>
+          <div class="panes">
+            <ImagePane
+              title="To search"
+              query={toSearch}
+              onCropChange={setCrop(setToSearch)}
+              onFile={putFile}
+              onUrl={(url) => {
+                setUrlText(url);
+                putUrl(url);
+              }}
+              emptyText="Drop, paste or click to upload an image"
+              live={
+                webcamOn ? (
+                  <Webcam
+                    onCapture={(frame) => putFile(frame, 'webcam capture')}
+                    onError={(message) => {
+                      setWebcamOn(false);
+                      showError(message);
+                    }}
+                  />
+                ) : undefined
+              }
+            />
+            <ImagePane
+              title="Last searched"
+              query={lastSearched}
+              onCropChange={setCrop(setLastSearched)}
+              emptyText="The image of the last search shows here."
+            />
+          </div>
+          <div class="copy-buttons">
+            <button type="button" disabled={!toSearch} onClick={() => setLastSearched(toSearch)}>
+              Copy To search → Last searched
+            </button>
+            <button type="button" disabled={!lastSearched} onClick={() => setToSearch(lastSearched)}>
+              Copy Last searched → To search
+            </button>
+          </div>
+          <label class="switch">
+            <input
+              type="checkbox"
+              role="switch"
+              aria-checked={webcamOn}
+              checked={webcamOn}
+              onChange={(event) => setWebcamOn(event.currentTarget.checked)}
+            />
+            <strong>Use webcam</strong>
+          </label>
+          <button
+            type="button"
+            class="primary search-button"
+            disabled={searching || !collection}
+            aria-busy={searching}
+            onClick={() => runSearch(toSearch)}
+          >
+            {searching ? 'Searching…' : 'Search'}
+          </button>
+
+          <Tabs
+            label="Ways to choose an image"
+            selected={tab}
+            onSelect={setTab}
+            tabs={[
+              {
+                id: 'examples',
+                title: 'Examples',
+                panel: collection && (
+                  <Examples
+                    key={collection}
+                    collection={collection}
+                    onPick={(image) => {
+                      setToSearch(queryFromCollection(collection, image));
+                      setWebcamOn(false);
+                    }}
+                    onError={showError}
+                  />
+                ),
+              },
+              {
+                id: 'url',
+                title: 'Image URL',
+                panel: (
+                  <form
+                    class="url-form"
+                    onSubmit={(event) => {
+                      event.preventDefault();
+                      putUrl(urlText);
+                    }}
+                  >
+                    <label for="image-url">
+                      <strong>Image URL</strong>
+                    </label>
+                    <div class="url-row">
+                      <input
+                        id="image-url"
+                        type="url"
+                        inputMode="url"
+                        placeholder="https://example.com/picture.jpg"
+                        value={urlText}
+                        aria-invalid={urlError ? true : undefined}
+                        aria-describedby={urlError ? 'image-url-error' : undefined}
+                        onInput={(event) => setUrlText(event.currentTarget.value)}
+                      />
+                      <button type="submit">Use this URL</button>
+                    </div>
+                    {urlError && (
+                      <p id="image-url-error" class="field-error">
+                        {urlError}
+                      </p>
+                    )}
+                    <p class="hint">A public address of an image; the server fetches it when you search.</p>
+                  </form>
+                ),
+              },
+            ]}
+          />
+        </section>
+
+        <section class="column" aria-labelledby="results-heading">
+          <h2 id="results-heading">Similar images</h2>
+          <div class="result-settings">
+            <label for="result-count">
+              <strong>Number of results</strong>
+            </label>
+            <input
+              id="result-count"
+              type="range"
+              min={1}
+              max={maxResults}
+              value={shownCount}
+              onInput={(event) => {
+                const wanted = Number(event.currentTarget.value);
+                setCount(wanted);
+                // More results than the last search asked for: ask again, up to the slider's end.
+                if (response && lastSearched && wanted > response.k)
+                  void runSearch(lastSearched, response.body.collection);
+              }}
+            />
+            <output for="result-count">{shownCount}</output>
+            <label class="inline-check">
+              <input
+                type="checkbox"
+                checked={allowMore}
+                onChange={(event) => setAllowMore(event.currentTarget.checked)}
+              />
+              Allow up to {LARGE_MAX_RESULTS} results
+            </label>
+          </div>
+          <Results
+            response={response?.body ?? null}
+            serial={response?.serial ?? 0}
+            count={shownCount}
+            loading={searching}
+            onEnlarge={setEnlarged}
+            onSearch={searchWith}
+          />
+        </section>
+      </main>
+
+      <section class="gallery" aria-labelledby="gallery-heading">
+        <h2 id="gallery-heading">Gallery</h2>
+        {current && (
+          <Gallery
+            key={collection}
+            collection={collection}
+            total={current.size}
+            onEnlarge={setEnlarged}
+            onError={showError}
+          />
+        )}
+      </section>
+
+      <ImageDialog image={enlarged} onClose={() => setEnlarged(null)} onSearch={searchWith} />
+    </>
+  );
+}
