@@ -14,6 +14,7 @@ import { ImageDialog } from './components/ImageDialog.tsx';
 import { ImagePane } from './components/ImagePane.tsx';
 import { Results } from './components/Results.tsx';
 import { Tabs } from './components/Tabs.tsx';
+import { UrlForm } from './components/UrlForm.tsx';
 import { Webcam } from './components/Webcam.tsx';
 import {
   checkImageUrl,
@@ -131,10 +132,9 @@ export function App() {
   const putUrl = (text: string) => {
     const problem = checkImageUrl(text);
     setUrlError(problem);
-    if (problem) return false;
+    if (problem) return;
     setToSearch(queryFromUrl(text.trim()));
     setWebcamOn(false);
-    return true;
   };
   const searchWith = (image: ImageRef) => {
     const query = queryFromCollection(collection, image);
@@ -220,15 +220,6 @@ export function App() {
         </button>
       </header>
 
-      {error && (
-        <div class="error-banner" role="alert">
-          <p>{error}</p>
-          <button type="button" onClick={() => setError(null)}>
-            Dismiss
-          </button>
-        </div>
-      )}
-
       <main class="layout">
         <section class="column" aria-labelledby="query-heading">
           <h2 id="query-heading">Image to search</h2>
@@ -286,12 +277,20 @@ export function App() {
           <button
             type="button"
             class="primary search-button"
-            disabled={searching || !collection}
+            disabled={!collection}
             aria-busy={searching}
             onClick={() => runSearch(toSearch)}
           >
             {searching ? 'Searching…' : 'Search'}
           </button>
+          {error && (
+            <div class="error-banner" role="alert">
+              <p>{error}</p>
+              <button type="button" onClick={() => setError(null)}>
+                Dismiss
+              </button>
+            </div>
+          )}
 
           <Tabs
             label="Ways to choose an image"
@@ -316,38 +315,7 @@ export function App() {
               {
                 id: 'url',
                 title: 'Image URL',
-                panel: (
-                  <form
-                    class="url-form"
-                    onSubmit={(event) => {
-                      event.preventDefault();
-                      putUrl(urlText);
-                    }}
-                  >
-                    <label for="image-url">
-                      <strong>Image URL</strong>
-                    </label>
-                    <div class="url-row">
-                      <input
-                        id="image-url"
-                        type="url"
-                        inputMode="url"
-                        placeholder="https://example.com/picture.jpg"
-                        value={urlText}
-                        aria-invalid={urlError ? true : undefined}
-                        aria-describedby={urlError ? 'image-url-error' : undefined}
-                        onInput={(event) => setUrlText(event.currentTarget.value)}
-                      />
-                      <button type="submit">Use this URL</button>
-                    </div>
-                    {urlError && (
-                      <p id="image-url-error" class="field-error">
-                        {urlError}
-                      </p>
-                    )}
-                    <p class="hint">A public address of an image; the server fetches it when you search.</p>
-                  </form>
-                ),
+                panel: <UrlForm text={urlText} error={urlError} onText={setUrlText} onUse={putUrl} />,
               },
             ]}
           />
