@@ -114,13 +114,19 @@ async function openApp(viewport = { width: 1280, height: 900 }): Promise<Page> {
   const errors: string[] = [];
   pageErrors.set(page, errors);
   page.on('pageerror', (error) => errors.push(error.message));
+  // Nothing from a CDN or anywhere else: only this server, the test's image server, blobs and data URLs.
+  page.on('request', (request) => {
+    const url = request.url();
+    if (![server.url, imageBase, 'blob:', 'data:'].some((allowed) => url.startsWith(allowed)))
+      errors.push(`request to ${url}`);
+  });
   await page.goto(`${server.url}/`);
   await examples(page).first().waitFor();
   return page;
 }
 
 async function done(page: Page) {
-  assert.deepEqual(pageErrors.get(page), [], 'no uncaught errors in the page');
+  assert.deepEqual(pageErrors.get(page), [], 'no uncaught errors in the page, no requests elsewhere');
   await page.context().close();
 }
 

@@ -43,7 +43,7 @@ export async function listen(
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: options.port ?? 7860, hostname: host }, (info) => {
       resolve({
-        url: `http://${host.includes(':') ? `[${host}]` : host}:${info.port}`,
+        url: `http://${urlHost(host)}:${info.port}`,
         collections: names,
         close: () =>
           new Promise<void>((done) => {
@@ -63,4 +63,10 @@ export async function listen(
       );
     });
   });
+}
+
+/** The host part of the printed URL: a wildcard address is opened as localhost. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
 }

@@ -72,6 +72,7 @@ export function ImagePane({ title, query, onCropChange, live, onFile, onUrl, emp
           (query ? (
             <div class="image-wrap">
               <img
+                hidden={broken}
                 src={query.previewUrl}
                 alt={`${title}: ${query.title}${query.crop ? ' (cropped)' : ''}`}
                 // As large as fits the frame, small images included, keeping their shape (cq: frame units).
@@ -92,8 +93,8 @@ export function ImagePane({ title, query, onCropChange, live, onFile, onUrl, emp
               )}
               {broken && (
                 <p class="preview-missing">
-                  No preview: the browser cannot show this image. The server decodes more formats, so Search
-                  may still work.
+                  No preview: the browser could not show this image. Search may still work, since the server
+                  reads the image itself and decodes more formats.
                 </p>
               )}
             </div>
