@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +124,21 @@ async function openApp(viewport = { width: 1280, height: 900 }): Promise<Page> {
   await page.goto(`${server.url}/`);
   await examples(page).first().waitFor();
   return page;
+}
+
+const axeSource = readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** WCAG 2.1 A/AA and best-practice failures that axe-core finds in the page as it is now. */
+async function accessibilityViolations(page: Page): Promise<string[]> {
+  // evaluate runs outside the page's Content-Security-Policy, which would refuse an injected script.
+  await page.evaluate(await axeSource);
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: typeof import('axe-core') }).axe;
+    const { violations } = await axe.run(document, {
+      runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'],
+    });
+    return violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  });
 }
 
 async function done(page: Page) {
@@ -252,6 +268,8 @@ describe('web page', { skip }, () => {
       );
     const webcam = page.getByRole('switch', { name: 'Use webcam' });
     await webcam.check();
+    await page.getByRole('button', { name: 'Capture' }).waitFor();
+    assert.deepEqual(await accessibilityViolations(page), [], 'with the camera on');
     await page.getByRole('button', { name: 'Capture' }).click({ timeout: 10_000 });
     await page.getByRole('img', { name: 'To search: webcam capture' }).waitFor();
     assert.equal(await webcam.isChecked(), false, 'a capture turns the camera off');
@@ -319,24 +337,25 @@ describe('web page', { skip }, () => {
     const whole = await resultIds(page);
 
     const image = paneImage(page, 'To search');
-    await page.getByRole('button', { name: 'Crop To search' }).click();
+    await page.getByRole('button', { name: 'Crop To search', exact: true }).click();
     await dragOver(page, image, [0.02, 0.02], [0.48, 0.98]);
-    await page.getByRole('button', { name: 'Crop To search' }).click();
+    await page.getByRole('button', { name: 'Crop To search', exact: true }).click();
     assert.match((await image.getAttribute('alt'))!, /\(cropped\)/);
     await search(page);
     assert.deepEqual(await resultLabels(page), ['colour0', 'colour0', 'colour0']);
     assert.notEqual(await resultIds(page), whole);
 
     // The keyboard moves the crop: focus the box, then arrow keys; here to the right half.
-    await page.getByRole('button', { name: 'Crop To search' }).click();
+    await page.getByRole('button', { name: 'Crop To search', exact: true }).click();
     const cropBox = pane(page, 'To search').getByRole('group', { name: /^Crop area/ });
     await cropBox.focus();
     for (let i = 0; i < 40; i++) await page.keyboard.press('ArrowRight');
+    assert.deepEqual(await accessibilityViolations(page), [], 'while cropping');
     assert.match((await cropBox.getAttribute('aria-label'))!, /at 6\d, /);
     await search(page);
     assert.deepEqual(await resultLabels(page), ['colour3', 'colour3', 'colour3']);
 
-    await page.getByRole('button', { name: 'Remove the crop of To search' }).click();
+    await page.getByRole('button', { name: 'Uncrop To search' }).click();
     await search(page);
     assert.equal(await resultIds(page), whole, 'without the crop, the whole image again');
     await done(page);
@@ -471,6 +490,7 @@ describe('web page', { skip }, () => {
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
     assert.match((await dialog.getByRole('heading').textContent())!, new RegExp(name.split(' #')[0]!));
+    assert.deepEqual(await accessibilityViolations(page), [], 'with the dialog open');
     const download = dialog.getByRole('link', { name: 'Download' });
     const href = (await download.getAttribute('href'))!;
     assert.equal(await download.getAttribute('download'), '');
@@ -481,7 +501,7 @@ describe('web page', { skip }, () => {
     await done(page);
   });
 
-  it('works by keyboard, names every control, has a light theme and fits a narrow screen', async () => {
+  it('works by keyboard, passes axe-core in both themes, and fits a narrow screen', async () => {
     const page = await openApp({ width: 390, height: 844 });
     const unnamed = await page.evaluate(() =>
       [...document.querySelectorAll('button, input:not([type=file]), select, a[href], [tabindex="0"]')]
@@ -508,8 +528,10 @@ describe('web page', { skip }, () => {
     assert.ok(overflow <= 0, `the page is ${overflow}px wider than a 390px screen`);
 
     assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    assert.deepEqual(await accessibilityViolations(page), [], 'dark theme, with results');
     await page.getByRole('button', { name: 'Light theme' }).click();
     assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
+    assert.deepEqual(await accessibilityViolations(page), [], 'light theme, with results');
     await page.reload();
     assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light', 'remembered');
     await done(page);
@@ -521,7 +543,7 @@ describe('web page', { skip }, () => {
     await page.getByRole('checkbox', { name: 'Allow up to 20 results' }).check();
     await page.getByRole('slider', { name: 'Number of results' }).fill('6');
     await search(page);
-    await page.getByRole('button', { name: 'Crop Last searched' }).waitFor();
+    await page.getByRole('button', { name: 'Crop Last searched', exact: true }).waitFor();
     await page.waitForFunction(() =>
       [...document.querySelectorAll('img')].every((img) => img.complete && img.naturalWidth > 0),
     );

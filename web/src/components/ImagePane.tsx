@@ -132,12 +132,12 @@ export function ImagePane({ title, query, onCropChange, live, onFile, onUrl, emp
           disabled={!natural || !!live}
           onClick={toggleCrop}
         >
-          {editing ? 'Done' : 'Crop'}
+          Crop
         </button>
         {query?.crop && (
           <button
             type="button"
-            aria-label={`Remove the crop of ${title}`}
+            aria-label={`Uncrop ${title}`}
             onClick={() => {
               setEditing(false);
               onCropChange(null);
@@ -147,6 +147,11 @@ export function ImagePane({ title, query, onCropChange, live, onFile, onUrl, emp
           </button>
         )}
       </div>
+      {editing && (
+        <p class="hint">
+          Drag on the image to choose the part to search; arrow keys move the box, Shift+arrows resize it.
+        </p>
+      )}
     </section>
   );
 }
