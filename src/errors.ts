@@ -36,7 +36,8 @@ export type ErrorCode =
   | 'URL_FETCH_FAILED'
   | 'UPLOAD_TOO_LARGE'
   | 'NOT_FOUND'
-  | 'BUSY';
+  | 'BUSY'
+  | 'PORT_IN_USE';
 
 export class RisError extends Error {
   readonly code: ErrorCode;

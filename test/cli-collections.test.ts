@@ -145,6 +145,10 @@ describe('ris CLI over collections (the real binary)', () => {
     );
     const page = await fetch(`${url}/`);
     assert.match(page.headers.get('content-type')!, /text\/html/);
+    const port = new URL(url).port;
+    const second = await ris(home, 'serve', '--port', port);
+    assert.equal(second.code, 2);
+    assert.match(second.stderr, new RegExp(`^ris: Port ${port} is in use on 127\\.0\\.0\\.1; .*--port`));
     child.kill('SIGTERM');
     assert.equal(await exited, 0, output);
   });

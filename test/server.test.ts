@@ -102,6 +102,7 @@ describe('HTTP API', () => {
   it('serves images and cached thumbnails by id only', async () => {
     const full = await app.request('/api/collections/pics/images/3');
     assert.equal(full.headers.get('content-type'), 'image/jpeg');
+    assert.equal(full.headers.get('x-content-type-options'), 'nosniff');
     const thumb = await app.request('/api/collections/pics/thumbnails/3');
     assert.equal(thumb.headers.get('content-type'), 'image/webp');
     const meta = await sharp(Buffer.from(await thumb.arrayBuffer())).metadata();

@@ -290,7 +290,7 @@ export async function datasetsDownloadCommand(which: string, options: { dir?: st
   if (!options.dir) console.log(`(datasets folder: ${datasetsDir()})`);
 }
 
-/** `npm start`: prepare the Caltech101 collection if there is none, then say how to search it. */
+/** `npm start`: prepare the Caltech101 collection if there is none, then serve the page over all collections. */
 export async function startCommand(options: {
   from?: string;
   model?: string;

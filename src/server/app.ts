@@ -156,6 +156,10 @@ export function createApp(options: ServerOptions): Hono {
     thumbnailUrl: `/api/collections/${encodeURIComponent(name)}/thumbnails/${id}`,
   });
 
+  // API answers are never sniffed into another type (an image file holding HTML stays an image); other
+  // origins may still show the images, so no Cross-Origin-Resource-Policy here.
+  app.use('/api/*', secureHeaders({ crossOriginResourcePolicy: false, crossOriginOpenerPolicy: false }));
+
   app.onError((thrown, c) => {
     const error = asRisError(thrown);
     const status = statusFor(error);

@@ -1,6 +1,6 @@
 import { serve } from '@hono/node-server';
 import { Collection, type CollectionOptions } from '../collection/collection.ts';
-import { ArgumentError, CollectionError } from '../errors.ts';
+import { CollectionError, StateError } from '../errors.ts';
 import { createApp, type ServerOptions } from './app.ts';
 
 export interface ListenOptions extends Omit<ServerOptions, 'collections'> {
@@ -55,8 +55,8 @@ export async function listen(
       void closeCollections();
       reject(
         error.code === 'EADDRINUSE'
-          ? new ArgumentError(
-              'INVALID_ARGUMENT',
+          ? new StateError(
+              'PORT_IN_USE',
               `Port ${options.port ?? 7860} is in use on ${host}; stop what uses it or choose another with --port`,
             )
           : error,
