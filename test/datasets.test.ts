@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +9,7 @@ import * as tar from 'tar';
 import yazl from 'yazl';
 import { CollectionError, datasetImages, downloadDataset } from '../src/index.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
+import { listenOnLoopback } from './helpers.ts';
 
 let dir: string;
 let server: Server;
@@ -80,8 +80,7 @@ before(async () => {
     }
     stream.pipe(res);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenOnLoopback(server);
 });
 after(async () => {
   server.close();

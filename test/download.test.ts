@@ -3,13 +3,12 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { downloadVerified, Embedder, MODEL_REGISTRY, ModelError } from '../src/index.ts';
 import { tinyModel } from './fixtures/tiny-models.ts';
-import { noSharedData, sharedData } from './helpers.ts';
+import { listenOnLoopback, noSharedData, sharedData } from './helpers.ts';
 
 const payload = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
 const sha256 = createHash('sha256').update(payload).digest('hex');
@@ -54,8 +53,7 @@ before(async () => {
     }
     res.end(body.subarray(start));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenOnLoopback(server);
 });
 after(async () => {
   server.close();

@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Random } from '../src/ann/random.ts';
 import { type BatchSearchResult, type DistanceType, FlatIndex } from '../src/index.ts';
@@ -51,4 +53,10 @@ export async function trainedWith<
   await index.train(data);
   index.add(data);
   return index;
+}
+
+/** Starts a test's HTTP server on a free loopback port; resolves with its base URL. */
+export async function listenOnLoopback(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }

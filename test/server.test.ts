@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +12,7 @@ import { createApp } from '../src/server/app.ts';
 import { refusedAddress } from '../src/server/fetch-image.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
+import { listenOnLoopback } from './helpers.ts';
 
 let dir: string;
 let collection: Collection;
@@ -45,8 +45,7 @@ before(async () => {
       return res.writeHead(200, { 'content-type': 'text/html' }).end('<html></html>');
     res.writeHead(404).end();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenOnLoopback(server);
 });
 after(async () => {
   server.close();

@@ -5,7 +5,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +15,7 @@ import { indexCollection } from '../src/collection/build.ts';
 import { listen } from '../src/server/serve.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
+import { listenOnLoopback } from './helpers.ts';
 
 const CHROMIUM = process.env.RIS_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, 'artifacts');
@@ -83,8 +83,7 @@ before(async () => {
     if (req.url === '/page.html') return res.writeHead(200, { 'content-type': 'text/html' }).end('<p>hi</p>');
     res.writeHead(404).end();
   });
-  await new Promise<void>((resolve) => imageServer.listen(0, '127.0.0.1', resolve));
-  imageBase = `http://127.0.0.1:${(imageServer.address() as AddressInfo).port}`;
+  imageBase = await listenOnLoopback(imageServer);
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,

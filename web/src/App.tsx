@@ -125,20 +125,22 @@ export function App() {
     else setResponse(null);
   };
 
-  const putFile = (file: Blob, name: string) => {
-    setToSearch(queryFromFile(file, name));
+  /** Every way into To search ends here: a new image there replaces the live camera. */
+  const putQuery = (query: Query) => {
+    setToSearch(query);
     setWebcamOn(false);
   };
+  const putFile = (file: Blob, name: string) => putQuery(queryFromFile(file, name));
+  /** An address typed, pasted or dropped: shown in the Image URL field, checked, then put in To search. */
   const putUrl = (text: string) => {
+    setUrlText(text);
     const problem = checkImageUrl(text);
     setUrlError(problem);
-    if (problem) return;
-    setToSearch(queryFromUrl(text.trim()));
-    setWebcamOn(false);
+    if (!problem) putQuery(queryFromUrl(text.trim()));
   };
   const searchWith = (image: ImageRef) => {
     const query = queryFromCollection(collection, image);
-    setToSearch(query);
+    putQuery(query);
     setEnlarged(null);
     void runSearch(query);
   };
@@ -158,7 +160,6 @@ export function App() {
       const text = data?.getData('text/plain').trim() ?? '';
       if (/^https?:\/\//i.test(text)) {
         event.preventDefault();
-        setUrlText(text);
         putUrl(text);
       }
     };
@@ -232,10 +233,7 @@ export function App() {
               query={toSearch}
               onCropChange={setCrop(setToSearch)}
               onFile={putFile}
-              onUrl={(url) => {
-                setUrlText(url);
-                putUrl(url);
-              }}
+              onUrl={putUrl}
               emptyText="Drop, paste or click to upload an image"
               live={
                 webcamOn ? (
@@ -304,10 +302,7 @@ export function App() {
                   <Examples
                     key={collection}
                     collection={collection}
-                    onPick={(image) => {
-                      setToSearch(queryFromCollection(collection, image));
-                      setWebcamOn(false);
-                    }}
+                    onPick={(image) => putQuery(queryFromCollection(collection, image))}
                     onError={showError}
                   />
                 ),

@@ -1,9 +1,9 @@
-import { useEffect, useState } from 'preact/hooks';
-import { type ImagePage, type ImageRef, randomImages } from '../api.ts';
+import { useState } from 'preact/hooks';
+import type { ImageRef } from '../api.ts';
+import { randomSeed, useRandomPage } from './random-page.ts';
 import { Thumbnails } from './Thumbnails.tsx';
 
 const PER_PAGE = 20;
-export const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
 
 interface ExamplesProps {
   collection: string;
@@ -14,22 +14,7 @@ interface ExamplesProps {
 /** 20 random images of the collection; "More examples" shows the next 20, never one already shown. */
 export function Examples({ collection, onPick, onError }: ExamplesProps) {
   const [position, setPosition] = useState({ seed: randomSeed(), page: 0 });
-  const [page, setPage] = useState<ImagePage | null>(null);
-  const [loading, setLoading] = useState(true);
-
-  useEffect(() => {
-    const controller = new AbortController();
-    setLoading(true);
-    randomImages(collection, 'examples', { ...position, count: PER_PAGE }, controller.signal)
-      .then(setPage)
-      .catch((error: Error) => {
-        if (!controller.signal.aborted) onError(`Examples could not be loaded: ${error.message}`);
-      })
-      .finally(() => {
-        if (!controller.signal.aborted) setLoading(false);
-      });
-    return () => controller.abort();
-  }, [collection, position, onError]);
+  const { page, loading } = useRandomPage(collection, 'examples', { ...position, count: PER_PAGE }, onError);
 
   // After the last page, a new order starts rather than an empty page.
   const more = () =>
