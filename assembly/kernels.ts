@@ -7,7 +7,7 @@
 }
 
 /** Dot product of two f32 vectors of length d. */
-export function dot(a: usize, b: usize, d: i32): f32 {
+function dot(a: usize, b: usize, d: i32): f32 {
   let acc0 = f32x4.splat(0);
   let acc1 = f32x4.splat(0);
   let k = 0;
@@ -155,15 +155,6 @@ export function nearest(
   }
 }
 
-/** Squared norms of n rows. */
-export function rowNorms(a: usize, n: i32, lda: i32, d: i32, out: usize): void {
-  const ldaB = <usize>lda << 2;
-  for (let i = 0; i < n; i++) {
-    const ai = a + <usize>i * ldaB;
-    store<f32>(out + (<usize>i << 2), dot(ai, ai, d));
-  }
-}
-
 /** Grows memory so that `bytes` are addressable; returns the new size in bytes. */
 export function ensureMemory(bytes: usize): usize {
   const have = <usize>memory.size() << 16;
@@ -301,5 +292,833 @@ export function nearestPacked(
     }
     store<i32>(labels + (<usize>i << 2), bestJ);
     store<f32>(values + (<usize>i << 2), bestV);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// HNSW graph kernels. Each HNSW index owns one instance of this module, so the graph's layout lives in
+// the globals below: `graphInit` reads them from a descriptor that src/ann/kernels/wasm-graph.ts writes
+// (byte addresses in this instance's memory). src/ann/kernels/js-graph.ts is the same algorithm in
+// TypeScript. Nodes are numbered in insertion order; links are node numbers.
+//
+// Rows are stored as f32, f16 (bits) or u8 codes (x̂_j = lo_j + scale_j · c_j). A query "slot" holds a
+// prepared query: f32 data (the vector, or for u8 the weights w) and a base, so that
+//   f32 / f16:  l2 = Σ (q_j − x_j)²,               dot = −Σ q_j x_j
+//   u8:         l2 = base − 2 Σ w_j c_j + term(x),  dot = base − Σ w_j c_j
+// where term(x) = Σ (scale_j c_j)² is kept per row.
+
+const STORE_F32 = 0;
+const STORE_F16 = 1;
+
+const TRACE_ENTRY = 0;
+const TRACE_EXPAND = 1;
+const TRACE_REJECT = 2;
+const TRACE_ACCEPT = 3;
+
+let gD: i32 = 0;
+let gStorage: i32 = 0;
+let gDot: bool = false;
+let gM: i32 = 0;
+let gM0: i32 = 0;
+let gCapacity: i32 = 0;
+/** Node blocks: the row, then (at gLinkOffset) the level-0 link count and up to M0 links. */
+let gBlocks: usize = 0;
+let gBlockBytes: usize = 0;
+let gLinkOffset: usize = 0;
+let gTerms: usize = 0;
+let gLo: usize = 0;
+let gScale: usize = 0;
+let gUpperOffset: usize = 0;
+let gUpper: usize = 0;
+let gDeleted: usize = 0;
+let gVisited: usize = 0;
+let gTag: i32 = 0;
+let gSlots: usize = 0;
+let gSlotBytes: usize = 0;
+let gCandD: usize = 0;
+let gCandN: usize = 0;
+let gCandCap: i32 = 0;
+let gCandSize: i32 = 0;
+let gResD: usize = 0;
+let gResN: usize = 0;
+let gResSize: i32 = 0;
+let gSelD: usize = 0;
+let gSelN: usize = 0;
+let gListD: usize = 0;
+let gListN: usize = 0;
+let gGather: usize = 0;
+let gTrace: usize = 0;
+let gTraceCap: i32 = 0;
+let gTraceCount: i32 = 0;
+let gGreedyDist: f32 = 0;
+/** Receives the prefetching loads (see searchLayer), so they are not optimized away. */
+let gSink: u32 = 0;
+
+/** Reads the layout descriptor (u32 fields, in the order of GRAPH_FIELDS in wasm-graph.ts). */
+export function graphInit(desc: usize): void {
+  gD = load<i32>(desc, 0);
+  gStorage = load<i32>(desc, 8);
+  gDot = load<i32>(desc, 12) != 0;
+  gM = load<i32>(desc, 16);
+  gM0 = load<i32>(desc, 20);
+  gCapacity = load<i32>(desc, 24);
+  gBlocks = load<u32>(desc, 28);
+  gTerms = load<u32>(desc, 32);
+  gLo = load<u32>(desc, 36);
+  gScale = gLo + (<usize>gD << 2);
+  gBlockBytes = load<u32>(desc, 40);
+  gLinkOffset = <usize>load<u32>(desc, 108);
+  gUpperOffset = load<u32>(desc, 44);
+  gUpper = load<u32>(desc, 48);
+  gDeleted = load<u32>(desc, 52);
+  gVisited = load<u32>(desc, 56);
+  gSlots = load<u32>(desc, 60);
+  gSlotBytes = load<u32>(desc, 64);
+  gCandD = load<u32>(desc, 68);
+  gCandN = load<u32>(desc, 72);
+  gCandCap = load<i32>(desc, 76);
+  gResD = load<u32>(desc, 80);
+  gResN = load<u32>(desc, 84);
+  gSelD = load<u32>(desc, 88);
+  gSelN = load<u32>(desc, 92);
+  gListD = load<u32>(desc, 96);
+  gListN = load<u32>(desc, 100);
+  gGather = load<u32>(desc, 104);
+  gTrace = load<u32>(desc, 108);
+  gTraceCap = 0;
+  gTraceCount = 0;
+  // Tags restart, so the marks of earlier searches must go.
+  memory.fill(gVisited, 0, <usize>gCapacity << 1);
+  gTag = 0;
+}
+
+/** Starts (cap > 0: room for cap events at `at`) or stops (cap 0) recording; returns the events since the last start. */
+export function graphTrace(at: usize, cap: i32): i32 {
+  gTrace = at;
+  const count = gTraceCount;
+  gTraceCap = cap;
+  gTraceCount = 0;
+  return count;
+}
+
+@inline function slotHeader(slot: i32): usize {
+  return gSlots + <usize>slot * gSlotBytes;
+}
+
+@inline function slotData(slot: i32): usize {
+  return slotHeader(slot) + 64;
+}
+
+@inline function rowPtr(node: u32): usize {
+  return gBlocks + <usize>node * gBlockBytes;
+}
+
+@inline function linksOf(node: u32, level: i32): usize {
+  if (level == 0) return gBlocks + <usize>node * gBlockBytes + gLinkOffset;
+  const start = <usize>load<u32>(gUpperOffset + (<usize>node << 2)) + <usize>(level - 1) * <usize>(gM + 1);
+  return gUpper + (start << 2);
+}
+
+@inline function isDeleted(node: u32): bool {
+  return load<u8>(gDeleted + <usize>node) != 0;
+}
+
+@inline function trace(kind: i32, level: i32, from: u32, to: u32, dist: f32): void {
+  if (gTraceCap > 0) {
+    if (gTraceCount < gTraceCap) {
+      const at = gTrace + (<usize>gTraceCount << 4);
+      store<u32>(at, (<u32>level << 8) | <u32>kind);
+      store<u32>(at, from, 4);
+      store<u32>(at, to, 8);
+      store<f32>(at, dist, 12);
+    }
+    gTraceCount++;
+  }
+}
+
+@inline function l2F32(q: usize, x: usize, d: i32): f32 {
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 16 <= d; k += 16) {
+    const o = <usize>k << 2;
+    const t0 = f32x4.sub(v128.load(q + o), v128.load(x + o));
+    const t1 = f32x4.sub(v128.load(q + o, 16), v128.load(x + o, 16));
+    const t2 = f32x4.sub(v128.load(q + o, 32), v128.load(x + o, 32));
+    const t3 = f32x4.sub(v128.load(q + o, 48), v128.load(x + o, 48));
+    a0 = f32x4.add(a0, f32x4.mul(t0, t0));
+    a1 = f32x4.add(a1, f32x4.mul(t1, t1));
+    a2 = f32x4.add(a2, f32x4.mul(t2, t2));
+    a3 = f32x4.add(a3, f32x4.mul(t3, t3));
+  }
+  for (; k + 4 <= d; k += 4) {
+    const o = <usize>k << 2;
+    const t = f32x4.sub(v128.load(q + o), v128.load(x + o));
+    a0 = f32x4.add(a0, f32x4.mul(t, t));
+  }
+  let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; k < d; k++) {
+    const o = <usize>k << 2;
+    const t = load<f32>(q + o) - load<f32>(x + o);
+    s += t * t;
+  }
+  return s;
+}
+
+/**
+ * l2F32 that gives up once a partial sum reaches `bound` (every 64 dimensions): the caller only needs
+ * to know the distance is not below it. Returns the exact distance when it is below.
+ */
+function l2F32Bounded(q: usize, x: usize, d: i32, bound: f32): f32 {
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  let k = 0;
+  // The same sums in the same order as l2F32, so a distance that is not given up on is the same.
+  for (; k + 16 <= d; k += 16) {
+    const o = <usize>k << 2;
+    const t0 = f32x4.sub(v128.load(q + o), v128.load(x + o));
+    const t1 = f32x4.sub(v128.load(q + o, 16), v128.load(x + o, 16));
+    const t2 = f32x4.sub(v128.load(q + o, 32), v128.load(x + o, 32));
+    const t3 = f32x4.sub(v128.load(q + o, 48), v128.load(x + o, 48));
+    a0 = f32x4.add(a0, f32x4.mul(t0, t0));
+    a1 = f32x4.add(a1, f32x4.mul(t1, t1));
+    a2 = f32x4.add(a2, f32x4.mul(t2, t2));
+    a3 = f32x4.add(a3, f32x4.mul(t3, t3));
+    if ((k & 63) == 48 && k + 16 < d) {
+      const partial = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+      if (partial >= bound) return partial;
+    }
+  }
+  for (; k + 4 <= d; k += 4) {
+    const o = <usize>k << 2;
+    const t = f32x4.sub(v128.load(q + o), v128.load(x + o));
+    a0 = f32x4.add(a0, f32x4.mul(t, t));
+  }
+  let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; k < d; k++) {
+    const o = <usize>k << 2;
+    const t = load<f32>(q + o) - load<f32>(x + o);
+    s += t * t;
+  }
+  return s;
+}
+
+@inline function dotF32(q: usize, x: usize, d: i32): f32 {
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 16 <= d; k += 16) {
+    const o = <usize>k << 2;
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(q + o), v128.load(x + o)));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(q + o, 16), v128.load(x + o, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(q + o, 32), v128.load(x + o, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(q + o, 48), v128.load(x + o, 48)));
+  }
+  for (; k + 4 <= d; k += 4) {
+    const o = <usize>k << 2;
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(q + o), v128.load(x + o)));
+  }
+  let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; k < d; k++) {
+    const o = <usize>k << 2;
+    s += load<f32>(q + o) * load<f32>(x + o);
+  }
+  return s;
+}
+
+/** Four f16 (bits at p) as f32x4: magnitude shifted into f32 position, rescaled by 2^112, sign put back. */
+@inline function f16x4(p: usize): v128 {
+  const h = v128.load16x4_u(p);
+  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
+  const magnitude = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+  return v128.or(f32x4.mul(magnitude, f32x4.splat(5.192296858534828e33)), sign);
+}
+
+@inline function f16Scalar(bits: u32): f32 {
+  const magnitude = reinterpret<f32>((bits & 0x7fff) << 13) * <f32>5.192296858534828e33;
+  return reinterpret<f32>(reinterpret<u32>(magnitude) | ((bits & 0x8000) << 16));
+}
+
+@inline function l2F16(q: usize, x: usize, d: i32): f32 {
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 8 <= d; k += 8) {
+    const t0 = f32x4.sub(v128.load(q + (<usize>k << 2)), f16x4(x + (<usize>k << 1)));
+    const t1 = f32x4.sub(v128.load(q + (<usize>k << 2), 16), f16x4(x + (<usize>k << 1) + 8));
+    a0 = f32x4.add(a0, f32x4.mul(t0, t0));
+    a1 = f32x4.add(a1, f32x4.mul(t1, t1));
+  }
+  let s = hsum(f32x4.add(a0, a1));
+  for (; k < d; k++) {
+    const t = load<f32>(q + (<usize>k << 2)) - f16Scalar(load<u16>(x + (<usize>k << 1)));
+    s += t * t;
+  }
+  return s;
+}
+
+@inline function dotF16(q: usize, x: usize, d: i32): f32 {
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 8 <= d; k += 8) {
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>k << 2)), f16x4(x + (<usize>k << 1))));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(q + (<usize>k << 2), 16), f16x4(x + (<usize>k << 1) + 8)));
+  }
+  let s = hsum(f32x4.add(a0, a1));
+  for (; k < d; k++) s += load<f32>(q + (<usize>k << 2)) * f16Scalar(load<u16>(x + (<usize>k << 1)));
+  return s;
+}
+
+/** Σ w_j c_j over u8 codes: sixteen codes widened to four f32x4 per step. */
+@inline function dotU8(w: usize, c: usize, d: i32): f32 {
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 16 <= d; k += 16) {
+    const bytes = v128.load(c + <usize>k);
+    const lo = i16x8.extend_low_i8x16_u(bytes);
+    const hi = i16x8.extend_high_i8x16_u(bytes);
+    const o = <usize>k << 2;
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(w + o), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo))));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(w + o, 16), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo))));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(w + o, 32), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi))));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(w + o, 48), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi))));
+  }
+  let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; k < d; k++) s += load<f32>(w + (<usize>k << 2)) * <f32>load<u8>(c + <usize>k);
+  return s;
+}
+
+/** Internal distance from the query in `slot` to stored row `node` (see the table above). */
+@inline function dist(slot: i32, node: u32): f32 {
+  const header = slotHeader(slot);
+  const q = <usize>load<u32>(header);
+  const x = rowPtr(node);
+  if (gStorage == STORE_F32) return gDot ? -dotF32(q, x, gD) : l2F32(q, x, gD);
+  if (gStorage == STORE_F16) return gDot ? -dotF16(q, x, gD) : l2F16(q, x, gD);
+  const s = dotU8(q, x, gD);
+  const base = load<f32>(header, 4);
+  return gDot ? base - s : base - 2 * s + load<f32>(gTerms + (<usize>node << 2));
+}
+
+/**
+ * dist() where only a value below `bound` matters: float32 l2 stops early once the partial sum reaches
+ * it (what it returns is then some value ≥ bound). While tracing, the exact distance.
+ */
+@inline function distBelow(slot: i32, node: u32, bound: f32): f32 {
+  if (gStorage == STORE_F32 && !gDot && gTraceCap == 0) {
+    return l2F32Bounded(<usize>load<u32>(slotHeader(slot)), rowPtr(node), gD, bound);
+  }
+  return dist(slot, node);
+}
+
+/** Exported for the tests: the distance from `slot` to `node`. */
+export function graphDistance(slot: i32, node: u32): f32 {
+  return dist(slot, node);
+}
+
+/** Prepares `slot` from a raw f32 query at `src` (d values). */
+export function graphPrepareQuery(slot: i32, src: usize): void {
+  const header = slotHeader(slot);
+  const data = slotData(slot);
+  store<u32>(header, <u32>data);
+  if (gStorage != STORE_F32 && gStorage != STORE_F16) {
+    let base: f32 = 0;
+    for (let j = 0; j < gD; j++) {
+      const o = <usize>j << 2;
+      const q = load<f32>(src + o);
+      const lo = load<f32>(gLo + o);
+      const scale = load<f32>(gScale + o);
+      if (gDot) {
+        store<f32>(data + o, q * scale);
+        base -= q * lo;
+      } else {
+        const r = q - lo;
+        store<f32>(data + o, r * scale);
+        base += r * r;
+      }
+    }
+    store<f32>(header, base, 4);
+    return;
+  }
+  memory.copy(data, src, <usize>gD << 2);
+}
+
+/** Prepares `slot` from stored row `node` (no copy for f32 rows). */
+function prepareRow(slot: i32, node: u32): void {
+  const header = slotHeader(slot);
+  const x = rowPtr(node);
+  if (gStorage == STORE_F32) {
+    store<u32>(header, <u32>x);
+    return;
+  }
+  const data = slotData(slot);
+  store<u32>(header, <u32>data);
+  if (gStorage == STORE_F16) {
+    let k = 0;
+    for (; k + 4 <= gD; k += 4) v128.store(data + (<usize>k << 2), f16x4(x + (<usize>k << 1)));
+    for (; k < gD; k++) store<f32>(data + (<usize>k << 2), f16Scalar(load<u16>(x + (<usize>k << 1))));
+    return;
+  }
+  let base: f32 = 0;
+  let j = 0;
+  if (!gDot) {
+    // w_j = scale_j² c_j, sixteen codes at a time.
+    for (; j + 16 <= gD; j += 16) {
+      const bytes = v128.load(x + <usize>j);
+      const lo = i16x8.extend_low_i8x16_u(bytes);
+      const hi = i16x8.extend_high_i8x16_u(bytes);
+      const o = <usize>j << 2;
+      const s0 = v128.load(gScale + o);
+      const s1 = v128.load(gScale + o, 16);
+      const s2 = v128.load(gScale + o, 32);
+      const s3 = v128.load(gScale + o, 48);
+      v128.store(data + o, f32x4.mul(f32x4.mul(s0, s0), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo))));
+      v128.store(data + o, f32x4.mul(f32x4.mul(s1, s1), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo))), 16);
+      v128.store(data + o, f32x4.mul(f32x4.mul(s2, s2), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi))), 32);
+      v128.store(data + o, f32x4.mul(f32x4.mul(s3, s3), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi))), 48);
+    }
+  }
+  for (; j < gD; j++) {
+    const o = <usize>j << 2;
+    const scale = load<f32>(gScale + o);
+    const c = <f32>load<u8>(x + <usize>j);
+    if (gDot) {
+      const value = load<f32>(gLo + o) + scale * c;
+      store<f32>(data + o, value * scale);
+      base -= value * load<f32>(gLo + o);
+    } else {
+      store<f32>(data + o, scale * scale * c);
+    }
+  }
+  store<f32>(header, gDot ? base : load<f32>(gTerms + (<usize>node << 2)), 4);
+}
+
+/** Exported for the tests: prepares `slot` from stored row `node`. */
+export function graphPrepareRow(slot: i32, node: u32): void {
+  prepareRow(slot, node);
+}
+
+function newTag(): i32 {
+  gTag++;
+  if (gTag > 0xffff) {
+    memory.fill(gVisited, 0, <usize>gCapacity << 1);
+    gTag = 1;
+  }
+  return gTag;
+}
+
+@inline function visited(node: u32, tag: i32): bool {
+  return <i32>load<u16>(gVisited + (<usize>node << 1)) == tag;
+}
+
+@inline function visit(node: u32, tag: i32): void {
+  store<u16>(gVisited + (<usize>node << 1), <u16>tag);
+}
+
+// Candidates: a binary min-heap on distance. Results: a binary max-heap (the worst kept on top).
+
+function candPush(d: f32, n: u32): void {
+  let i = gCandSize++;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    const pd = load<f32>(gCandD + (<usize>parent << 2));
+    if (pd <= d) break;
+    store<f32>(gCandD + (<usize>i << 2), pd);
+    store<u32>(gCandN + (<usize>i << 2), load<u32>(gCandN + (<usize>parent << 2)));
+    i = parent;
+  }
+  store<f32>(gCandD + (<usize>i << 2), d);
+  store<u32>(gCandN + (<usize>i << 2), n);
+}
+
+function candPop(): void {
+  const size = --gCandSize;
+  if (size == 0) return;
+  const d = load<f32>(gCandD + (<usize>size << 2));
+  const n = load<u32>(gCandN + (<usize>size << 2));
+  let i = 0;
+  for (;;) {
+    let child = 2 * i + 1;
+    if (child >= size) break;
+    let cd = load<f32>(gCandD + (<usize>child << 2));
+    if (child + 1 < size) {
+      const rd = load<f32>(gCandD + (<usize>(child + 1) << 2));
+      if (rd < cd) {
+        child++;
+        cd = rd;
+      }
+    }
+    if (cd >= d) break;
+    store<f32>(gCandD + (<usize>i << 2), cd);
+    store<u32>(gCandN + (<usize>i << 2), load<u32>(gCandN + (<usize>child << 2)));
+    i = child;
+  }
+  store<f32>(gCandD + (<usize>i << 2), d);
+  store<u32>(gCandN + (<usize>i << 2), n);
+}
+
+/** Keeps only the candidates nearer than `bound` (the others can never be expanded), as a heap again. */
+function candPrune(bound: f32): void {
+  const size = gCandSize;
+  gCandSize = 0;
+  for (let i = 0; i < size; i++) {
+    const d = load<f32>(gCandD + (<usize>i << 2));
+    if (d < bound) {
+      // Entries move only to lower slots, so reading slot i after writing below it is safe.
+      candPush(d, load<u32>(gCandN + (<usize>i << 2)));
+    }
+  }
+}
+
+function resPush(d: f32, n: u32): void {
+  let i = gResSize++;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    const pd = load<f32>(gResD + (<usize>parent << 2));
+    if (pd >= d) break;
+    store<f32>(gResD + (<usize>i << 2), pd);
+    store<u32>(gResN + (<usize>i << 2), load<u32>(gResN + (<usize>parent << 2)));
+    i = parent;
+  }
+  store<f32>(gResD + (<usize>i << 2), d);
+  store<u32>(gResN + (<usize>i << 2), n);
+}
+
+/** Sift-down of (d, n) from slot 0 within the first `size` entries of the result heap. */
+function resSiftDown(size: i32, d: f32, n: u32): void {
+  let i = 0;
+  for (;;) {
+    let child = 2 * i + 1;
+    if (child >= size) break;
+    let cd = load<f32>(gResD + (<usize>child << 2));
+    if (child + 1 < size) {
+      const rd = load<f32>(gResD + (<usize>(child + 1) << 2));
+      if (rd > cd) {
+        child++;
+        cd = rd;
+      }
+    }
+    if (cd <= d) break;
+    store<f32>(gResD + (<usize>i << 2), cd);
+    store<u32>(gResN + (<usize>i << 2), load<u32>(gResN + (<usize>child << 2)));
+    i = child;
+  }
+  store<f32>(gResD + (<usize>i << 2), d);
+  store<u32>(gResN + (<usize>i << 2), n);
+}
+
+function resPop(): void {
+  const size = --gResSize;
+  if (size == 0) return;
+  resSiftDown(size, load<f32>(gResD + (<usize>size << 2)), load<u32>(gResN + (<usize>size << 2)));
+}
+
+/** Sorts the result heap in place, nearest first; returns its size. */
+function resSort(): i32 {
+  const n = gResSize;
+  for (let end = n - 1; end > 0; end--) {
+    const d = load<f32>(gResD + (<usize>end << 2));
+    const node = load<u32>(gResN + (<usize>end << 2));
+    store<f32>(gResD + (<usize>end << 2), load<f32>(gResD));
+    store<u32>(gResN + (<usize>end << 2), load<u32>(gResN));
+    resSiftDown(end, d, node);
+  }
+  return n;
+}
+
+/** Greedy descent on `level` from `node`: moves to any nearer neighbour until none is nearer. */
+function greedy(slot: i32, node: u32, nodeDist: f32, level: i32): u32 {
+  let changed = true;
+  trace(TRACE_ENTRY, level, node, node, nodeDist);
+  while (changed) {
+    changed = false;
+    const from = node;
+    trace(TRACE_EXPAND, level, from, from, nodeDist);
+    const links = linksOf(from, level);
+    const count = <i32>load<u32>(links);
+    for (let i = 1; i <= count; i++) {
+      const n = load<u32>(links + (<usize>i << 2));
+      const d = dist(slot, n);
+      if (d < nodeDist) {
+        trace(TRACE_ACCEPT, level, from, n, d);
+        nodeDist = d;
+        node = n;
+        changed = true;
+      } else {
+        trace(TRACE_REJECT, level, from, n, d);
+      }
+    }
+  }
+  gGreedyDist = nodeDist;
+  return node;
+}
+
+/**
+ * Beam search on `level` from `entry` keeping the `ef` nearest (tombstones are traversed but never
+ * kept); leaves them in the result arrays, nearest first, and returns how many. `anyDeleted` lets the
+ * search go on past the bound while fewer than ef live nodes were found (as hnswlib does).
+ */
+function searchLayer(slot: i32, entry: u32, entryDist: f32, ef: i32, level: i32, anyDeleted: bool): i32 {
+  const tag = newTag();
+  visit(entry, tag);
+  gCandSize = 0;
+  gResSize = 0;
+  trace(TRACE_ENTRY, level, entry, entry, entryDist);
+  candPush(entryDist, entry);
+  let bound: f32 = Infinity;
+  if (!anyDeleted || !isDeleted(entry)) {
+    resPush(entryDist, entry);
+    bound = entryDist;
+  }
+  let touch: u32 = 0;
+  while (gCandSize > 0) {
+    const cd = load<f32>(gCandD);
+    if (cd > bound && (gResSize >= ef || !anyDeleted)) break;
+    const c = load<u32>(gCandN);
+    candPop();
+    trace(TRACE_EXPAND, level, c, c, cd);
+    const links = linksOf(c, level);
+    const count = <i32>load<u32>(links);
+    let m = 0;
+    for (let i = 1; i <= count; i++) {
+      const n = load<u32>(links + (<usize>i << 2));
+      if (!visited(n, tag)) {
+        visit(n, tag);
+        store<u32>(gGather + (<usize>m << 2), n);
+        // WebAssembly has no prefetch: touching each new row's first line here starts all their
+        // cache misses together instead of one per distance below.
+        touch ^= load<u32>(rowPtr(n));
+        m++;
+      }
+    }
+    if (gCandSize + m > gCandCap) candPrune(bound);
+    for (let i = 0; i < m; i++) {
+      const n = load<u32>(gGather + (<usize>i << 2));
+      const d = gResSize < ef ? dist(slot, n) : distBelow(slot, n, bound);
+      if (gResSize < ef || d < bound) {
+        trace(TRACE_ACCEPT, level, c, n, d);
+        if (gCandSize < gCandCap) candPush(d, n);
+        if (!anyDeleted || !isDeleted(n)) {
+          resPush(d, n);
+          if (gResSize > ef) resPop();
+          bound = load<f32>(gResD);
+        }
+      } else {
+        trace(TRACE_REJECT, level, c, n, d);
+      }
+    }
+  }
+  gSink ^= touch;
+  return resSort();
+}
+
+/**
+ * hnswlib's neighbour heuristic: walks the candidates (sorted, nearest first) and keeps one unless a
+ * kept one is nearer to it than the query is, up to `max`; `skip` is never kept. Returns how many.
+ */
+function heuristic(inD: usize, inN: usize, count: i32, max: i32, outD: usize, outN: usize, skip: u32): i32 {
+  let kept = 0;
+  if (count < max) {
+    for (let i = 0; i < count; i++) {
+      const n = load<u32>(inN + (<usize>i << 2));
+      if (n == skip) continue;
+      store<f32>(outD + (<usize>kept << 2), load<f32>(inD + (<usize>i << 2)));
+      store<u32>(outN + (<usize>kept << 2), n);
+      kept++;
+    }
+    return kept;
+  }
+  for (let i = 0; i < count && kept < max; i++) {
+    const e = load<u32>(inN + (<usize>i << 2));
+    if (e == skip) continue;
+    const de = load<f32>(inD + (<usize>i << 2));
+    prepareRow(2, e);
+    let good = true;
+    for (let j = 0; j < kept; j++) {
+      if (distBelow(2, load<u32>(outN + (<usize>j << 2)), de) < de) {
+        good = false;
+        break;
+      }
+    }
+    if (good) {
+      store<f32>(outD + (<usize>kept << 2), de);
+      store<u32>(outN + (<usize>kept << 2), e);
+      kept++;
+    }
+  }
+  return kept;
+}
+
+/** Adds link e → q on `level`; when e is full, keeps the heuristic's choice among its links and q. */
+function connect(e: u32, q: u32, dq: f32, level: i32): void {
+  const max = level == 0 ? gM0 : gM;
+  const links = linksOf(e, level);
+  const count = <i32>load<u32>(links);
+  for (let i = 1; i <= count; i++) if (load<u32>(links + (<usize>i << 2)) == q) return;
+  if (count < max) {
+    store<u32>(links + (<usize>(count + 1) << 2), q);
+    store<u32>(links, count + 1);
+    return;
+  }
+  prepareRow(1, e);
+  // Candidates sorted by distance from e (insertion sort: at most M0 + 1 of them).
+  let size = 0;
+  for (let i = 0; i <= count; i++) {
+    const n = i == count ? q : load<u32>(links + (<usize>(i + 1) << 2));
+    const d = i == count ? dq : dist(1, n);
+    let j = size++;
+    while (j > 0 && load<f32>(gListD + (<usize>(j - 1) << 2)) > d) {
+      store<f32>(gListD + (<usize>j << 2), load<f32>(gListD + (<usize>(j - 1) << 2)));
+      store<u32>(gListN + (<usize>j << 2), load<u32>(gListN + (<usize>(j - 1) << 2)));
+      j--;
+    }
+    store<f32>(gListD + (<usize>j << 2), d);
+    store<u32>(gListN + (<usize>j << 2), n);
+  }
+  const kept = heuristic(gListD, gListN, size, max, gSelD + (<usize>(gM0 + 2) << 2), gSelN + (<usize>(gM0 + 2) << 2), e);
+  const keptN = gSelN + (<usize>(gM0 + 2) << 2);
+  for (let i = 0; i < kept; i++) store<u32>(links + (<usize>(i + 1) << 2), load<u32>(keptN + (<usize>i << 2)));
+  store<u32>(links, kept);
+}
+
+/** Words per level of a neighbour list from graphCandidates: the count, then M distances, then M nodes. */
+@inline function selectionWords(): usize {
+  return 1 + 2 * <usize>gM;
+}
+
+/**
+ * The first half of an insertion: greedy descent from `entry` to q's top level, then on each level
+ * min(level, maxLevel) … 0 a beam search of width efConstruction and the heuristic's choice of M
+ * neighbours among what it found, written to `out` (one list per level, see selectionWords). Reads the
+ * graph only (the heuristic compares vectors, not links), so threads may run it side by side.
+ */
+export function graphCandidates(
+  q: u32, level: i32, entry: u32, maxLevel: i32, efConstruction: i32, anyDeleted: i32, out: usize,
+): void {
+  prepareRow(0, q);
+  let node = entry;
+  let nodeDist = dist(0, node);
+  for (let lc = maxLevel; lc > level; lc--) {
+    node = greedy(0, node, nodeDist, lc);
+    nodeDist = gGreedyDist;
+  }
+  const words = selectionWords();
+  let at = out;
+  for (let lc = min(level, maxLevel); lc >= 0; lc--) {
+    const found = searchLayer(0, node, nodeDist, efConstruction, lc, anyDeleted != 0);
+    const kept = heuristic(gResD, gResN, found, gM, gSelD, gSelN, q);
+    store<u32>(at, kept);
+    memory.copy(at + 4, gSelD, <usize>kept << 2);
+    memory.copy(at + 4 + (<usize>gM << 2), gSelN, <usize>kept << 2);
+    // The next level starts from the nearest found (q itself when re-linking a node is skipped).
+    for (let i = 0; i < found; i++) {
+      const n = load<u32>(gResN + (<usize>i << 2));
+      if (n == q) continue;
+      node = n;
+      nodeDist = load<f32>(gResD + (<usize>i << 2));
+      break;
+    }
+    at += words << 2;
+  }
+}
+
+/**
+ * The second half: on each level q's links become its chosen neighbours (from graphCandidates), and
+ * each of them links back to q. Writes the graph: one thread at a time.
+ */
+export function graphLink(q: u32, level: i32, maxLevel: i32, neighbours: usize): void {
+  const words = selectionWords();
+  let at = neighbours;
+  for (let lc = min(level, maxLevel); lc >= 0; lc--) {
+    const kept = <i32>load<u32>(at);
+    const nodes = at + 4 + (<usize>gM << 2);
+    const links = linksOf(q, lc);
+    for (let i = 0; i < kept; i++) store<u32>(links + (<usize>(i + 1) << 2), load<u32>(nodes + (<usize>i << 2)));
+    store<u32>(links, kept);
+    for (let i = 0; i < kept; i++) {
+      connect(load<u32>(nodes + (<usize>i << 2)), q, load<f32>(at + 4 + (<usize>i << 2)), lc);
+    }
+    at += words << 2;
+  }
+}
+
+/**
+ * Links node q (its row, level and upper-level storage already in place) into the graph: greedy
+ * descent from `entry` to q's top level, then on each level a beam search of width efConstruction,
+ * the heuristic's M neighbours, and the reverse links. Also re-links a node already in the graph.
+ * `out` has room for the neighbour lists of every level (see graphCandidates).
+ */
+export function graphInsert(
+  q: u32, level: i32, entry: u32, maxLevel: i32, efConstruction: i32, anyDeleted: i32, out: usize,
+): void {
+  graphCandidates(q, level, entry, maxLevel, efConstruction, anyDeleted, out);
+  graphLink(q, level, maxLevel, out);
+}
+
+/**
+ * Searches from `entry` for the prepared query in slot 0: greedy descent to level 1, then a beam of
+ * width ef on level 0. Leaves the results in the result arrays, nearest first; returns how many.
+ */
+export function graphSearch(ef: i32, entry: u32, maxLevel: i32, anyDeleted: i32): i32 {
+  let node = entry;
+  let nodeDist = dist(0, node);
+  for (let lc = maxLevel; lc > 0; lc--) {
+    node = greedy(0, node, nodeDist, lc);
+    nodeDist = gGreedyDist;
+  }
+  return searchLayer(0, node, nodeDist, ef, 0, anyDeleted != 0);
+}
+
+/**
+ * Re-links node v on `level` without tombstones: candidates are the live nodes within two links of v
+ * (the nearest efConstruction of them), chosen by the heuristic, and each chosen one links back as in an
+ * insertion. Returns the number of links v keeps.
+ */
+export function graphRepair(v: u32, level: i32, efConstruction: i32): i32 {
+  const max = level == 0 ? gM0 : gM;
+  const links = linksOf(v, level);
+  const count = <i32>load<u32>(links);
+  prepareRow(1, v);
+  const tag = newTag();
+  visit(v, tag);
+  gResSize = 0;
+  for (let i = 1; i <= count; i++) {
+    const u = load<u32>(links + (<usize>i << 2));
+    if (!isDeleted(u)) consider(u, tag, efConstruction);
+    const second = linksOf(u, level);
+    const size = <i32>load<u32>(second);
+    for (let j = 1; j <= size; j++) {
+      const w = load<u32>(second + (<usize>j << 2));
+      if (!isDeleted(w)) consider(w, tag, efConstruction);
+    }
+  }
+  const found = resSort();
+  const kept = heuristic(gResD, gResN, found, max, gSelD, gSelN, v);
+  for (let i = 0; i < kept; i++) store<u32>(links + (<usize>(i + 1) << 2), load<u32>(gSelN + (<usize>i << 2)));
+  store<u32>(links, kept);
+  // As an insertion does: the new neighbours link back, so v stays reachable.
+  for (let i = 0; i < kept; i++) {
+    connect(load<u32>(gSelN + (<usize>i << 2)), v, load<f32>(gSelD + (<usize>i << 2)), level);
+  }
+  return kept;
+}
+
+@inline function consider(n: u32, tag: i32, limit: i32): void {
+  if (visited(n, tag)) return;
+  visit(n, tag);
+  const d = dist(1, n);
+  if (gResSize < limit) resPush(d, n);
+  else if (d < load<f32>(gResD)) {
+    resSiftDown(gResSize, d, n);
   }
 }

@@ -1,29 +1,49 @@
 /**
  * `npm run bench:ann`: ris's IVF-PQ side by side with faiss 1.7.3 (the reference app's engine, Debian
- * python3-faiss), hnswlib-node, usearch and exact search, in one run on the same files.
+ * python3-faiss), and ris's HNSW side by side with hnswlib-node and usearch (M 16, efConstruction 200,
+ * single-thread builds, then usearch on both cores), with exact search, in one run on the same files.
  *
  *   (a) Caltech101 MobileNetV2 embeddings (../shared/data/vectors), 9,144 × 1280: shuffled (seed 0),
  *       1,000 queries held out, IVF100,PQ8 (the reference's setting) and IVF100,PQ32.
  *   (b) 200,000 × 128 synthetic clustered vectors of intrinsic dimension 16, IVF1024,PQ16.
  *
+ * HNSW rows sweep efSearch (single queries, best of a few passes) until 10-recall@10 reaches 0.995; the
+ * ratios give QPS at 10-recall@10 0.90, 0.95 and 0.99, interpolated along efSearch.
+ *
  * Prints a table and writes bench/results/ann.json. Options: --quick (dataset b at 50,000 vectors),
- * --only a|b. faiss needs `apt-get install python3-faiss libopenblas0-pthread`; peers that are missing
- * are reported and skipped.
+ * --only a|b, --hnsw-only (skip IVF-PQ and faiss), --build-runs N (HNSW builds per engine; default 3 on
+ * (a), 2 on (b)). faiss needs `apt-get install python3-faiss
+ * libopenblas0-pthread`; peers that are missing are reported and skipped.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Random } from '../src/ann/random.ts';
-import { createParallelAssigner, FlatIndex, IvfPqIndex, NO_ID, readFvecs, writeFvecs } from '../src/index.ts';
+import { createNodeHnswBuilder } from '../src/node/hnsw-builder.ts';
+import {
+  createParallelAssigner,
+  FlatIndex,
+  HnswIndex,
+  type HnswStorage,
+  IvfPqIndex,
+  NO_ID,
+  readFvecs,
+  writeFvecs,
+} from '../src/index.ts';
 
 const root = join(import.meta.dirname, '..');
 const out = join(root, 'bench', 'results');
 const args = new Set(process.argv.slice(2));
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const NPROBES = [1, 4, 16, 64];
+/** --build-runs N: HNSW builds per engine (the fastest reported). */
+const buildRuns = process.argv.includes('--build-runs')
+  ? Number(process.argv[process.argv.indexOf('--build-runs') + 1])
+  : undefined;
 /** Refine factors shown beside plain IVF-PQ: a cheap one, and one that reaches recall ≥ 0.95 on (a). */
 const REFINE_FACTORS = [4, 16];
 
@@ -49,6 +69,11 @@ interface Dataset {
   configs: { numPartitions: number; numSubVectors: number }[];
   /** Training runs per configuration, the fastest reported (both engines): this machine is shared and noisy. */
   trainRuns: number;
+  /** HNSW builds per engine and passes over the queries per efSearch, the fastest reported. */
+  buildRuns: number;
+  searchPasses: number;
+  /** ris HNSW storages benchmarked (float32 always; int8 for the memory target). */
+  hnswStorages: HnswStorage[];
 }
 
 async function caltech(): Promise<Dataset | undefined> {
@@ -73,6 +98,9 @@ async function caltech(): Promise<Dataset | undefined> {
       { numPartitions: 100, numSubVectors: 32 },
     ],
     trainRuns: 3,
+    buildRuns: buildRuns ?? 3,
+    searchPasses: 3,
+    hnswStorages: ['float32', 'float16', 'int8'],
   };
 }
 
@@ -102,6 +130,9 @@ function synthetic(n: number): Dataset {
     queries: data.subarray(n * d),
     configs: [{ numPartitions: 1024, numSubVectors: 16 }],
     trainRuns: 1,
+    buildRuns: buildRuns ?? 2,
+    searchPasses: 3,
+    hnswStorages: ['float32', 'int8'],
   };
 }
 
@@ -132,9 +163,8 @@ function singleQueries(
   return { found, qps: nq / ((performance.now() - start) / 1000) };
 }
 
-async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
+async function runDataset(ds: Dataset, rows: Row[], engines: HnswEngine[]): Promise<void> {
   const { d, base, queries } = ds;
-  const nb = base.length / d;
   const nq = queries.length / d;
   console.log(`\n## ${ds.name}`);
 
@@ -151,6 +181,55 @@ async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
     bytesPerVector: 4 * d + 4,
   });
 
+  if (!args.has('--hnsw-only')) await ivfComparison(ds, truth, rows);
+  await hnswComparison(ds, truth, rows, engines);
+}
+
+/** HNSW parameters shared by every engine (the issue's: hnswlib's and LanceDB's defaults). */
+const HNSW = { m: 16, efConstruction: 200 };
+/** efSearch values swept (k = 10, so 10 is the least); a sweep stops once 10-recall@10 reaches STOP_RECALL. */
+const EF_SWEEP = [
+  10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512,
+];
+const STOP_RECALL = 0.995;
+/** The recalls the issue sets QPS targets at. */
+const TARGET_RECALLS = [0.9, 0.95, 0.99];
+
+interface CurvePoint {
+  ef: number;
+  qps: number;
+  recall1: number;
+  recall10: number;
+}
+
+interface HnswEngine {
+  engine: string;
+  /** Fastest single-thread build, and (where the engine builds on several threads) the fastest on both cores. */
+  buildSeconds: number;
+  buildSeconds2?: number;
+  bytesPerVector: number;
+  curve: CurvePoint[];
+}
+
+/**
+ * QPS at a recall, interpolated linearly (in recall) between the two efSearch values around it; the
+ * least efSearch's QPS when even that one is above it; undefined when no efSearch reaches it.
+ */
+function qpsAtRecall(curve: CurvePoint[], target: number): number | undefined {
+  const i = curve.findIndex((p) => p.recall10 >= target);
+  if (i < 0) return undefined;
+  if (i === 0) return curve[0]!.qps;
+  const a = curve[i - 1]!;
+  const b = curve[i]!;
+  const t = (target - a.recall10) / (b.recall10 - a.recall10);
+  return a.qps + t * (b.qps - a.qps);
+}
+
+/** ris IVF-PQ against faiss (and its refine variants), as before. */
+async function ivfComparison(ds: Dataset, truth: Uint32Array, rows: Row[]): Promise<void> {
+  const { d, base, queries } = ds;
+  const nb = base.length / d;
+  const nq = queries.length / d;
   // Files for the Python peer.
   const dir = join(out, ds.name[0]!);
   await mkdir(dir, { recursive: true });
@@ -243,77 +322,222 @@ async function runDataset(ds: Dataset, rows: Row[]): Promise<void> {
   } catch (error) {
     console.log(`faiss skipped: ${(error as Error).message.split('\n')[0]}`);
   }
-
-  await hnswPeers(ds, truth, rows);
 }
 
-async function hnswPeers(ds: Dataset, truth: Uint32Array, rows: Row[]): Promise<void> {
+/** One HNSW engine of the comparison: how to build it, and a search function for each efSearch. */
+interface Contender {
+  engine: string;
+  /** Builds the index anew (the last build is the one searched). */
+  build(): void;
+  searcher(ef: number): (q: Float32Array) => ArrayLike<number | bigint>;
+  bytesPerVector(): number;
+  /** Another contender whose build is this one's on both cores (its time goes in buildSeconds2). */
+  bothCoresOf?: string;
+}
+
+/**
+ * ris's HNSW against hnswlib-node and usearch, same M and efConstruction, in this process. Builds and
+ * searches take turns round-robin (build after build, then at each efSearch pass after pass), keeping
+ * the best of each, so a burst of load from elsewhere on this shared machine hits every engine alike.
+ * hnswlib-node takes number[] rows: they are converted before the clocks start (its best case).
+ * Memory: ris's memoryUsage() (everything it holds), the peers' index files (their vectors, links and
+ * labels: less than they hold in memory).
+ */
+async function hnswComparison(
+  ds: Dataset,
+  truth: Uint32Array,
+  rows: Row[],
+  engines: HnswEngine[],
+): Promise<void> {
   const { d, base, queries } = ds;
   const nb = base.length / d;
   const nq = queries.length / d;
   const require = createRequire(import.meta.url);
+  const scratch = await mkdtemp(join(tmpdir(), 'ris-bench-hnsw-'));
+  const builder = await createNodeHnswBuilder({ threads: 2 });
+  const contenders: Contender[] = [];
   try {
-    const { HierarchicalNSW } = require('hnswlib-node') as typeof import('hnswlib-node');
-    const index = new HierarchicalNSW('l2', d);
-    index.initIndex({ maxElements: nb, m: 16, efConstruction: 100, randomSeed: 1 });
-    const t = performance.now();
-    for (let i = 0; i < nb; i++) index.addPoint(Array.from(base.subarray(i * d, (i + 1) * d)), i);
-    const addSeconds = (performance.now() - t) / 1000;
-    for (const ef of [16, 64]) {
-      index.setEf(ef);
-      const run = singleQueries(nq, d, queries, (q) => index.searchKnn(Array.from(q), 10).neighbors);
-      rows.push(hnswRow('hnswlib-node (M16)', d, addSeconds, ef, run, truth, nq));
+    // The workers attach to a graph on its first parallel add: once here, outside the clocks.
+    new HnswIndex({ dimension: d, ...HNSW, builder }).add(base.subarray(0, Math.min(nb, 4000) * d));
+    for (const storage of ds.hnswStorages) {
+      for (const both of storage === 'float32' ? [false, true] : [false]) {
+        let index = new HnswIndex({ dimension: d, storage, ...HNSW });
+        contenders.push({
+          engine: both ? `ris HNSW (${storage}, built on both cores)` : `ris HNSW (${storage})`,
+          build() {
+            index = new HnswIndex({ dimension: d, storage, ...HNSW, seed: 1, ...(both ? { builder } : {}) });
+            index.add(base);
+          },
+          searcher: (efSearch) => (q) => index.search(q, 10, { efSearch }).ids,
+          bytesPerVector: () => index.memoryUsage().total / nb,
+          ...(both ? { bothCoresOf: `ris HNSW (${storage})` } : {}),
+        });
+      }
     }
-  } catch (error) {
-    console.log(`hnswlib-node skipped: ${(error as Error).message.split('\n')[0]}`);
-  }
-  try {
-    const usearch = require('usearch') as typeof import('usearch');
-    for (const ef of [16, 64]) {
-      const index = new usearch.Index({
-        dimensions: d,
-        metric: usearch.MetricKind.L2sq,
-        quantization: usearch.ScalarKind.F32,
-        multi: false,
-        connectivity: 16,
-        expansion_add: 100,
-        expansion_search: ef,
-      });
-      const t = performance.now();
-      index.add(
-        BigUint64Array.from({ length: nb }, (_, i) => BigInt(i)),
-        base,
-        1,
+    try {
+      const { HierarchicalNSW } = require('hnswlib-node') as typeof import('hnswlib-node');
+      const arrays = Array.from({ length: nb }, (_, i) => Array.from(base.subarray(i * d, (i + 1) * d)));
+      const queryArrays = Array.from({ length: nq }, (_, i) =>
+        Array.from(queries.subarray(i * d, (i + 1) * d)),
       );
-      const addSeconds = (performance.now() - t) / 1000;
-      const run = singleQueries(nq, d, queries, (q) => index.search(q, 10, 1).keys);
-      rows.push(hnswRow('usearch (M16, f32)', d, addSeconds, ef, run, truth, nq));
+      let index = new HierarchicalNSW('l2', d);
+      const file = join(scratch, 'hnswlib.bin');
+      contenders.push({
+        engine: 'hnswlib-node (f32)',
+        build() {
+          index = new HierarchicalNSW('l2', d);
+          index.initIndex({ maxElements: nb, m: HNSW.m, efConstruction: HNSW.efConstruction, randomSeed: 1 });
+          for (let i = 0; i < nb; i++) index.addPoint(arrays[i]!, i);
+        },
+        searcher(ef) {
+          // Queries by position: the number[] copies were made before the clock started.
+          let next = 0;
+          return () => {
+            index.setEf(ef);
+            return index.searchKnn(queryArrays[next++ % nq]!, 10).neighbors;
+          };
+        },
+        bytesPerVector() {
+          index.writeIndexSync(file);
+          return statSync(file).size / nb;
+        },
+      });
+    } catch (error) {
+      console.log(`hnswlib-node skipped: ${(error as Error).message.split('\n')[0]}`);
     }
-  } catch (error) {
-    console.log(`usearch skipped: ${(error as Error).message.split('\n')[0]}`);
+    try {
+      const usearch = require('usearch') as typeof import('usearch');
+      const make = (ef: number) =>
+        new usearch.Index({
+          dimensions: d,
+          metric: usearch.MetricKind.L2sq,
+          quantization: usearch.ScalarKind.F32,
+          multi: false,
+          connectivity: HNSW.m,
+          expansion_add: HNSW.efConstruction,
+          expansion_search: ef,
+        });
+      const keys = BigUint64Array.from({ length: nb }, (_, i) => BigInt(i));
+      for (const threads of [1, 2]) {
+        let index = make(10);
+        const file = join(scratch, `usearch-${threads}.bin`);
+        contenders.push({
+          engine: threads === 1 ? 'usearch (f32)' : 'usearch (f32, built on both cores)',
+          build() {
+            index = make(10);
+            index.add(keys, base, threads);
+            index.save(file);
+          },
+          searcher(ef) {
+            // expansion_search is fixed at construction: each ef loads the saved graph into a new index.
+            const at = make(ef);
+            at.load(file);
+            return (q) => at.search(q, 10, 1).keys;
+          },
+          bytesPerVector: () => statSync(file).size / nb,
+          ...(threads === 2 ? { bothCoresOf: 'usearch (f32)' } : {}),
+        });
+      }
+    } catch (error) {
+      console.log(`usearch skipped: ${(error as Error).message.split('\n')[0]}`);
+    }
+
+    const seconds = new Map<Contender, number>();
+    for (let run = 0; run < ds.buildRuns; run++) {
+      for (const c of contenders) {
+        const start = performance.now();
+        c.build();
+        seconds.set(
+          c,
+          Math.min(seconds.get(c) ?? Number.POSITIVE_INFINITY, (performance.now() - start) / 1000),
+        );
+      }
+    }
+    const curves = new Map<Contender, CurvePoint[]>(contenders.map((c) => [c, []]));
+    let active = [...contenders];
+    for (const ef of EF_SWEEP) {
+      if (active.length === 0) break;
+      const searches = new Map(active.map((c) => [c, c.searcher(ef)]));
+      const best = new Map<Contender, { found: Uint32Array; qps: number }>();
+      for (let pass = 0; pass < ds.searchPasses; pass++) {
+        for (const c of active) {
+          const run = singleQueries(nq, d, queries, searches.get(c)!);
+          if (run.qps > (best.get(c)?.qps ?? 0)) best.set(c, run);
+        }
+      }
+      for (const c of active) {
+        const run = best.get(c)!;
+        curves.get(c)!.push({ ef, qps: run.qps, ...recall(run.found, truth, nq) });
+      }
+      active = active.filter((c) => curves.get(c)!.at(-1)!.recall10 < STOP_RECALL);
+    }
+
+    for (const c of contenders) {
+      const engine: HnswEngine = {
+        engine: c.engine,
+        buildSeconds: seconds.get(c)!,
+        bytesPerVector: c.bytesPerVector(),
+        curve: curves.get(c)!,
+      };
+      const both = contenders.find((o) => o.bothCoresOf === c.engine);
+      if (both) engine.buildSeconds2 = seconds.get(both);
+      engines.push(engine);
+      for (const p of engine.curve) {
+        rows.push({
+          engine: engine.engine,
+          config: `HNSW M${HNSW.m} efC${HNSW.efConstruction}`,
+          addSeconds: engine.buildSeconds,
+          nprobes: `ef ${p.ef}`,
+          qps: p.qps,
+          recall1: p.recall1,
+          recall10: p.recall10,
+          bytesPerVector: engine.bytesPerVector,
+        });
+      }
+      console.log(
+        `${engine.engine}: build ${engine.buildSeconds.toFixed(2)} s` +
+          (engine.buildSeconds2 ? ` (both cores ${engine.buildSeconds2.toFixed(2)} s)` : '') +
+          `, ${engine.bytesPerVector.toFixed(0)} B/vector, ` +
+          TARGET_RECALLS.map((r) => `${qpsAtRecall(engine.curve, r)?.toFixed(0) ?? '—'} QPS at ${r}`).join(
+            ', ',
+          ),
+      );
+    }
+  } finally {
+    await builder.close();
+    await rm(scratch, { recursive: true, force: true });
   }
 }
 
-/** A table row for an HNSW peer (M = 16): memory is the float32 vector, 2·M links of 4 bytes, and a label. */
-function hnswRow(
-  engine: string,
-  d: number,
-  addSeconds: number,
-  ef: number,
-  run: { found: Uint32Array; qps: number },
-  truth: Uint32Array,
-  nq: number,
-): Row {
-  const { qps, found } = run;
-  return {
-    engine,
-    config: 'HNSW',
-    addSeconds,
-    nprobes: `ef ${ef}`,
-    qps,
-    ...recall(found, truth, nq),
-    bytesPerVector: 4 * d + 16 * 2 * 4 + 8,
-  };
+/** The HNSW ratios the issue sets targets on: ris against hnswlib-node (and usearch) in the same run. */
+function hnswRatios(engines: HnswEngine[]): string[] {
+  const lines: string[] = [];
+  const ours = engines.find((e) => e.engine === 'ris HNSW (float32)');
+  const int8 = engines.find((e) => e.engine === 'ris HNSW (int8)');
+  if (ours?.buildSeconds2) {
+    lines.push(
+      `HNSW build on both cores: ${(ours.buildSeconds / ours.buildSeconds2).toFixed(2)}× faster than on one`,
+    );
+  }
+  for (const peer of engines.filter((e) => !e.engine.startsWith('ris') && !e.engine.includes('both cores'))) {
+    if (!ours) break;
+    const qps = TARGET_RECALLS.map((r) => {
+      const a = qpsAtRecall(ours.curve, r);
+      const b = qpsAtRecall(peer.curve, r);
+      return `${r}: ${a && b ? `${(a / b).toFixed(2)}×` : '—'}`;
+    });
+    // Both cores against both cores where the peer builds on several threads, else against its one.
+    const both = ours.buildSeconds2
+      ? `, on both cores ${(ours.buildSeconds2 / (peer.buildSeconds2 ?? peer.buildSeconds)).toFixed(2)}× its ` +
+        `${peer.buildSeconds2 ? 'both-core' : 'single-thread'} time`
+      : '';
+    lines.push(
+      `HNSW vs ${peer.engine}: build ${(ours.buildSeconds / peer.buildSeconds).toFixed(2)}× its time${both}` +
+        `; QPS at 10-recall@10 ${qps.join(', ')}; memory float32 ${(ours.bytesPerVector / peer.bytesPerVector).toFixed(2)}×` +
+        (int8 ? `, int8 ${(int8.bytesPerVector / peer.bytesPerVector).toFixed(2)}×` : ''),
+    );
+  }
+  return lines;
 }
 
 function table(rows: Row[]): string {
@@ -364,32 +588,33 @@ function ratios(rows: Row[]): string[] {
   return lines;
 }
 
-const datasets: Dataset[] = [];
-if (only !== 'b') {
-  const a = await caltech();
-  if (a) datasets.push(a);
+/** The benchmark itself (worker threads of a parallel HNSW build import this file too, see below). */
+async function main(): Promise<void> {
+  const datasets: Dataset[] = [];
+  if (only !== 'b') {
+    const a = await caltech();
+    if (a) datasets.push(a);
+  }
+  if (only !== 'a') datasets.push(synthetic(args.has('--quick') ? 50_000 : 200_000));
+  // A run of one dataset (--only) replaces that dataset's results and keeps the other's.
+  const jsonFile = join(out, 'ann.json');
+  type Results = Record<string, { date: string; rows: Row[]; hnsw?: HnswEngine[] }>;
+  const results: Results = existsSync(jsonFile)
+    ? (JSON.parse(await readFile(jsonFile, 'utf8')) as { results: Results }).results
+    : {};
+  for (const ds of datasets) {
+    const rows: Row[] = [];
+    const engines: HnswEngine[] = [];
+    await runDataset(ds, rows, engines);
+    results[ds.name] = { date: new Date().toISOString(), rows, hnsw: engines };
+    console.log(table(rows));
+    console.log(
+      `\nRatios (same run):\n${[...ratios(rows), ...hnswRatios(engines)].map((l) => `- ${l}`).join('\n')}`,
+    );
+  }
+  await mkdir(out, { recursive: true });
+  await writeFile(jsonFile, `${JSON.stringify({ results }, null, 2)}\n`);
+  console.log(`\nwrote ${jsonFile}`);
 }
-if (only !== 'a') datasets.push(synthetic(args.has('--quick') ? 50_000 : 200_000));
-// A run of one dataset (--only) replaces that dataset's results and keeps the other's.
-const jsonFile = join(out, 'ann.json');
-const results: Record<string, { date: string; rows: Row[] }> = existsSync(jsonFile)
-  ? (
-      JSON.parse(await readFile(jsonFile, 'utf8')) as {
-        results: Record<string, { date: string; rows: Row[] }>;
-      }
-    ).results
-  : {};
-for (const ds of datasets) {
-  const rows: Row[] = [];
-  await runDataset(ds, rows);
-  results[ds.name] = { date: new Date().toISOString(), rows };
-  console.log(table(rows));
-  console.log(
-    `\nRatios (same run):\n${ratios(rows)
-      .map((l) => `- ${l}`)
-      .join('\n')}`,
-  );
-}
-await mkdir(out, { recursive: true });
-await writeFile(jsonFile, `${JSON.stringify({ results }, null, 2)}\n`);
-console.log(`\nwrote ${jsonFile}`);
+
+await main();

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createWasmKernels, JsKernels } from '../src/ann/kernels/index.ts';
+import { writeRows } from '../src/ann/hnsw-storage.ts';
+import type { GraphKernel, GraphShape } from '../src/ann/kernels/graph.ts';
+import { createWasmKernels, JsKernels, residentOn } from '../src/ann/kernels/index.ts';
+import type { WasmKernels } from '../src/ann/kernels/wasm.ts';
 import { Random } from '../src/ann/random.ts';
 
 const wasm = createWasmKernels();
@@ -69,12 +72,57 @@ describe('kernels', () => {
     close(values[1]!, values[0]!);
   });
 
-  it('gives resident memory back for reuse', () => {
-    const big = matrix(1 << 16);
-    for (let i = 0; i < 50; i++) wasm!.resident(big).dispose();
-    const out = new Float32Array(1);
-    wasm!.gemmNT({ source: big.subarray(0, 4) }, 1, { source: big.subarray(0, 4) }, 1, 4, out);
-    close(out, Float32Array.of(big.subarray(0, 4).reduce((s, v) => s + v * v, 0)));
+  it('gives resident memory back for reuse (memory and allocator top stay flat over many cycles)', () => {
+    const kernels = createWasmKernels() as WasmKernels;
+    const sizes = [1 << 16, 3 << 14, 1 << 12, 5 << 15];
+    const cycle = () => {
+      // Interleaved lifetimes, so blocks are given back out of order and must merge again.
+      const held = sizes.map((n) => kernels.resident(matrix(n)));
+      held[1]!.dispose();
+      held[3]!.dispose();
+      held[0]!.dispose();
+      held[2]!.dispose();
+      const scanner = kernels.codeScanner(8, matrix(3 * 8 * 256));
+      scanner.setQuery(matrix(8 * 256));
+      scanner.scan(new Uint8Array(2000 * 8), 2000, 1, 0, new Float32Array(2000));
+      scanner.dispose();
+    };
+    const start = kernels.memoryStats();
+    cycle();
+    const warm = kernels.memoryStats();
+    assert.equal(warm.top, start.top, 'every block of one cycle is given back');
+    for (let i = 0; i < 50; i++) cycle();
+    const end = kernels.memoryStats();
+    assert.equal(end.top, start.top);
+    assert.equal(
+      end.memoryBytes,
+      warm.memoryBytes,
+      `memory grew from ${warm.memoryBytes} to ${end.memoryBytes} bytes`,
+    );
+    // Disposing twice gives nothing back twice.
+    const once = kernels.resident(matrix(1024));
+    once.dispose();
+    once.dispose();
+    assert.equal(kernels.memoryStats().top, start.top);
+  });
+
+  it("uses another instance's resident matrix correctly (copies it in instead of reading foreign memory)", () => {
+    const a = createWasmKernels()!;
+    const b = createWasmKernels()!;
+    const d = 40;
+    const x = matrix(30 * d);
+    const y = matrix(7 * d);
+    // Fill b's memory where a's resident lives with something else, so reading it there would be wrong.
+    const decoy = b.resident(matrix(30 * d));
+    const resident = a.resident(x);
+    const expected = new Float32Array(7 * 30);
+    const actual = new Float32Array(7 * 30);
+    js.gemmNT({ source: y }, 7, { source: x }, 30, d, expected);
+    b.gemmNT({ source: y }, 7, { source: resident }, 30, d, actual);
+    close(actual, expected);
+    assert.equal(resident.owner, a);
+    assert.equal(residentOn(b, resident, x).owner, b, 'residentOn re-makes it on the kernels in use');
+    decoy.dispose();
   });
 });
 
@@ -147,5 +195,134 @@ describe('nearest on short vectors (the packed kernel)', () => {
       new Float32Array(1),
     );
     assert.equal(labels[0], 0);
+  });
+});
+
+describe('HNSW graph kernels', () => {
+  const n = 600;
+  const levelOf = (node: number) => (node % 61 === 0 ? 2 : node % 13 === 0 ? 1 : 0);
+
+  /** A graph on `kernels` holding `data`'s rows, nodes linked by inserting them in order. */
+  function buildGraph(
+    kernels: ReturnType<typeof createWasmKernels> & object,
+    shape: GraphShape,
+    data: Float32Array,
+    insert = true,
+  ): { graph: GraphKernel; entry: number; maxLevel: number } {
+    const m = shape.m;
+    let upperWords = 0;
+    const offsets: number[] = [];
+    for (let v = 0; v < n; v++) {
+      offsets.push(upperWords);
+      upperWords += levelOf(v) * (m + 1);
+    }
+    const graph = kernels.graph(shape, n, upperWords);
+    writeRows(graph, shape.storage, 0, 0, data, n, shape.dimension);
+    graph.upperOffset().set(offsets);
+    let entry = 0;
+    let maxLevel = levelOf(0);
+    if (!insert) return { graph, entry, maxLevel };
+    for (let v = 1; v < n; v++) {
+      graph.insert(v, levelOf(v), entry, maxLevel, 40, false);
+      if (levelOf(v) > maxLevel) {
+        entry = v;
+        maxLevel = levelOf(v);
+      }
+    }
+    return { graph, entry, maxLevel };
+  }
+
+  /** Copies one graph's memory into another of the same shape. */
+  function copyInto(from: GraphKernel, to: GraphKernel): void {
+    to.blocks().set(from.blocks().subarray(0, to.blocks().length));
+    to.terms().set(from.terms().subarray(0, to.terms().length));
+    to.quantizer().set(from.quantizer());
+    to.upperOffset().set(from.upperOffset().subarray(0, to.upperOffset().length));
+    to.upper().set(from.upper().subarray(0, to.upper().length));
+    to.deleted().set(from.deleted().subarray(0, to.deleted().length));
+  }
+
+  for (const storage of ['float32', 'float16', 'int8'] as const) {
+    for (const dot of [false, true]) {
+      const metric = dot ? 'dot' : 'l2';
+      it(`${storage} ${metric}: distances, searches, traces and repairs agree with the TypeScript kernel`, () => {
+        // Its own generator, so a test's data does not depend on how far the others got.
+        const own = new Random(11);
+        const matrix = (length: number) => new Float32Array(length).map(() => own.gaussian());
+        const dimension = 37; // a tail after the 16-wide SIMD steps
+        const shape: GraphShape = { dimension, storage, dot, m: 6 };
+        const data = matrix(n * dimension);
+        const reference = buildGraph(js, shape, data);
+        const actual = buildGraph(wasm!, shape, data, false);
+        copyInto(reference.graph, actual.graph);
+        const { entry, maxLevel } = reference;
+        for (let qi = 0; qi < 20; qi++) {
+          const query = matrix(dimension);
+          for (const node of [0, 1, 17, 599]) {
+            const expected = reference.graph.distance(query, node);
+            const got = actual.graph.distance(query, node);
+            assert.ok(
+              Math.abs(got - expected) <= 1e-4 * (1 + Math.abs(expected)),
+              `node ${node}: ${got} vs ${expected}`,
+            );
+          }
+          reference.graph.startTrace(10_000);
+          actual.graph.startTrace(10_000);
+          const foundJs = reference.graph.search(query, 12, entry, maxLevel, false);
+          const foundWasm = actual.graph.search(query, 12, entry, maxLevel, false);
+          const traceJs = reference.graph.endTrace();
+          const traceWasm = actual.graph.endTrace();
+          assert.equal(foundWasm, foundJs);
+          assert.deepEqual(actual.graph.resultNodes(foundWasm), reference.graph.resultNodes(foundJs));
+          close(actual.graph.resultDistances(foundWasm), reference.graph.resultDistances(foundJs));
+          assert.equal(traceWasm.count, traceJs.count);
+          assert.deepEqual(traceWasm.kinds, traceJs.kinds);
+          assert.deepEqual(traceWasm.to, traceJs.to);
+          assert.deepEqual(traceWasm.from, traceJs.from);
+          close(traceWasm.distances, traceJs.distances);
+        }
+        // Tombstones: searches skip them, and repairs replace the links to them the same way.
+        for (const g of [reference.graph, actual.graph]) for (let v = 5; v < n; v += 7) g.deleted()[v] = 1;
+        const query = matrix(dimension);
+        const found = reference.graph.search(query, 12, entry, maxLevel, true);
+        assert.deepEqual(
+          actual.graph.resultNodes(actual.graph.search(query, 12, entry, maxLevel, true)),
+          reference.graph.resultNodes(found),
+        );
+        for (const v of reference.graph.resultNodes(found)) assert.notEqual(v % 7, 5 % 7);
+        for (const v of [1, 2, 3, 13]) {
+          assert.equal(actual.graph.repair(v, 0, 40), reference.graph.repair(v, 0, 40));
+        }
+        assert.deepEqual(
+          actual.graph.words(),
+          reference.graph.words().subarray(0, actual.graph.words().length),
+        );
+      });
+    }
+  }
+
+  it('refuses a graph beyond 4 GiB of WebAssembly memory, saying what to do', () => {
+    const shape: GraphShape = { dimension: 4096, storage: 'float32', dot: false, m: 16 };
+    assert.throws(
+      () => wasm!.graph(shape, 300_000, 1),
+      /Expected an HNSW graph to fit in 4 GiB of WebAssembly memory but 300000 vectors of 4096 dimensions as float32 need 4\.\d GiB; use storage: 'int8'/,
+    );
+  });
+
+  it('inserting builds the same graph as the TypeScript kernel (float32 l2)', () => {
+    const shape: GraphShape = { dimension: 16, storage: 'float32', dot: false, m: 6 };
+    const data = matrix(n * 16);
+    const a = buildGraph(js, shape, data).graph;
+    const b = buildGraph(wasm!, shape, data).graph;
+    // Rounding (float64 sums rounded once against float32 sums) may flip a near tie: nearly all lists agree.
+    let same = 0;
+    const stride = a.blockBytes / 4;
+    const link = a.linkOffset / 4;
+    for (let v = 0; v < n; v++) {
+      const at = v * stride + link;
+      const list = (words: Uint32Array) => Array.from(words.subarray(at, at + 1 + words[at]!));
+      if (JSON.stringify(list(a.words())) === JSON.stringify(list(b.words()))) same++;
+    }
+    assert.ok(same >= n * 0.98, `${same} of ${n} level-0 link lists agree`);
   });
 });

@@ -22,12 +22,35 @@ describe('kmeans', () => {
   });
 
   it('repairs empty clusters so every centroid is used', async () => {
-    // 3 distinct points repeated, 6 centroids requested: duplicates force splits.
+    // Six distinct points, each repeated 100 times, and six centroids: a random start that puts two
+    // centroids on copies of one point leaves one of them empty until it is split off elsewhere.
     const d = 4;
-    const data = new Float32Array(600 * d);
-    for (let i = 0; i < 600; i++) data[i * d] = (i % 3) * 10;
-    const { centroids } = await kmeans(data, d, { numCentroids: 6, seed: 2, init: 'random' });
-    assert.ok(centroids.every(Number.isFinite));
+    const n = 600;
+    const data = new Float32Array(n * d);
+    for (let i = 0; i < n; i++) {
+      data[i * d] = (i % 6) * 10;
+      data[i * d + 1] = i % 3;
+      data[i * d + 2] = 1;
+    }
+    for (let seed = 1; seed <= 20; seed++) {
+      const { centroids } = await kmeans(data, d, { numCentroids: 6, seed, init: 'random' });
+      // Clusters that receive at least one point, by brute force.
+      const used = new Set<number>();
+      for (let i = 0; i < n; i++) {
+        let best = Number.POSITIVE_INFINITY;
+        let label = -1;
+        for (let c = 0; c < 6; c++) {
+          let s = 0;
+          for (let j = 0; j < d; j++) s += (data[i * d + j]! - centroids[c * d + j]!) ** 2;
+          if (s < best) {
+            best = s;
+            label = c;
+          }
+        }
+        used.add(label);
+      }
+      assert.equal(used.size, 6, `seed ${seed}: ${used.size} of 6 centroids hold points`);
+    }
   });
 
   it('gives the same centroids with worker threads as in one thread', async () => {

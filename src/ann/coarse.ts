@@ -1,7 +1,10 @@
-import { type Kernels, kernels, type ResidentMatrix } from './kernels/index.ts';
+import { type Kernels, kernels, type ResidentMatrix, residentOn } from './kernels/index.ts';
 import { type Assigner, kmeans, rowNorms } from './kmeans.ts';
 import type { DistanceType } from './metric.ts';
 import type { TopK } from './topk.ts';
+
+/** k-means iterations of the coarse quantizer unless told otherwise. */
+export const COARSE_ITERATIONS = 10;
 
 /** The coarse quantizer of an IVF index: partition centroids, and which partitions a query should visit. */
 export class CoarseQuantizer {
@@ -25,17 +28,18 @@ export class CoarseQuantizer {
     numPartitions: number,
     options: { seed?: number; maxIterations?: number; assigner?: Assigner },
   ): Promise<CoarseQuantizer> {
-    // Ten iterations, as faiss uses for IVF: partitions only need to be roughly balanced and compact.
+    // Ten iterations (COARSE_ITERATIONS), as faiss uses for IVF: partitions only need to be roughly
+    // balanced and compact.
     const { centroids } = await kmeans(data, dimension, {
       numCentroids: numPartitions,
       ...options,
-      maxIterations: options.maxIterations ?? 10,
+      maxIterations: options.maxIterations ?? COARSE_ITERATIONS,
     });
     return new CoarseQuantizer(centroids, dimension);
   }
 
   residentCentroids(K: Kernels = kernels()): ResidentMatrix {
-    this.resident ??= K.resident(this.centroids);
+    this.resident = residentOn(K, this.resident, this.centroids);
     return this.resident;
   }
 

@@ -1,27 +1,35 @@
 import { ArgumentError } from '../errors.ts';
-import { decodeIndexFile, encodeIndexFile, type SectionData } from './format.ts';
-import { kernels, type ResidentMatrix } from './kernels/index.ts';
-import { rowNorms } from './kmeans.ts';
 import {
-  checkDistanceType,
-  DISTANCE_CODES,
-  DISTANCE_TYPES,
-  type DistanceType,
-  normalizeRows,
-  publicDistance,
-} from './metric.ts';
+  type DecodedIndexFile,
+  decodeIndex,
+  distanceTypeOf,
+  encodeIndex,
+  type SectionData,
+} from './format.ts';
+import { IdSet, idsToRemove } from './id-set.ts';
+import { kernels, type ResidentMatrix, residentOn } from './kernels/index.ts';
+import { rowNorms } from './kmeans.ts';
+import { checkDistanceType, type DistanceType, normalizeRows, publicDistance } from './metric.ts';
 import { fileStore } from './storage.ts';
 import { TopK } from './topk.ts';
 import { type BatchSearchResult, firstRow, NO_ID, type SearchResult } from './types.ts';
-import { checkIds, checkInteger, checkQuery, checkVectors } from './validate.ts';
+import { checkInteger, checkQuery, checkVectors } from './validate.ts';
+import {
+  checkSearchOptions,
+  describeIndex,
+  type IndexDescription,
+  MAX_K,
+  type SearchOptions,
+  type VectorIndex,
+} from './vector-index.ts';
 
 export interface FlatOptions {
+  /** Length of every vector. */
   dimension: number;
   /** Distance measure; see {@link DistanceType}. Default 'l2'. */
   distanceType?: DistanceType;
 }
 
-const KIND_FLAT = 1;
 /** Query rows per block of a batch search, so the product matrix stays within a few MB. */
 const PRODUCT_BUDGET = 1 << 22;
 
@@ -29,14 +37,18 @@ const PRODUCT_BUDGET = 1 << 22;
  * Exact search: every query is compared with every vector. The ground truth the approximate indexes are
  * measured against, and the right choice below a few thousand vectors.
  */
-export class FlatIndex {
+export class FlatIndex implements VectorIndex {
+  readonly kind = 'flat' as const;
   readonly dimension: number;
   readonly distanceType: DistanceType;
+  /** Rows [0, count) are in use; the arrays grow by half again when full. */
   private vectors: Float32Array;
   private storedIds: Uint32Array;
   private norms: Float32Array;
   private count = 0;
-  private nextId = 0;
+  /** True while `vectors` and `storedIds` view a caller's file bytes: the first change copies them. */
+  private borrowed = false;
+  private readonly idSet = new IdSet(() => [this.storedIds.subarray(0, this.count)]);
   private resident: ResidentMatrix | undefined;
 
   constructor(options: FlatOptions) {
@@ -54,40 +66,33 @@ export class FlatIndex {
     return this.count;
   }
 
+  /** Exact search needs no training. */
+  get trained(): boolean {
+    return true;
+  }
+
   /** Exact search needs no training; present so every index can be driven the same way. */
   async train(_vectors?: Float32Array): Promise<void> {}
 
   add(vectors: Float32Array, ids?: Uint32Array): Uint32Array {
     const d = this.dimension;
     const n = checkVectors(vectors, d);
-    const assigned =
-      ids === undefined ? Uint32Array.from({ length: n }, (_, i) => this.nextId + i) : checkIds(ids, n);
-    if (ids) {
-      const existing = new Set(this.storedIds.subarray(0, this.count));
-      const fresh = new Set<number>();
-      for (const id of ids) {
-        if (existing.has(id) || fresh.has(id)) {
-          throw new ArgumentError(
-            'DUPLICATE_ID',
-            `Id ${id} is already in the index; every vector needs its own id`,
-          );
-        }
-        fresh.add(id);
-      }
-    }
+    const assigned = this.idSet.forAdd(ids, n);
+    if (n === 0) return assigned;
     const data = this.distanceType === 'cosine' ? normalizeRows(vectors, d) : vectors;
     this.reserve(this.count + n);
     this.vectors.set(data, this.count * d);
     this.storedIds.set(assigned, this.count);
     this.norms.set(rowNorms(data, n, d), this.count);
     this.count += n;
-    for (const id of assigned) if (id >= this.nextId) this.nextId = id + 1;
+    this.idSet.added(assigned);
     this.invalidate();
     return assigned;
   }
 
+  /** Room for `capacity` rows in arrays of our own (never the caller's bytes). */
   private reserve(capacity: number): void {
-    if (capacity * this.dimension <= this.vectors.length) return;
+    if (!this.borrowed && capacity * this.dimension <= this.vectors.length) return;
     const grown = Math.max(capacity, Math.ceil(this.storedIds.length * 1.5), 16);
     const vectors = new Float32Array(grown * this.dimension);
     vectors.set(this.vectors.subarray(0, this.count * this.dimension));
@@ -98,6 +103,7 @@ export class FlatIndex {
     this.vectors = vectors;
     this.storedIds = ids;
     this.norms = norms;
+    this.borrowed = false;
   }
 
   private invalidate(): void {
@@ -106,8 +112,13 @@ export class FlatIndex {
   }
 
   remove(ids: Uint32Array | readonly number[]): number {
-    const gone = new Set<number>(ids);
+    const gone = idsToRemove(ids);
     const d = this.dimension;
+    let removed = 0;
+    for (let i = 0; i < this.count; i++) if (gone.has(this.storedIds[i]!)) removed++;
+    if (removed === 0) return 0;
+    // Compacts in place, so first make sure the arrays are ours.
+    if (this.borrowed) this.reserve(this.count);
     let at = 0;
     for (let i = 0; i < this.count; i++) {
       if (gone.has(this.storedIds[i]!)) continue;
@@ -118,28 +129,29 @@ export class FlatIndex {
       }
       at++;
     }
-    const removed = this.count - at;
     this.count = at;
-    if (removed > 0) this.invalidate();
+    this.invalidate();
     return removed;
   }
 
-  search(query: Float32Array, k: number): SearchResult {
+  search(query: Float32Array, k: number, options: SearchOptions = {}): SearchResult {
     checkQuery(query, this.dimension);
-    return firstRow(this.searchBatch(query, k), k);
+    return firstRow(this.searchBatch(query, k, options), k);
   }
 
-  searchBatch(queries: Float32Array, k: number): BatchSearchResult {
+  /** Exact: `nprobes` and `refineFactor` are checked and ignored. */
+  searchBatch(queries: Float32Array, k: number, options: SearchOptions = {}): BatchSearchResult {
     const d = this.dimension;
     const nq = checkVectors(queries, d, 'queries');
-    checkInteger(k, 'k', 1, 100_000);
+    checkInteger(k, 'k', 1, MAX_K);
+    checkSearchOptions(options);
     const q = this.distanceType === 'cosine' ? normalizeRows(queries, d) : queries;
     const ids = new Uint32Array(nq * k).fill(NO_ID);
     const distances = new Float32Array(nq * k).fill(Number.POSITIVE_INFINITY);
     const n = this.count;
     if (n === 0) return { ids, distances };
     const K = kernels();
-    this.resident ??= K.resident(this.vectors.subarray(0, n * d));
+    this.resident = residentOn(K, this.resident, this.vectors.subarray(0, n * d));
     const block = Math.max(1, Math.floor(PRODUCT_BUDGET / n));
     const products = new Float32Array(Math.min(block, nq) * n);
     const heap = new TopK(k);
@@ -172,27 +184,25 @@ export class FlatIndex {
     return this.storedIds.slice(0, this.count);
   }
 
-  memoryUsage(): { vectors: number; ids: number; total: number } {
+  memoryUsage(): { vectors: number; norms: number; ids: number; total: number } {
     const vectors = this.count * this.dimension * 4;
+    const norms = this.count * 4;
     const ids = this.count * 4;
-    return { vectors, ids, total: vectors + ids + this.count * 4 };
+    return { vectors, norms, ids, total: vectors + norms + ids };
+  }
+
+  describe(): IndexDescription {
+    return describeIndex(this, {});
   }
 
   toBytes(): Uint8Array {
-    return encodeIndexFile(
+    return encodeIndex(
+      'flat',
       {
-        kind: KIND_FLAT,
         dimension: this.dimension,
-        innerDimension: this.dimension,
-        distanceType: DISTANCE_CODES[this.distanceType],
-        numPartitions: 0,
-        numSubVectors: 0,
-        numBits: 0,
-        refineStorage: 0,
-        transform: 0,
+        distanceType: this.distanceType,
         count: this.count,
-        nextId: this.nextId,
-        seed: 0,
+        nextId: this.idSet.nextId,
       },
       new Map<string, SectionData>([
         ['VECS', this.vectors.subarray(0, this.count * this.dimension)],
@@ -201,23 +211,23 @@ export class FlatIndex {
     );
   }
 
+  /**
+   * Reads an index from its file bytes without copying them. Changes to the index copy them first (the
+   * caller's bytes stay intact), but the caller must not change the bytes while the index is in use.
+   */
   static fromBytes(bytes: Uint8Array, name = 'index file'): FlatIndex {
-    const file = decodeIndexFile(bytes, name);
+    return FlatIndex.fromFile(decodeIndex(bytes, name, 'flat'));
+  }
+
+  /** @internal From a decoded file of this kind (see openIndex). */
+  static fromFile(file: DecodedIndexFile): FlatIndex {
     const f = file.fields;
-    if (f.kind !== KIND_FLAT) {
-      throw new ArgumentError(
-        'INVALID_ARGUMENT',
-        `${name} holds another kind of index (kind ${f.kind}); load it with its own class`,
-      );
-    }
-    const index = new FlatIndex({
-      dimension: f.dimension,
-      distanceType: DISTANCE_TYPES[f.distanceType] ?? 'l2',
-    });
-    index.vectors = file.section('VECS', Float32Array);
-    index.storedIds = file.section('IDS ', Uint32Array);
+    const index = new FlatIndex({ dimension: f.dimension, distanceType: distanceTypeOf(file) });
+    index.vectors = file.section('VECS', Float32Array, f.count * f.dimension);
+    index.storedIds = file.section('IDS ', Uint32Array, f.count);
+    index.borrowed = true;
     index.count = f.count;
-    index.nextId = f.nextId;
+    index.idSet.nextId = f.nextId;
     index.norms = rowNorms(index.vectors, f.count, f.dimension);
     return index;
   }

@@ -29,7 +29,7 @@ export function toFloat16Bits(value: number): number {
   const exponent = (x >>> 23) & 0xff;
   let mantissa = x & 0x7fffff;
   if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  let e = exponent - 127 + 15;
+  const e = exponent - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -44,10 +44,5 @@ export function toFloat16Bits(value: number): number {
   let half = (e << 10) | (mantissa >>> 13);
   const rest = mantissa & 0x1fff;
   if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-  e = half >>> 10;
   return sign | half;
-}
-
-export function encodeFloat16(values: Float32Array, out: Uint16Array, outOffset = 0): void {
-  for (let i = 0; i < values.length; i++) out[outOffset + i] = toFloat16Bits(values[i]!);
 }

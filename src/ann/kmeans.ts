@@ -85,8 +85,9 @@ export async function kmeans(data: Float32Array, d: number, options: KMeansOptio
       const improved = objective - step.objective;
       objective = step.objective;
       updateCentroids(step, d, centroids);
-      splitEmptyClusters(centroids, d, step.counts, n, random);
-      if (improved >= 0 && improved < tolerance * objective) break;
+      // A split is judged by the next assignment: stopping now would leave its centroid empty.
+      const split = splitEmptyClusters(centroids, d, step.counts, n, random);
+      if (split === 0 && improved >= 0 && improved < tolerance * objective) break;
     }
   } finally {
     run.end();
@@ -228,7 +229,8 @@ function updateCentroids({ sums, counts }: LloydStep, d: number, centroids: Floa
 
 /**
  * faiss's repair of empty clusters: copy a centroid chosen with probability growing with its cluster's
- * size, nudge the two copies apart, and let the next assignment split that cluster's points.
+ * size, nudge the two copies apart, and let the next assignment split that cluster's points. Returns how
+ * many clusters were split.
  */
 function splitEmptyClusters(
   centroids: Float32Array,
@@ -236,13 +238,15 @@ function splitEmptyClusters(
   counts: Uint32Array,
   n: number,
   random: Random,
-): void {
+): number {
   const k = counts.length;
   const EPS = 1 / 1024;
+  let split = 0;
   for (let ci = 0; ci < k; ci++) {
     if (counts[ci]! !== 0) continue;
     // Only clusters of two or more points can be split.
-    if (n <= k || !counts.some((c) => c > 1)) return;
+    if (n <= k || !counts.some((c) => c > 1)) return split;
+    split++;
     let cj = 0;
     for (;;) {
       const p = (counts[cj]! - 1) / (n - k);
@@ -258,4 +262,5 @@ function splitEmptyClusters(
     counts[ci] = counts[cj]! >> 1;
     counts[cj] = counts[cj]! - counts[ci]!;
   }
+  return split;
 }

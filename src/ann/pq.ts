@@ -1,5 +1,5 @@
 import { ArgumentError } from '../errors.ts';
-import { type Kernels, kernels, type ResidentMatrix } from './kernels/index.ts';
+import { type Kernels, kernels, type ResidentMatrix, residentOn } from './kernels/index.ts';
 import { type Assigner, kmeans } from './kmeans.ts';
 
 export interface ProductQuantizerOptions {
@@ -24,6 +24,8 @@ export class ProductQuantizer {
   /** numSubVectors × numCodes × subDimension, each sub-space's codebook contiguous. */
   codebooks: Float32Array | undefined;
   private resident: ResidentMatrix | undefined;
+  /** ‖codeword‖², derived from the codebooks on first use. */
+  private norms: Float32Array | undefined;
 
   constructor(options: ProductQuantizerOptions) {
     const { dimension, numSubVectors } = options;
@@ -77,14 +79,16 @@ export class ProductQuantizer {
     this.setCodebooks(codebooks);
   }
 
+  /** Installs codebooks (numSubVectors × numCodes × subDimension), dropping everything derived from the old ones. */
   setCodebooks(codebooks: Float32Array): void {
     this.codebooks = codebooks;
+    this.norms = undefined;
     this.resident?.dispose();
     this.resident = undefined;
   }
 
   private residentCodebooks(K: Kernels): ResidentMatrix {
-    this.resident ??= K.resident(this.codebooks!);
+    this.resident = residentOn(K, this.resident, this.codebooks!);
     return this.resident;
   }
 
@@ -130,10 +134,9 @@ export class ProductQuantizer {
     return out;
   }
 
-  private norms: Float32Array | undefined;
   /** ‖codeword‖² for every sub-space and code (numSubVectors × numCodes). */
   codebookNorms(): Float32Array {
-    if (!this.norms || this.norms.length !== this.numSubVectors * this.numCodes) {
+    if (!this.norms) {
       const books = this.codebooks!;
       const ds = this.subDimension;
       const norms = new Float32Array(this.numSubVectors * this.numCodes);

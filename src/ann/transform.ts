@@ -127,8 +127,8 @@ export function loadTransform(
     type,
     d,
     out,
-    file.section('TMAT', Float32Array),
-    file.section('TMEA', Float32Array),
+    file.section('TMAT', Float32Array, out * d),
+    file.section('TMEA', Float32Array, d),
   );
 }
 

@@ -1,9 +1,12 @@
+import { base64ToBytes } from './base64.ts';
 import { JsKernels } from './js.ts';
-import type { Kernels } from './types.ts';
+import type { Kernels, ResidentMatrix } from './types.ts';
 import { WasmKernels } from './wasm.ts';
 import { kernelsWasmBase64 } from './wasm-bytes.generated.ts';
 
+export type { GraphKernel, GraphShape, GraphStorage, GraphTrace } from './graph.ts';
 export { JsKernels } from './js.ts';
+export { JsGraph } from './js-graph.ts';
 export type { CodeScanner, Kernels, Operand, ResidentMatrix } from './types.ts';
 
 let active: Kernels | undefined;
@@ -31,9 +34,16 @@ export function useKernels(kind: 'wasm-simd' | 'js'): Kernels['name'] {
   return active.name;
 }
 
-function base64ToBytes(base64: string): Uint8Array<ArrayBuffer> {
-  const binary = atob(base64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+/**
+ * `cached` when the kernels `K` made it, else a new resident copy of `data` on `K` (the stale one given
+ * back): a matrix kept across calls must follow `useKernels`, or every call would copy it in again.
+ */
+export function residentOn(
+  K: Kernels,
+  cached: ResidentMatrix | undefined,
+  data: Float32Array,
+): ResidentMatrix {
+  if (cached?.owner === K) return cached;
+  cached?.dispose();
+  return K.resident(data);
 }

@@ -1,3 +1,5 @@
+import type { GraphKernel, GraphShape } from './graph.ts';
+import { JsGraph } from './js-graph.ts';
 import { type CodeScanner, type Kernels, type Operand, operandArray, type ResidentMatrix } from './types.ts';
 
 /** Plain TypeScript kernels: used where WebAssembly SIMD is unavailable, and as the tests' oracle. */
@@ -5,7 +7,7 @@ export class JsKernels implements Kernels {
   readonly name = 'js' as const;
 
   resident(data: Float32Array): ResidentMatrix {
-    return { data, dispose() {} };
+    return { data, owner: this, dispose() {} };
   }
 
   gemmNT(a: Operand, m: number, b: Operand, n: number, d: number, out: Float32Array, outStride = n): void {
@@ -57,7 +59,11 @@ export class JsKernels implements Kernels {
   }
 
   codeScanner(numSubVectors: number, partitionTerms: Float32Array | undefined): CodeScanner {
-    return new JsCodeScanner(numSubVectors, partitionTerms);
+    return new JsCodeScanner(this, numSubVectors, partitionTerms);
+  }
+
+  graph(shape: GraphShape, nodes: number, upper: number): GraphKernel {
+    return new JsGraph(this, shape, nodes, upper);
   }
 }
 
@@ -68,6 +74,7 @@ class JsCodeScanner implements CodeScanner {
   private readonly combined: Float32Array;
 
   constructor(
+    readonly owner: Kernels,
     private readonly M: number,
     private readonly terms: Float32Array | undefined,
   ) {

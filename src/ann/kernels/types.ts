@@ -1,3 +1,5 @@
+import type { GraphKernel, GraphShape } from './graph.ts';
+
 /**
  * An operand of a kernel: a Float32Array, or a long-lived matrix made resident with
  * `Kernels.resident` (in the WebAssembly build it is copied into the module's memory once,
@@ -9,9 +11,14 @@ export interface Operand {
   readonly stride?: number;
 }
 
-/** A matrix the kernels keep close at hand. Treat its `data` as read-only while it is resident. */
+/**
+ * A matrix the kernels keep close at hand. Treat its `data` as read-only while it is resident. It belongs
+ * to the kernels that made it (`owner`): after `useKernels` the new kernels copy it in like a plain array,
+ * so holders of a long-lived one re-make it with `residentOn`.
+ */
 export interface ResidentMatrix {
   readonly data: Float32Array;
+  readonly owner: Kernels;
   /** Gives back the memory now rather than when the object is collected. */
   dispose(): void;
 }
@@ -21,6 +28,8 @@ export interface ResidentMatrix {
  * Created per index: it keeps the partition terms and the current query's table at hand.
  */
 export interface CodeScanner {
+  /** The kernels that made it (and whose memory it uses). */
+  readonly owner: Kernels;
   /** The query's table, numSubVectors × 256 (for L2: −2⟨q_m, codeword⟩). */
   setQuery(table: Float32Array): void;
   /**
@@ -33,6 +42,8 @@ export interface CodeScanner {
 
 export interface Kernels {
   readonly name: 'wasm-simd' | 'js';
+  /** The memory and hot loops of one HNSW graph with room for `nodes` nodes and `upper` words of upper links. */
+  graph(shape: GraphShape, nodes: number, upper: number): GraphKernel;
   /** A scanner for codes of `numSubVectors` bytes; `partitionTerms` has one numSubVectors × 256 row per partition. */
   codeScanner(numSubVectors: number, partitionTerms: Float32Array | undefined): CodeScanner;
   resident(data: Float32Array): ResidentMatrix;

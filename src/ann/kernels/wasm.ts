@@ -1,4 +1,6 @@
+import type { GraphKernel, GraphShape } from './graph.ts';
 import { type CodeScanner, type Kernels, type Operand, operandArray, type ResidentMatrix } from './types.ts';
+import { WasmGraph } from './wasm-graph.ts';
 
 interface KernelExports {
   memory: WebAssembly.Memory;
@@ -71,7 +73,8 @@ const ALIGN = 64;
  */
 class LinearAllocator {
   private readonly free: { start: number; size: number }[] = [];
-  private top = PAGE; // the first page is left to the module's own data
+  /** The end of the allocated region; blocks given back at the end lower it again. */
+  top = PAGE; // the first page is left to the module's own data
 
   constructor(private readonly exports: KernelExports) {}
 
@@ -127,7 +130,7 @@ class WasmResident implements ResidentMatrix {
   constructor(
     readonly data: Float32Array,
     readonly ptr: number,
-    private readonly owner: WasmKernels,
+    readonly owner: WasmKernels,
   ) {}
   dispose(): void {
     this.owner.disposeResident(this);
@@ -143,7 +146,7 @@ export class WasmKernels implements Kernels {
     this.heap.release(held.ptr, held.bytes),
   );
 
-  constructor(module: WebAssembly.Module) {
+  constructor(private readonly module: WebAssembly.Module) {
     const instance = new WebAssembly.Instance(module, {});
     this.exports = instance.exports as unknown as KernelExports;
     this.heap = new LinearAllocator(this.exports);
@@ -242,6 +245,16 @@ export class WasmKernels implements Kernels {
     return new WasmCodeScanner(this, this.exports, numSubVectors, partitionTerms);
   }
 
+  /** A graph in a fresh instance of this module (its own memory, see WasmGraph). */
+  graph(shape: GraphShape, nodes: number, upper: number): GraphKernel {
+    return new WasmGraph(this, this.module, shape, nodes, upper);
+  }
+
+  /** @internal Bytes of linear memory (it only grows), and the allocator's high-water mark: for tests. */
+  memoryStats(): { memoryBytes: number; top: number } {
+    return { memoryBytes: this.exports.memory.buffer.byteLength, top: this.heap.top };
+  }
+
   /** @internal */
   allocate(bytes: number): number {
     return this.heap.alloc(bytes);
@@ -282,7 +295,9 @@ class Scope {
   place(operand: Operand, rows: number, d: number): [number, number] {
     const offset = operand.offset ?? 0;
     const stride = operand.stride ?? d;
-    if (operand.source instanceof WasmResident) return [operand.source.ptr + offset * 4, stride];
+    // Only this instance's residents live in this memory; another's pointer would read foreign bytes.
+    if (operand.source instanceof WasmResident && operand.source.owner === this.kernels)
+      return [operand.source.ptr + offset * 4, stride];
     const data = operand.source instanceof Float32Array ? operand.source : operand.source.data;
     // Copy only the rows used, compacted to stride d.
     const ptr = this.alloc(rows * d);
@@ -304,6 +319,7 @@ class Scope {
 
 /** The query's table, the folded table and room for one list's codes and distances live in module memory. */
 class WasmCodeScanner implements CodeScanner {
+  readonly owner: WasmKernels;
   private readonly tableBytes: number;
   private readonly terms: ResidentMatrix | undefined;
   private readonly query: number;
@@ -318,6 +334,7 @@ class WasmCodeScanner implements CodeScanner {
     private readonly M: number,
     partitionTerms: Float32Array | undefined,
   ) {
+    this.owner = kernels;
     this.tableBytes = M * 256 * 4;
     this.terms = partitionTerms ? kernels.resident(partitionTerms) : undefined;
     this.query = kernels.allocate(this.tableBytes);
