@@ -97,10 +97,7 @@ start = performance.now();
 for (const row of rows) {
   const query = new Float32Array(new Uint8Array(row.vector).buffer);
   const label = (JSON.parse(row.labels) as string[])[0];
-  const found = opened
-    .searchVector(query, { k: 6 })
-    .filter((h) => h.id !== row.id)
-    .slice(0, 5);
+  const found = (await opened.searchVector(query, { k: 6 })).filter((h) => h.id !== row.id).slice(0, 5);
   hits5 += found.filter((h) => h.labels[0] === label).length;
 }
 const looSeconds = (performance.now() - start) / 1000;

@@ -1,10 +1,15 @@
 /**
  * `npm run bench:serve`: latency of upload-search over HTTP (p50, p95) with 1 and 8 concurrent clients,
  * against the time of one model forward pass (batch 1, ready tensor) in the same run. The collection is
- * 1,000 Caltech101 images (every 9th) embedded with ResNet50 (a random-weight torchvision export, same
+ * 1,000 Caltech101 images (every 9th; `--images N` for another count) embedded with ResNet50 (a random-weight torchvision export, same
  * cost as the zoo model; `npm run bench:embed` makes it) or with mobilenetv2-int8 (`--model mobilenetv2-int8`).
  * Targets: p50 at 1 client ≤ 1.3× one forward pass; no errors at 8 clients.
+ *
+ * Then the server following other processes: a real `ris add` of one new image while a client searches
+ * without pause; how long until the server finds the new image, and the search p99 meanwhile (and the same
+ * during a `ris retrain`).
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -24,8 +29,10 @@ const wanted = process.argv.includes('--model')
 const work = await mkdtemp(join(tmpdir(), 'ris-bench-serve-'));
 const resnet = join(import.meta.dirname, 'results', 'resnet50-random.onnx');
 let model: string;
-const cacheDir = join(work, 'models');
-await mkdir(cacheDir);
+// Where `ris` looks for built-in models ($XDG_CACHE_HOME/ris/models), for the CLI processes below too.
+const xdgCache = join(work, 'xdg');
+const cacheDir = join(xdgCache, 'ris', 'models');
+await mkdir(cacheDir, { recursive: true });
 if (wanted === 'resnet50' && existsSync(resnet)) {
   model = join(work, 'resnet50-random.onnx');
   await copyFile(resnet, model);
@@ -50,14 +57,16 @@ if (wanted === 'resnet50' && existsSync(resnet)) {
 }
 
 const home = join(work, 'home');
-const files = await caltechFiles(1000);
+const imageCount = process.argv.includes('--images')
+  ? Number(process.argv[process.argv.indexOf('--images') + 1])
+  : 1000;
+const files = await caltechFiles(imageCount);
 const collection = await Collection.create(
   'bench',
   { model, root: join(shared, 'caltech101') },
   { home, embedder: { cacheDir } },
 );
 await collection.addImages(files.map((path) => ({ path })));
-await collection.updateIndex();
 const embedder = await collection.embedder();
 const modelFile = model.endsWith('.onnx')
   ? model
@@ -102,6 +111,66 @@ async function load(clients: number, perClient: number) {
 }
 const one = await load(1, 60);
 const eight = await load(8, 20);
+
+/** Runs the real CLI on the bench's collection. */
+function cli(...args: string[]): Promise<number | null> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'ris.js'), ...args], {
+    env: { ...process.env, RIS_HOME: home, XDG_CACHE_HOME: xdgCache },
+    stdio: 'ignore',
+  });
+  return new Promise((resolve) => child.once('exit', resolve));
+}
+
+/** One client searching without pause while `work` runs; latencies of those searches. */
+async function during(
+  work: () => Promise<void>,
+): Promise<{ p50: number; p99: number; n: number; errors: number }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let done = false;
+  const client = (async () => {
+    for (let i = 0; !done; i++) {
+      const r = await search(queries[i % queries.length]!);
+      latencies.push(r.ms);
+      if (!r.ok) errors++;
+    }
+  })();
+  await work();
+  done = true;
+  await client;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+  return { p50: pct(0.5), p99: pct(0.99), n: latencies.length, errors };
+}
+
+const quiet = await during(() => new Promise((r) => setTimeout(r, 4000)));
+const taken = new Set(files);
+const newImage = (await caltechFiles(9144)).find((f) => !taken.has(f));
+if (!newImage) throw new Error('every Caltech101 image is in the collection: use fewer --images');
+const newBytes = await readFile(newImage);
+let visibleAfterExitMs = 0;
+let visibleAfterStartMs = 0;
+const adding = await during(async () => {
+  const started = performance.now();
+  if ((await cli('add', 'bench', newImage)) !== 0) throw new Error('ris add failed');
+  const exited = performance.now();
+  for (;;) {
+    const form = new FormData();
+    form.append('image', new Blob([new Uint8Array(newBytes)]), 'q.jpg');
+    form.append('k', '1');
+    const response = await fetch(`${server.url}/api/collections/bench/search`, {
+      method: 'POST',
+      body: form,
+    });
+    const body = (await response.json()) as { results: { similarity: number }[] };
+    if ((body.results[0]?.similarity ?? 0) > 0.999) break;
+  }
+  visibleAfterExitMs = performance.now() - exited;
+  visibleAfterStartMs = performance.now() - started;
+});
+const retraining = await during(async () => {
+  if ((await cli('retrain', 'bench')) !== 0) throw new Error('ris retrain failed');
+});
 await server.close();
 await rm(work, { recursive: true, force: true });
 
@@ -112,4 +181,13 @@ console.log(
 );
 console.log(
   `8 clients: p50 ${eight.p50.toFixed(1)} ms, p95 ${eight.p95.toFixed(1)} ms, errors ${eight.errors}/${eight.n}`,
+);
+const row = (name: string, r: { p50: number; p99: number; n: number; errors: number }) =>
+  `${name.padEnd(30)} p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms (${(r.p99 / quiet.p99).toFixed(2)}× quiet p99), errors ${r.errors}/${r.n}`;
+console.log(row('1 client, nothing else', quiet));
+console.log(row('1 client during ris add', adding));
+console.log(row('1 client during ris retrain', retraining));
+console.log(
+  `a ris add of one image is found by the server ${visibleAfterExitMs.toFixed(0)} ms after the command exits ` +
+    `(${visibleAfterStartMs.toFixed(0)} ms after it starts: process start, model load, embedding, commit)`,
 );

@@ -32,7 +32,7 @@ describe('collections', () => {
     assert.equal(total, 18);
     assert.equal(report.added, 18);
     assert.deepEqual(
-      collection.labels().map((l) => l.label),
+      (await collection.labels()).map((l) => l.label),
       ['class0', 'class1', 'class2'],
     );
     const hits = await collection.search(join(images, 'class1', 'img003.jpg'), { k: 3 });
@@ -50,12 +50,14 @@ describe('collections', () => {
     await copyFile(join(images, 'class2', 'img000.jpg'), extra);
     let c = await Collection.open('updates', { home });
     const report = await c.addImages([{ path: extra, labels: ['new'] }]);
-    await c.updateIndex();
     assert.equal(report.duplicates.length, 1, 'same bytes as class2/img000.jpg');
-    assert.equal(await c.removeImages(['class0/img000.jpg', 5]), 2);
+    assert.deepEqual(await c.removeImages(['class0/img000.jpg', 5, 'nowhere.jpg']), {
+      removed: 2,
+      notFound: ['nowhere.jpg'],
+    });
     await c.close();
     c = await Collection.open('updates', { home });
-    assert.equal(c.size, 17);
+    assert.equal(await c.count(), 17);
     const hits = await c.search(join(images, 'class0', 'img000.jpg'), { k: 17 });
     assert.ok(!hits.some((h) => h.path === 'class0/img000.jpg' || h.id === 5));
     assert.ok(hits.some((h) => h.path === extra && h.labels[0] === 'new'));
@@ -97,16 +99,69 @@ describe('collections', () => {
     });
   });
 
-  it('switches from exact search to a trained IVF-PQ index as it grows, and retrains on demand', async () => {
+  it('switches from exact search to HNSW as it grows, and rebuilds on demand', async () => {
     const big = join(dir, 'big');
     await writeClassFolders(big, 8, 260, 32, 7); // 2,080 images: past the exact-search threshold
-    const { collection } = await indexCollection('big', big, { model, home, numPartitions: 16 });
-    assert.equal(collection.indexState.kind, 'ivf-pq');
-    assert.equal(collection.indexState.trainedOn, 2080);
+    const { collection } = await indexCollection('big', big, { model, home, index: { numPartitions: 16 } });
+    assert.equal((await collection.status()).kind, 'hnsw');
+    assert.equal((await collection.status()).trainedOn, 2080);
+    assert.equal((await collection.status()).built.storage, 'int8');
     const hits = await collection.search(join(big, 'class3', 'img010.jpg'), { k: 5 });
     assert.equal(hits[0]!.path, 'class3/img010.jpg');
     await collection.retrain();
-    assert.equal(collection.indexState.indexed, 2080);
+    assert.equal((await collection.status()).indexed, 2080);
     await collection.close();
+  });
+});
+
+describe('a collection indexed through a learned projection', () => {
+  it('ris index --projection keeps the model vectors, indexes them projected, and finds images by them', async () => {
+    const { ris } = await import('./ris-process.ts');
+    const { learnLda, saveProjection } = await import('../src/embed/projection.ts');
+    const projHome = join(dir, 'home-projection');
+    // Learn LDA on the raw vectors of a plain collection, then index a new collection through it.
+    const { collection: plain } = await indexCollection('plain', images, { model, home: projHome });
+    const { vectors, labels } = await plain.storedVectors();
+    const names = [...new Set(labels.map((l) => l[0]!))];
+    const projection = learnLda(
+      vectors,
+      Int32Array.from(labels, (l) => names.indexOf(l[0]!)),
+      plain.manifest.dimension,
+      {
+        shrinkage: 0.3,
+        modelId: plain.manifest.modelId,
+      },
+    );
+    await plain.close();
+    const file = join(dir, 'projection.json');
+    await saveProjection(file, projection);
+    const run = await ris(projHome, [
+      'index',
+      images,
+      '--collection',
+      'projected',
+      '--model',
+      model,
+      '--projection',
+      file,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const info = await ris(projHome, ['collections', 'info', 'projected']);
+    assert.match(info.stdout, /projection {2}lda to 2 dimensions/);
+    const c = await Collection.open('projected', { home: projHome });
+    assert.equal(
+      (await c.storedVectors()).vectors.length,
+      18 * c.manifest.dimension,
+      'the model vectors are kept',
+    );
+    const hits = await c.search(join(images, 'class1', 'img002.jpg'), { k: 6 });
+    assert.ok(
+      hits.every((h) => h.labels[0] === 'class1'),
+      `same-class neighbours: ${hits.map((h) => h.labels)}`,
+    );
+    await c.close();
+    const other = await ris(projHome, ['index', images, '--collection', 'plain', '--projection', file]);
+    assert.equal(other.code, 2);
+    assert.match(other.stderr, /exists without a projection; leave out --projection/);
   });
 });

@@ -1,85 +1,27 @@
 import assert from 'node:assert/strict';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as tar from 'tar';
-import yazl from 'yazl';
 import { CollectionError, datasetImages, downloadDataset } from '../src/index.ts';
-import { writeClassFolders } from './fixtures/collection-images.ts';
+import { fileServer, writeDatasetArchives } from './fixtures/datasets.ts';
 import { listenOnLoopback } from './helpers.ts';
 
 let dir: string;
 let server: Server;
 let base: string;
 const served = new Map<string, string>();
-let cutFirst = false;
+let files: ReturnType<typeof fileServer>;
 
-/** Small archives with the official layouts: a zip holding 101_ObjectCategories.tar.gz, and the VOC tar. */
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ris-datasets-'));
-  const src = join(dir, 'src');
-  await writeClassFolders(join(src, '101_ObjectCategories'), 3, 4);
-  await tar.c({ gzip: true, file: join(src, '101_ObjectCategories.tar.gz'), cwd: src }, [
-    '101_ObjectCategories',
-  ]);
-  await new Promise<void>((resolve) => {
-    const zip = new yazl.ZipFile();
-    zip.addFile(join(src, '101_ObjectCategories.tar.gz'), 'caltech-101/101_ObjectCategories.tar.gz');
-    zip.addBuffer(Buffer.from('readme'), 'caltech-101/README');
-    zip.outputStream.pipe(createWriteStream(join(src, 'caltech-101.zip'))).on('close', resolve);
-    zip.end();
-  });
-  const voc = join(src, 'voc', 'VOCdevkit', 'VOC2012');
-  await writeClassFolders(join(voc, 'JPEGImages-tmp'), 1, 3);
-  await mkdir(join(voc, 'JPEGImages'), { recursive: true });
-  await mkdir(join(voc, 'Annotations'), { recursive: true });
-  await mkdir(join(voc, 'SegmentationClass'), { recursive: true });
-  for (const [i, f] of (await readdir(join(voc, 'JPEGImages-tmp', 'class0'))).entries()) {
-    const id = `2008_00000${i}`;
-    await writeFile(
-      join(voc, 'JPEGImages', `${id}.jpg`),
-      await readFile(join(voc, 'JPEGImages-tmp', 'class0', f)),
-    );
-    const objects = i === 0 ? ['person', 'dog', 'person'] : ['cat'];
-    await writeFile(
-      join(voc, 'Annotations', `${id}.xml`),
-      `<annotation><filename>${id}.jpg</filename>${objects.map((o) => `<object><name>${o}</name><pose>Left</pose></object>`).join('')}</annotation>`,
-    );
-  }
-  await writeFile(join(voc, 'SegmentationClass', 'x.png'), 'not wanted');
-  await rm(join(voc, 'JPEGImages-tmp'), { recursive: true });
-  await tar.c({ file: join(src, 'voc.tar'), cwd: join(src, 'voc') }, ['VOCdevkit']);
-  served.set('/caltech.zip', join(src, 'caltech-101.zip'));
-  served.set('/voc.tar', join(src, 'voc.tar'));
-  server = createServer(async (req, res) => {
-    const file = served.get(req.url!);
-    if (!file) return res.writeHead(404).end();
-    const { size } = await stat(file);
-    const match = /bytes=(\d+)-/.exec(req.headers.range ?? '');
-    const start = match ? Number(match[1]) : 0;
-    res.writeHead(match ? 206 : 200, {
-      'content-length': size - start,
-      ...(match ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}),
-    });
-    const stream = createReadStream(file, { start });
-    if (cutFirst) {
-      cutFirst = false;
-      let sent = 0;
-      stream.on('data', (chunk) => {
-        sent += chunk.length;
-        res.write(chunk);
-        if (sent > size / 3) {
-          stream.destroy();
-          res.destroy();
-        }
-      });
-      return;
-    }
-    stream.pipe(res);
-  });
+  const { caltech, voc } = await writeDatasetArchives(join(dir, 'src'));
+  served.set('/caltech.zip', caltech);
+  served.set('/voc.tar', voc);
+  files = fileServer(served);
+  server = files.server;
   base = await listenOnLoopback(server);
 });
 after(async () => {
@@ -89,7 +31,7 @@ after(async () => {
 
 describe('datasets', () => {
   it('downloads Caltech101 (resuming a cut connection), extracts the inner tar.gz, labels by folder', async () => {
-    cutFirst = true;
+    files.cutNext();
     const target = join(dir, 'd1');
     const events: string[] = [];
     const root = await downloadDataset('caltech101', {

@@ -9,6 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import { downloadVerified, Embedder, MODEL_REGISTRY, ModelError } from '../src/index.ts';
 import { tinyModel } from './fixtures/tiny-models.ts';
 import { listenOnLoopback, noSharedData, sharedData } from './helpers.ts';
+import { guardConnections } from './network-guard.ts';
+
+// No test here may reach the real model sources, online or not: connections go to loopback or nowhere.
+const guard = guardConnections();
 
 const payload = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
 const sha256 = createHash('sha256').update(payload).digest('hex');
@@ -57,7 +61,13 @@ before(async () => {
 });
 after(async () => {
   server.close();
+  guard.restore();
   await rm(dir, { recursive: true, force: true });
+  assert.deepEqual(
+    guard.attempts.filter((a) => !a.allowed),
+    [],
+    'every connection went to this machine',
+  );
 });
 
 describe('model download', () => {
@@ -151,14 +161,56 @@ describe('model download', () => {
         model: 'resnet50-int8',
         cacheDir: join(dir, 'empty'),
         mirrors: [`${base}/missing-mirror`],
+        officialSources: false,
       }),
       (error: unknown) => {
         assert.ok(error instanceof ModelError);
         assert.equal(error.code, 'DOWNLOAD_FAILED');
-        assert.match(error.message, /missing-mirror\/resnet50-v1-12-int8.onnx: HTTP 404/);
+        assert.match(
+          error.message,
+          /^Could not download resnet50-v1-12-int8\.onnx \(http:\/\/127\.0\.0\.1:\d+\/missing-mirror\/resnet50-v1-12-int8.onnx: HTTP 404\)/,
+        );
         assert.match(error.message, /place a verified copy at .*resnet50-v1-12-int8\.onnx/);
         return true;
       },
     );
+  });
+
+  it('says a cached copy failed its sha256 check, with both hashes, before why no fresh one came', async () => {
+    const entry = MODEL_REGISTRY['resnet50-int8']!;
+    const cacheDir = join(dir, 'corrupt-cache');
+    await mkdir(cacheDir, { recursive: true });
+    const copy = Buffer.from('not the model at all');
+    await writeFile(join(cacheDir, entry.fileName), copy);
+    const found = createHash('sha256').update(copy).digest('hex');
+    await assert.rejects(
+      Embedder.create({
+        model: 'resnet50-int8',
+        cacheDir,
+        mirrors: [`${base}/missing`],
+        officialSources: false,
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof ModelError);
+        assert.equal(error.code, 'CHECKSUM_MISMATCH');
+        assert.match(
+          error.message,
+          new RegExp(
+            `^The copy of resnet50-int8 at .*corrupt-cache/${entry.fileName} failed its sha256 check \\(expected ${entry.sha256}, found ${found}\\), and no fresh copy could be downloaded`,
+          ),
+        );
+        assert.match(error.message, /Delete that file and run again with network access/);
+        return true;
+      },
+    );
+  });
+
+  it('says a model file that is not there is missing, with its full path', async () => {
+    await assert.rejects(Embedder.create({ model: join(dir, 'no such', 'model.onnx') }), (error: unknown) => {
+      assert.ok(error instanceof ModelError);
+      assert.equal(error.code, 'MODEL_NOT_FOUND');
+      assert.match(error.message, /^The model file .*\/no such\/model\.onnx does not exist; check the path/);
+      return true;
+    });
   });
 });

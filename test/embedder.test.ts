@@ -187,3 +187,38 @@ describe('Embedder with tiny models built by the tests', () => {
     close(await e.embed(full, { crop: { left: 10, top: 5, width: 30, height: 30 } }), await e.embed(part));
   });
 });
+
+describe('the inference worker', () => {
+  it('when it dies, fails the waiting calls with INFERENCE_FAILED, and the next call starts a new one', async () => {
+    // The first worker ends its thread on its 3rd forward pass (1: the probe in create, 2: `expected`),
+    // with a 4th call queued behind it.
+    process.env.RIS_TEST_INFERENCE_EXIT = '3';
+    const e = await embedder('crash', 'float', { tensor: 'pooled' }).finally(() => {
+      delete process.env.RIS_TEST_INFERENCE_EXIT;
+    });
+    const image = await png(40, 30, 1);
+    const expected = await e.embed(image);
+    const outcomes = await Promise.all(
+      [1, 2].map(() =>
+        e.embed(image).then(
+          () => 'answered',
+          (error: unknown) => error,
+        ),
+      ),
+    );
+    for (const outcome of outcomes) {
+      assert.ok(outcome instanceof ModelError, `a call in flight was ${String(outcome)}`);
+      assert.equal(outcome.code, 'INFERENCE_FAILED');
+      assert.match(
+        outcome.message,
+        /^The inference worker stopped \(exit code 70\) before answering; try again/,
+      );
+    }
+    close(await e.embed(image), expected, 1e-6);
+    // Stopped from outside while idle: the next call starts a new one too.
+    const engine = (e as unknown as { engine: { worker: { terminate(): Promise<number> } } }).engine;
+    await engine.worker.terminate();
+    close(await e.embed(image), expected, 1e-6);
+    await e.close();
+  });
+});

@@ -122,9 +122,10 @@ describe('image decoding', () => {
     await assert.rejects(prepareImage(garbage, config), ImageError);
     await expectImageError(
       prepareImage('/definitely/not/here.jpg', config),
-      'CORRUPT_IMAGE',
-      /Cannot read image file .*ENOENT/,
+      'IMAGE_NOT_FOUND',
+      /There is no image file \/definitely\/not\/here\.jpg; check the path/,
     );
+    await expectImageError(prepareImage(import.meta.dirname, config), 'IMAGE_UNREADABLE', /EISDIR/);
     await assert.rejects(
       prepareImage(42 as never, config),
       (e: unknown) => e instanceof ArgumentError && /received number 42/.test(e.message),

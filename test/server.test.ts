@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Hono } from 'hono';
 import sharp from 'sharp';
 import { indexCollection } from '../src/collection/build.ts';
-import type { Collection } from '../src/collection/collection.ts';
+import type { ImageCollection } from '../src/collection/store.ts';
 import { createApp } from '../src/server/app.ts';
 import { refusedAddress } from '../src/server/fetch-image.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
@@ -15,7 +15,7 @@ import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 import { listenOnLoopback } from './helpers.ts';
 
 let dir: string;
-let collection: Collection;
+let collection: ImageCollection;
 let app: Hono;
 let strict: Hono;
 let server: Server;
@@ -73,13 +73,19 @@ async function expectError(response: Response, status: number, code: string, mes
 
 describe('HTTP API', () => {
   it('reports health and lists collections with their labels', async () => {
-    assert.deepEqual(await (await app.request('/api/health')).json(), { status: 'ok', collections: 1 });
+    assert.deepEqual(await (await app.request('/api/health')).json(), {
+      status: 'ok',
+      collections: 1,
+      staleHitsDropped: 0,
+    });
     const list = (await (await app.request('/api/collections')).json()) as {
       name: string;
+      state: string;
       size: number;
       labels: { label: string }[];
     }[];
     assert.equal(list[0]!.name, 'pics');
+    assert.equal(list[0]!.state, 'ready');
     assert.equal(list[0]!.size, 15);
     assert.equal(list[0]!.labels.length, 3);
   });
@@ -126,7 +132,10 @@ describe('HTTP API', () => {
     assert.equal(byUpload.results.length, 3);
     assert.deepEqual(byUpload.results[0]!.labels, ['class1']);
     assert.ok(byUpload.results[0]!.similarity > 0.999);
-    assert.match(byUpload.results[0]!.thumbnailUrl, /^\/api\/collections\/pics\/thumbnails\/\d+$/);
+    assert.match(
+      byUpload.results[0]!.thumbnailUrl,
+      /^\/api\/collections\/pics\/thumbnails\/\d+\?v=[0-9a-f]{16}$/,
+    );
     const id = (await (await app.request('/api/collections/pics/search', json({ id: 4, k: 1 }))).json()) as {
       results: { id: number }[];
     };
@@ -151,7 +160,7 @@ describe('HTTP API', () => {
       await app.request('/api/collections/pics/search', upload(new Uint8Array(300_000))),
       413,
       'UPLOAD_TOO_LARGE',
-      /larger than 0 MB|larger than/,
+      /larger than the limit of 200 KB; send a smaller one/,
     );
     await expectError(
       await app.request('/api/collections/pics/search', upload(Buffer.from('hello'))),
@@ -202,7 +211,7 @@ describe('HTTP API', () => {
       await search('http://localhost:8080/x.jpg'),
       403,
       'URL_NOT_ALLOWED',
-      /resolves to a loopback/,
+      /^That URL is not allowed: localhost resolves to 127\.0\.0\.1, a loopback address \(this machine\); use a public image URL$/,
     );
     await expectError(await search('file:///etc/passwd'), 403, 'URL_NOT_ALLOWED', /Only http and https/);
     // Through the test-only loopback allowance, a redirect to the metadata address is still refused.
@@ -215,7 +224,7 @@ describe('HTTP API', () => {
       await app.request('/api/collections/pics/search', json({ url: `${base}/loop` })),
       422,
       'URL_FETCH_FAILED',
-      /at most 3/,
+      /redirects more than 3 times/,
     );
     await expectError(
       await app.request('/api/collections/pics/search', json({ url: `${base}/page.html` })),

@@ -1,67 +1,131 @@
 import { readFile } from 'node:fs/promises';
-import { decodeIndexFile } from '../ann/format.ts';
-import { DISTANCE_TYPES } from '../ann/metric.ts';
-import { indexCollection } from '../collection/build.ts';
-import { Collection, risHome } from '../collection/collection.ts';
-import { DATASETS, type DatasetName, datasetsDir, downloadDataset } from '../collection/datasets.ts';
+import type { HnswBuilder } from '../ann/hnsw-parallel.ts';
+import { openIndex } from '../ann/registry.ts';
+import { imagesToAdd, indexCollection } from '../collection/build.ts';
+import {
+  DATASETS,
+  type DatasetName,
+  datasetNamed,
+  datasetsDir,
+  downloadDataset,
+} from '../collection/datasets.ts';
+import type { IndexSettingsInput } from '../collection/manifest.ts';
+import type { ImageCollection } from '../collection/store.ts';
+import { openStore } from '../collection/stores.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
-import { ArgumentError, ImageError } from '../errors.ts';
-import { createParallelAssigner } from '../node/parallel-assigner.ts';
+import { loadProjection } from '../embed/projection.ts';
+import { ArgumentError, RisError } from '../errors.ts';
+import { createNodeHnswBuilder } from '../node/hnsw-builder.ts';
+import { createParallelAssigner, type ParallelAssigner } from '../node/parallel-assigner.ts';
+import { fetchImage } from '../server/fetch-image.ts';
 import type { ListenOptions } from '../server/serve.ts';
 import { progressBars } from './progress.ts';
+import { copyCommand, storeInfoLines } from './store-commands.ts';
 
-const KINDS = ['unknown', 'flat', 'ivf-flat', 'ivf-pq'];
-
-/** One line per fact about an index file, after verifying its checksum. */
+/** One line per fact about an index file of any kind, after verifying its checksum. */
 export async function describeIndexFile(path: string): Promise<string> {
   const bytes = new Uint8Array(await readFile(path));
-  const { fields } = decodeIndexFile(bytes, path);
+  const {
+    kind,
+    size,
+    dimension,
+    distanceType,
+    parameters: p,
+    memoryBytes,
+  } = openIndex(bytes, path).describe();
+  const inner = p.innerDimension !== undefined && p.innerDimension !== dimension;
   return [
-    `kind          ${KINDS[fields.kind] ?? fields.kind}`,
-    `vectors       ${fields.count}`,
-    `dimension     ${fields.dimension}${fields.innerDimension !== fields.dimension ? ` (→ ${fields.innerDimension} after transform)` : ''}`,
-    `distance      ${DISTANCE_TYPES[fields.distanceType]}`,
-    fields.numPartitions ? `partitions    ${fields.numPartitions}` : '',
-    fields.numSubVectors ? `sub-vectors   ${fields.numSubVectors} × ${fields.numBits} bits` : '',
+    `kind          ${kind}`,
+    `vectors       ${size}`,
+    `dimension     ${dimension}${inner ? ` (→ ${p.innerDimension} after transform)` : ''}`,
+    `distance      ${distanceType}`,
+    p.numPartitions !== undefined ? `partitions    ${p.numPartitions}` : '',
+    p.numSubVectors !== undefined ? `sub-vectors   ${p.numSubVectors} × ${p.numBits} bits` : '',
+    p.transform !== undefined && p.transform !== 'none' ? `transform     ${p.transform}` : '',
+    p.refineStorage !== undefined && p.refineStorage !== 'none'
+      ? `refine        ${p.refineStorage} copy of each vector`
+      : '',
+    `memory        ${memoryBytes} bytes once loaded`,
     `file size     ${bytes.length} bytes (checksum ok)`,
   ]
     .filter(Boolean)
     .join('\n');
 }
 
-export interface IndexCommandOptions {
+/** Options every collection command takes: where the collections are kept. */
+export interface StoreOption {
+  /** A postgres:// URL or a folder; default $RIS_DATABASE_URL, else $RIS_HOME. */
+  store?: string;
+}
+
+export interface IndexCommandOptions extends StoreOption {
   collection: string;
+  /** A projection file written by ris experiment --preset models. */
+  projection?: string;
   model?: string;
+  index?: IndexSettingsInput['kind'];
   partitions?: number;
   subVectors?: number;
   from?: string;
   dir?: string;
 }
 
+/**
+ * The threads of index builds (k-means for IVF-PQ, graph searches for HNSW), for the commands that build:
+ * every core works, and the workers are stopped at the end.
+ */
+async function buildThreads(): Promise<{
+  assigner: ParallelAssigner;
+  hnswBuilder: HnswBuilder;
+  close(): Promise<void>;
+}> {
+  const assigner = createParallelAssigner();
+  const hnswBuilder = await createNodeHnswBuilder().catch(async (error) => {
+    await assigner.close();
+    throw error;
+  });
+  return {
+    assigner,
+    hnswBuilder,
+    close: async () => {
+      await Promise.all([assigner.close(), hnswBuilder.close()]);
+    },
+  };
+}
+
 export async function indexCommand(source: string, options: IndexCommandOptions): Promise<void> {
   const bars = progressBars();
   const started = performance.now();
-  const assigner = createParallelAssigner();
+  const store = await openStore(options.store);
+  const threads = await buildThreads();
   try {
+    const projection = options.projection ? await loadProjection(options.projection) : undefined;
     const { collection, report, total } = await indexCollection(options.collection, source, {
-      assigner,
+      store,
+      projection,
+      assigner: threads.assigner,
+      hnswBuilder: threads.hnswBuilder,
       model: options.model,
-      numPartitions: options.partitions,
-      numSubVectors: options.subVectors,
+      index: {
+        kind: options.index,
+        numPartitions: options.partitions,
+        numSubVectors: options.subVectors,
+      },
       from: options.from,
       datasetsDir: options.dir,
       onProgress: bars.onProgress,
     });
     bars.stop();
     const seconds = (performance.now() - started) / 1000;
-    console.log(
-      `collection ${collection.name}: ${collection.size} images (${report.added} added${report.alreadyPresent ? `, ${report.alreadyPresent} already there` : ''} of ${total} found) in ${seconds.toFixed(1)} s`,
+    print(
+      `collection ${collection.name}: ${await collection.count()} images (${report.added} added${report.alreadyPresent ? `, ${report.alreadyPresent} already there` : ''} of ${total} found) in ${seconds.toFixed(1)} s`,
     );
     printProblems(report);
     await collection.close();
   } finally {
     bars.stop();
-    await assigner.close();
+    await threads.close();
+    await store.close();
   }
 }
 
@@ -70,75 +134,91 @@ function printProblems(report: {
   duplicates: { path: string; sameAs: string }[];
 }): void {
   if (report.failures.length) {
-    console.log(`skipped ${report.failures.length} unreadable images:`);
-    for (const f of report.failures) console.log(`  ${f.path}: ${f.error.message}`);
+    print(`skipped ${report.failures.length} unreadable images:`);
+    for (const f of report.failures) print(`  ${f.path}: ${f.error.message}`);
   }
   if (report.duplicates.length) {
-    console.log(`${report.duplicates.length} exact duplicates (same bytes):`);
-    for (const d of report.duplicates) console.log(`  ${d.path} = ${d.sameAs}`);
+    print(`${report.duplicates.length} exact duplicates (same bytes):`);
+    for (const d of report.duplicates) print(`  ${d.path} = ${d.sameAs}`);
   }
 }
 
-export async function addCommand(name: string, paths: string[]): Promise<void> {
-  const { resolveSource } = await import('../collection/build.ts');
-  const { statSync } = await import('node:fs');
-  const assigner = createParallelAssigner();
-  const collection = await Collection.open(name, { assigner });
-  const bars = progressBars();
+/** Opens the store and one collection in it; `work` runs, then both are closed whatever happens. */
+async function withCollection<T>(
+  name: string,
+  options: StoreOption & { assigner?: boolean },
+  work: (collection: ImageCollection) => Promise<T>,
+): Promise<T> {
+  const store = await openStore(options.store);
+  const threads = options.assigner ? await buildThreads() : undefined;
   try {
-    const images = [];
-    for (const path of paths) {
-      if (statSync(path, { throwIfNoEntry: false })?.isDirectory())
-        images.push(...(await resolveSource(path)).images);
-      else images.push({ path, labels: [] });
+    const collection = await store.open(name, {
+      assigner: threads?.assigner,
+      hnswBuilder: threads?.hnswBuilder,
+      onProgress: progressBars().onProgress,
+    });
+    try {
+      return await work(collection);
+    } finally {
+      await collection.close();
     }
+  } finally {
+    await threads?.close();
+    await store.close();
+  }
+}
+
+export async function addCommand(
+  name: string,
+  paths: string[],
+  options: StoreOption & { labels?: string[] } = {},
+): Promise<void> {
+  const bars = progressBars();
+  await withCollection(name, { ...options, assigner: true }, async (collection) => {
+    const images = await imagesToAdd(paths, collection.manifest.root, options.labels);
     const report = await collection.addImages(images, { onProgress: bars.onProgress });
     bars.stop();
-    await collection.updateIndex();
-    console.log(
-      `added ${report.added} images to ${name} (now ${collection.size}), ids ${formatIds(report.ids)}`,
+    print(
+      `added ${report.added} images to ${name} (now ${await collection.count()})` +
+        `${report.added ? `, ids ${formatIds(report.ids)}` : ''}` +
+        `${report.alreadyPresent ? `; ${report.alreadyPresent} already there` : ''}`,
     );
     printProblems(report);
-    const { indexed, trainedOn } = collection.indexState;
-    if (collection.indexState.kind === 'ivf-pq' && indexed > 2 * trainedOn) {
-      console.log(
+    const { kind, indexed, trainedOn } = await collection.status();
+    if (kind === 'ivf-pq' && indexed > 2 * trainedOn) {
+      print(
         `the index was trained on ${trainedOn} images and now holds ${indexed}: run ris retrain ${name} for the best recall`,
       );
     }
-  } finally {
-    bars.stop();
-    await collection.close();
-    await assigner.close();
-  }
+  }).finally(() => bars.stop());
 }
 
-export async function removeCommand(name: string, targets: string[]): Promise<void> {
-  const collection = await Collection.open(name);
-  try {
+export async function removeCommand(
+  name: string,
+  targets: string[],
+  options: StoreOption = {},
+): Promise<void> {
+  await withCollection(name, options, async (collection) => {
     const parsed = targets.map((t) => (/^\d+$/.test(t) ? Number(t) : t));
-    const removed = await collection.removeImages(parsed);
-    console.log(`removed ${removed} of ${targets.length} from ${name} (now ${collection.size})`);
-  } finally {
-    await collection.close();
-  }
+    const { removed, notFound } = await collection.removeImages(parsed);
+    print(`removed ${removed} of ${targets.length} from ${name} (now ${await collection.count()})`);
+    if (notFound.length) print(`not in ${name}: ${notFound.join(', ')}`);
+  });
 }
 
-export async function retrainCommand(name: string): Promise<void> {
-  const assigner = createParallelAssigner();
-  const collection = await Collection.open(name, { assigner });
-  try {
+export async function retrainCommand(name: string, options: StoreOption = {}): Promise<void> {
+  const bars = progressBars();
+  await withCollection(name, { ...options, assigner: true }, async (collection) => {
     const started = performance.now();
-    await collection.retrain();
-    console.log(
-      `retrained ${name}: ${collection.indexState.kind} index of ${collection.size} images in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    await collection.retrain({ onProgress: bars.onProgress });
+    const { kind } = await collection.status();
+    print(
+      `retrained ${name}: ${kind} index of ${await collection.count()} images in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
-  } finally {
-    await collection.close();
-    await assigner.close();
-  }
+  }).finally(() => bars.stop());
 }
 
-export interface SearchCommandOptions {
+export interface SearchCommandOptions extends StoreOption {
   k: number;
   crop?: string;
   nprobes?: number;
@@ -150,17 +230,17 @@ export async function searchCommand(
   image: string,
   options: SearchCommandOptions,
 ): Promise<void> {
-  const collection = await Collection.open(name);
-  try {
+  const crop = parseCrop(options.crop);
+  await withCollection(name, options, async (collection) => {
     const started = performance.now();
     const hits = await collection.search(await loadQuery(image), {
       k: options.k,
-      crop: parseCrop(options.crop),
+      crop,
       nprobes: options.nprobes,
     });
     const ms = performance.now() - started;
     if (options.json) {
-      console.log(
+      print(
         JSON.stringify(
           hits.map(({ id, path, absolutePath, labels, distance, similarity }) => ({
             id,
@@ -176,25 +256,18 @@ export async function searchCommand(
       );
       return;
     }
-    console.log(`${hits.length} most similar in ${name} (${ms.toFixed(0)} ms):`);
+    print(`${hits.length} most similar in ${name} (${ms.toFixed(0)} ms):`);
     hits.forEach((hit, i) => {
-      console.log(
+      print(
         `${String(i + 1).padStart(3)}. ${hit.similarity.toFixed(3)}  #${hit.id}  ${(hit.labels.join(',') || '-').padEnd(18)} ${hit.path}`,
       );
     });
-  } finally {
-    await collection.close();
-  }
+  });
 }
 
+/** A query given on the command line: a file, or an http(s) URL (any address: the user runs this machine). */
 async function loadQuery(image: string): Promise<ImageInput> {
-  if (/^https?:\/\//i.test(image)) {
-    const response = await fetch(image, { signal: AbortSignal.timeout(10_000) }).catch((error: Error) => {
-      throw new ImageError('CORRUPT_IMAGE', `Cannot fetch ${image}: ${error.message}`);
-    });
-    if (!response.ok) throw new ImageError('CORRUPT_IMAGE', `Cannot fetch ${image}: HTTP ${response.status}`);
-    return Buffer.from(await response.arrayBuffer());
-  }
+  if (/^https?:\/\//i.test(image)) return fetchImage(image, { maxBytes: 100_000_000, allowPrivate: true });
   return image;
 }
 
@@ -214,127 +287,196 @@ export function parseCrop(value: string | undefined): CropBox | undefined {
 export async function collectionsCommand(
   action: string | undefined,
   name: string | undefined,
+  options: StoreOption & { to?: string; imagesUrl?: string } = {},
 ): Promise<void> {
-  if (!action || action === 'list') {
-    const names = await Collection.list();
-    if (names.length === 0) {
-      console.log(`no collections in ${risHome()}; create one with ris index <folder> --collection NAME`);
-      return;
+  if (action && !['list', 'info', 'delete', 'repair', 'copy'].includes(action)) {
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      `Unknown action "${action}"; use list, info NAME, repair NAME, delete NAME or copy NAME --to postgres://…`,
+    );
+  }
+  if (action && action !== 'list' && !name)
+    throw new ArgumentError('INVALID_ARGUMENT', `ris collections ${action} needs a collection name`);
+  if (action !== 'copy' && (options.to !== undefined || options.imagesUrl !== undefined))
+    throw new ArgumentError('INVALID_ARGUMENT', '--to and --images-url go with ris collections copy NAME');
+  if (action === 'copy') return copyCommand(name!, options);
+  const store = await openStore(options.store);
+  try {
+    if (!action || action === 'list') await listCollections(store);
+    else if (action === 'info') {
+      await withCollection(name!, options, describeCollection);
+      for (const line of await storeInfoLines(store, name!)) print(line);
+    } else if (action === 'repair') {
+      const bars = progressBars();
+      const threads = await buildThreads();
+      try {
+        const done = await store.repair(name!, {
+          assigner: threads.assigner,
+          hnswBuilder: threads.hnswBuilder,
+          onProgress: bars.onProgress,
+        });
+        bars.stop();
+        print(`repaired ${name}:`);
+        for (const line of done) print(`  ${line}`);
+      } finally {
+        bars.stop();
+        await threads.close();
+      }
+    } else {
+      await store.delete(name!);
+      print(`deleted collection ${name}`);
     }
-    for (const n of names) {
-      const c = await Collection.open(n);
-      console.log(
-        `${n.padEnd(20)} ${String(c.size).padStart(7)} images  ${c.manifest.model}  (${c.indexState.kind} index)`,
+  } finally {
+    await store.close();
+  }
+}
+
+/** One line per collection; a broken one is listed as broken, with the reason, and the others as they are. */
+async function listCollections(store: Awaited<ReturnType<typeof openStore>>): Promise<void> {
+  const names = await store.list();
+  if (names.length === 0) {
+    print(`no collections in ${store.location}; create one with ris index <folder> --collection NAME`);
+    return;
+  }
+  for (const n of names) {
+    try {
+      const c = await store.open(n, { onProgress: progressBars().onProgress });
+      const { kind } = await c.status();
+      print(
+        `${n.padEnd(20)} ${String(await c.count()).padStart(7)} images  ${c.manifest.model}  (${kind} index)`,
       );
       await c.close();
+    } catch (error) {
+      if (!(error instanceof RisError)) throw error;
+      print(`${n.padEnd(20)} broken: ${error.message}`);
     }
-    return;
   }
-  if (!name) throw new ArgumentError('INVALID_ARGUMENT', `ris collections ${action} needs a collection name`);
-  if (action === 'info') {
-    const c = await Collection.open(name);
-    const labels = c.labels();
-    const state = c.indexState;
-    console.log(
-      [
-        `name        ${c.name}`,
-        `images      ${c.size}`,
-        `model       ${c.manifest.model} (${c.manifest.modelId}, ${c.manifest.dimension} dimensions)`,
-        `image root  ${c.manifest.root}`,
-        `index       ${state.kind}, ${state.indexed} vectors${state.kind === 'ivf-pq' ? `, trained on ${state.trainedOn}` : ''}`,
-        `labels      ${labels.length}${
-          labels.length
-            ? `: ${labels
-                .slice(0, 8)
-                .map((l) => `${l.label} (${l.count})`)
-                .join(', ')}${labels.length > 8 ? ', …' : ''}`
-            : ''
-        }`,
-        `folder      ${c.dir}`,
-      ].join('\n'),
-    );
-    await c.close();
-    return;
-  }
-  if (action === 'delete') {
-    await Collection.delete(name);
-    console.log(`deleted collection ${name}`);
-    return;
-  }
-  throw new ArgumentError(
-    'INVALID_ARGUMENT',
-    `Unknown action "${action}"; use list, info NAME or delete NAME`,
+}
+
+async function describeCollection(c: ImageCollection): Promise<void> {
+  const labels = await c.labels();
+  const state = await c.status();
+  const settings = Object.entries(state.settings)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  const built = Object.entries(state.built)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  print(
+    [
+      `name        ${c.name}`,
+      `images      ${await c.count()}`,
+      `model       ${c.manifest.model} (${c.manifest.modelId}, ${c.manifest.dimension} dimensions)`,
+      `image root  ${c.manifest.root}`,
+      `index       ${state.kind}, ${state.indexed} vectors${state.kind === 'ivf-pq' ? `, trained on ${state.trainedOn}` : ''}${built ? ` (${built})` : ''}`,
+      `settings    ${settings}`,
+      ...(c.manifest.projection
+        ? [
+            `projection  ${c.manifest.projection.method} to ${c.manifest.projection.outputDimension} dimensions`,
+          ]
+        : []),
+      `labels      ${labels.length}${
+        labels.length
+          ? `: ${labels
+              .slice(0, 8)
+              .map((l) => `${l.label} (${l.count})`)
+              .join(', ')}${labels.length > 8 ? ', …' : ''}`
+          : ''
+      }`,
+      `folder      ${c.dir}`,
+    ].join('\n'),
   );
 }
 
 export async function datasetsDownloadCommand(which: string, options: { dir?: string }): Promise<void> {
-  const names = which === 'all' ? (Object.keys(DATASETS) as DatasetName[]) : [which];
+  const names = which === 'all' ? (Object.keys(DATASETS) as DatasetName[]) : [datasetNamed(which)];
   for (const name of names) {
-    if (!(name in DATASETS))
-      throw new ArgumentError(
-        'INVALID_ARGUMENT',
-        `Unknown dataset "${name}"; use caltech101, voc2012 or all`,
-      );
     const bars = progressBars();
     try {
-      const root = await downloadDataset(name as DatasetName, {
-        dir: options.dir,
-        onProgress: bars.onProgress,
-      });
+      const root = await downloadDataset(name, { dir: options.dir, onProgress: bars.onProgress });
       bars.stop();
-      console.log(`${name}: ${root}`);
+      print(`${name}: ${root}`);
     } finally {
       bars.stop();
     }
   }
-  if (!options.dir) console.log(`(datasets folder: ${datasetsDir()})`);
+  if (!options.dir) print(`(datasets folder: ${datasetsDir()})`);
 }
 
-/** `npm start`: prepare the Caltech101 collection if there is none, then serve the page over all collections. */
-export async function startCommand(options: {
-  from?: string;
-  model?: string;
-  port?: number;
-  host?: string;
-}): Promise<void> {
-  let names = await Collection.list();
-  if (names.length === 0) {
-    console.log('no collection yet: preparing caltech101 (download, embed, index)');
+/**
+ * `npm start`: prepares the Caltech101 collection if there is none (download, embed, index), serves the
+ * page over every collection, then prepares the other datasets asked for in the background: the page
+ * shows them as "preparing" until they are ready, and they join without a restart.
+ */
+export async function startCommand(
+  options: StoreOption & {
+    from?: string;
+    model?: string;
+    port?: number;
+    host?: string;
+    datasets?: string[];
+  },
+): Promise<void> {
+  const datasets = (options.datasets ?? ['caltech101', 'voc2012']).map(datasetNamed);
+  const store = await openStore(options.store);
+  let names = await store.list();
+  if (!names.includes('caltech101') && (datasets.includes('caltech101') || names.length === 0)) {
+    print('preparing the caltech101 collection (download, embed, index)');
     await indexCommand('caltech101', {
       collection: 'caltech101',
-      from: options.from ?? fromEnv(),
+      from: options.from,
       model: options.model,
+      store: options.store,
     });
-    names = await Collection.list();
+    names = await store.list();
   }
+  await store.close();
   // caltech101 is the default collection: the page shows the first one served.
   const ordered = names.includes('caltech101')
     ? ['caltech101', ...names.filter((n) => n !== 'caltech101')]
     : names;
-  await serveCommand({ port: options.port, host: options.host, collections: ordered });
+  const later = datasets.filter((d) => !names.includes(d));
+  await serveCommand({
+    port: options.port,
+    host: options.host,
+    collections: ordered,
+    prepare: later.map((dataset) => ({ dataset, model: options.model })),
+    storeLocation: options.store,
+  });
 }
 
 /** Serves the page and the API until the process is stopped (Ctrl-C closes the collections). */
-export async function serveCommand(options: ListenOptions): Promise<void> {
+export async function serveCommand(options: ListenOptions & { storeLocation?: string }): Promise<void> {
   const { listen } = await import('../server/serve.ts');
-  const server = await listen(options);
-  console.log(`ris is serving ${server.collections.join(', ')}`);
-  console.log(`open ${server.url}/ in a browser (API: ${server.url}/api/collections); Ctrl-C stops it`);
+  const { storeLocation, ...listenOptions } = options;
+  const store = await openStore(storeLocation);
+  const server = await listen({
+    ...listenOptions,
+    store,
+    log: (line) => console.error(line),
+    collectionOptions: { ...options.collectionOptions, onProgress: progressBars().onProgress },
+  }).catch(async (error) => {
+    await store.close();
+    throw error;
+  });
+  print(`ris is serving ${server.collections.join(', ')}`);
+  for (const [name, reason] of server.broken) print(`not serving ${name}: ${reason}`);
+  print(`open ${server.url}/ in a browser (API: ${server.url}/api/collections); Ctrl-C stops it`);
   const stop = () => {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
-    void server.close();
+    void server.close().finally(() => store.close());
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }
 
-function fromEnv(): string | undefined {
-  const dir = process.env.RIS_DATASETS_DIR;
-  return dir ? `${dir}/caltech101` : undefined;
-}
-
 function formatIds(ids: number[]): string {
   if (ids.length === 0) return '-';
   return ids.length <= 6 ? ids.join(', ') : `${ids.slice(0, 3).join(', ')} … ${ids.at(-1)}`;
+}
+
+/** Results go to stdout; a reader that stopped reading (| head) ends the command quietly in main.ts. */
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
 }

@@ -1,11 +1,46 @@
 import { readFileSync } from 'node:fs';
 import cac from 'cac';
-import { RisError } from '../errors.ts';
+import { ArgumentError, describe, RisError } from '../errors.ts';
 import * as commands from './commands.ts';
+import * as storeCommands from './store-commands.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
+
+// A reader that stops reading (`ris collections | head -1`) ends the command quietly, as Unix tools do.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
+/** A whole-number option, checked before any work: "Expected --port to be … but received …". */
+function int(value: unknown, flag: string, min: number, max: number): number;
+function int(value: unknown, flag: string, min: number, max: number, optional: true): number | undefined;
+function int(value: unknown, flag: string, min: number, max: number, optional = false): number | undefined {
+  if (value === undefined && optional) return undefined;
+  const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isInteger(number) || number < min || number > max) {
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      `Expected ${flag} to be a whole number from ${min} to ${max} but received ${describe(value)}`,
+    );
+  }
+  return number;
+}
+
+function list(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  return String(value)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+const INDEX_KINDS = ['auto', 'flat', 'hnsw', 'ivf-pq'] as const;
+
+const storeOf = (options: { store?: unknown }) =>
+  options.store === undefined ? undefined : String(options.store);
 
 const cli = cac('ris');
 cli.usage(
@@ -22,13 +57,23 @@ cli
     '--model <model>',
     'resnet50 (default), resnet50-int8, mobilenetv2-int8, or a path to an .onnx file with its .json config',
   )
-  .option('--partitions <n>', 'IVF partitions (default about √n)')
-  .option('--sub-vectors <m>', 'PQ sub-vectors per vector (default dimension / 16)')
+  .option(
+    '--index <kind>',
+    'auto (default: exact search below 2,048 images, HNSW up to 1,000,000, IVF-PQ above), flat, hnsw or ivf-pq',
+  )
+  .option('--partitions <n>', 'IVF partitions (default about √n at each training)')
+  .option('--sub-vectors <m>', 'PQ sub-vectors per vector (default dimension / 32, with exact re-ranking)')
+  .option(
+    '--projection <file>',
+    'A projection learned from labels (ris experiment --preset models writes one), applied before indexing',
+  )
   .option('--from <dir>', 'For a dataset: use an existing copy of its images instead of downloading')
   .option(
     '--dir <dir>',
     'For a dataset: where to download it (default $RIS_DATASETS_DIR or $RIS_HOME/datasets)',
   )
+  .option('--enqueue', 'With a postgres:// store: only queue the images, for ris worker to embed')
+  .option('--images-url <url>', 'With a postgres:// store: an http(s) base URL the images are also read from')
   .example('ris index ~/Pictures --collection photos')
   .example('ris index caltech101 --collection caltech101 --model mobilenetv2-int8')
   .example('ris index caltech101 --collection caltech101 --from ./101_ObjectCategories')
@@ -38,61 +83,124 @@ cli
       options: {
         collection?: string;
         model?: string;
-        partitions?: number;
-        subVectors?: number;
+        index?: string;
+        partitions?: unknown;
+        subVectors?: unknown;
         from?: string;
         dir?: string;
+        store?: string;
+        projection?: string;
+        enqueue?: boolean;
+        imagesUrl?: string;
       },
     ) => {
       if (!options.collection)
-        throw new RisError(
+        throw new ArgumentError(
           'INVALID_ARGUMENT',
           'ris index needs --collection NAME (the collection to create or resume)',
         );
-      await commands.indexCommand(source, { ...options, collection: String(options.collection) });
+      const kind = options.index ?? 'auto';
+      if (!(INDEX_KINDS as readonly string[]).includes(kind))
+        throw new ArgumentError(
+          'INVALID_ARGUMENT',
+          `Expected --index to be one of ${INDEX_KINDS.join(', ')} but received ${describe(kind)}`,
+        );
+      const imagesUrl = options.imagesUrl === undefined ? undefined : String(options.imagesUrl);
+      await storeCommands.indexInStore(
+        String(source),
+        {
+          store: storeOf(options),
+          collection: String(options.collection),
+          model: options.model,
+          index: kind as (typeof INDEX_KINDS)[number],
+          partitions: int(options.partitions, '--partitions', 1, 1 << 20, true),
+          subVectors: int(options.subVectors, '--sub-vectors', 1, 65536, true),
+          from: options.from,
+          dir: options.dir,
+          projection: options.projection === undefined ? undefined : String(options.projection),
+        },
+        { enqueue: options.enqueue, imagesUrl },
+        commands.indexCommand,
+      );
     },
   );
 
 cli
   .command(
     'add <collection> <...paths>',
-    'Embed and add images or folders to a collection, without retraining',
+    'Embed and add images or folders to a collection, without retraining (labels: first folder below the root)',
   )
+  .option('--labels <labels>', 'Comma-separated labels for every added image, instead of the folder rule')
   .example('ris add photos ~/Pictures/new/*.jpg')
-  .action((name: string, paths: string[]) => commands.addCommand(name, paths));
+  .example('ris add photos ~/Pictures/cats --labels cat,pet')
+  .action((name: string, paths: string[], options: { labels?: string; store?: string }) =>
+    commands.addCommand(String(name), paths.map(String), {
+      labels: list(options.labels),
+      store: storeOf(options),
+    }),
+  );
 
 cli
   .command('remove <collection> <...targets>', 'Remove images by id or by path')
   .example('ris remove photos 17 42 ~/Pictures/old.jpg')
-  .action((name: string, targets: string[]) => commands.removeCommand(name, targets.map(String)));
+  .action((name: string, targets: string[], options: { store?: string }) =>
+    commands.removeCommand(String(name), targets.map(String), { store: storeOf(options) }),
+  );
 
 cli
   .command('retrain <collection>', 'Rebuild the index from every stored vector (after many additions)')
   .example('ris retrain photos')
-  .action((name: string) => commands.retrainCommand(name));
+  .action((name: string, options: { store?: string }) =>
+    commands.retrainCommand(String(name), { store: storeOf(options) }),
+  );
 
 cli
   .command('search <collection> <image>', 'Find the images most similar to an image file or an http(s) URL')
-  .option('-k <k>', 'Number of results', { default: 5 })
+  .option('-k <k>', 'Number of results (1 to 1000)', { default: 5 })
   .option('--crop <box>', 'Search with a crop of the image: x,y,width,height in pixels')
-  .option('--nprobes <n>', 'IVF partitions to visit (more: better recall, slower)')
+  .option('--nprobes <n>', 'IVF partitions to visit (more: better recall, slower; default 16)')
   .option('--json', 'Print the results as JSON')
   .example('ris search photos cat.jpg -k 10')
   .example('ris search caltech101 https://example.com/plane.jpg --crop 0,0,400,300 --json')
   .action(
-    (name: string, image: string, options: { k: number; crop?: string; nprobes?: number; json?: boolean }) =>
-      commands.searchCommand(name, image, { ...options, k: Number(options.k) }),
+    (
+      name: string,
+      image: string,
+      options: { k: unknown; crop?: string; nprobes?: unknown; json?: boolean; store?: string },
+    ) =>
+      commands.searchCommand(String(name), String(image), {
+        store: storeOf(options),
+        k: int(options.k, '-k', 1, 1000),
+        crop: options.crop === undefined ? undefined : String(options.crop),
+        nprobes: int(options.nprobes, '--nprobes', 1, 1 << 20, true),
+        json: options.json,
+      }),
   );
 
 cli
   .command(
     'collections [action] [name]',
-    'List collections, show one (info NAME), or delete one (delete NAME)',
+    'List collections, show one (info NAME), repair one (repair NAME), delete one (delete NAME), or copy one to PostgreSQL (copy NAME --to postgres://…)',
   )
   .example('ris collections')
   .example('ris collections info caltech101')
+  .example('ris collections repair caltech101')
   .example('ris collections delete old-photos')
-  .action((action?: string, name?: string) => commands.collectionsCommand(action, name));
+  .example('ris collections copy photos --to postgres://ris@db.internal/ris')
+  .option('--to <store>', 'For copy: the postgres:// database to copy the collection into')
+  .option('--images-url <url>', 'For copy: an http(s) base URL the images are also read from')
+  .action(
+    (
+      action: string | undefined,
+      name: string | undefined,
+      options: { store?: string; to?: string; imagesUrl?: string },
+    ) =>
+      commands.collectionsCommand(action, name === undefined ? undefined : String(name), {
+        store: storeOf(options),
+        to: options.to === undefined ? undefined : String(options.to),
+        imagesUrl: options.imagesUrl === undefined ? undefined : String(options.imagesUrl),
+      }),
+  );
 
 cli
   .command('datasets <action> <dataset>', 'Download a dataset: ris datasets download caltech101|voc2012|all')
@@ -100,23 +208,42 @@ cli
   .example('ris datasets download caltech101')
   .action((action: string, dataset: string, options: { dir?: string }) => {
     if (action !== 'download')
-      throw new RisError(
+      throw new ArgumentError(
         'INVALID_ARGUMENT',
         `Unknown action "${action}"; use ris datasets download caltech101|voc2012|all`,
       );
-    return commands.datasetsDownloadCommand(dataset, options);
+    return commands.datasetsDownloadCommand(String(dataset), options);
   });
 
 cli
-  .command('start', 'Prepare the caltech101 collection if there is none, then serve the web page (npm start)')
+  .command(
+    'start',
+    'Prepare the caltech101 collection if there is none, serve the web page, and prepare voc2012 meanwhile (npm start)',
+  )
   .option('--from <dir>', 'An existing copy of Caltech101 (101_ObjectCategories) instead of downloading')
-  .option('--model <model>', 'Model for the new collection (default resnet50)')
+  .option('--model <model>', 'Model for new collections (default resnet50)')
+  .option('--datasets <names>', 'Datasets to prepare: caltech101,voc2012 (default both)')
   .option('--port <port>', 'Port of the web page', { default: 7860 })
   .option('--host <host>', 'Address to listen on', { default: '127.0.0.1' })
   .example('ris start')
-  .example('ris start --from ./101_ObjectCategories --model mobilenetv2-int8')
-  .action((options: { from?: string; model?: string; port: number; host: string }) =>
-    commands.startCommand({ ...options, port: Number(options.port), host: String(options.host) }),
+  .example('ris start --from ./101_ObjectCategories --model mobilenetv2-int8 --datasets caltech101')
+  .action(
+    (options: {
+      from?: string;
+      model?: string;
+      datasets?: string;
+      port: unknown;
+      host: string;
+      store?: string;
+    }) =>
+      commands.startCommand({
+        store: storeOf(options),
+        from: options.from,
+        model: options.model,
+        datasets: list(options.datasets),
+        port: int(options.port, '--port', 0, 65535),
+        host: String(options.host),
+      }),
   );
 
 cli
@@ -130,20 +257,114 @@ cli
   .option('--max-upload-mb <mb>', 'Largest upload or fetched image, in MB', { default: 20 })
   .example('ris serve')
   .example('ris serve --port 8080 --collections caltech101,photos')
-  .action((options: { port: number; host: string; collections?: string; maxUploadMb: number }) =>
-    commands.serveCommand({
-      port: Number(options.port),
-      host: String(options.host),
-      collections: options.collections ? String(options.collections).split(',') : undefined,
-      maxUploadBytes: Number(options.maxUploadMb) * 1e6,
-    }),
+  .action(
+    (options: { port: unknown; host: string; collections?: string; maxUploadMb: unknown; store?: string }) =>
+      commands.serveCommand({
+        storeLocation: storeOf(options),
+        port: int(options.port, '--port', 0, 65535),
+        host: String(options.host),
+        collections: list(options.collections),
+        maxUploadBytes: int(options.maxUploadMb, '--max-upload-mb', 1, 10_000) * 1e6,
+      }),
   );
+
+cli
+  .command(
+    'experiment [collection]',
+    'Measure index types, parameters and models on a collection or a .fvecs file (the reference notebooks): report.md, results.json and plots',
+  )
+  .option(
+    '--preset <preset>',
+    'seed (default: the notebook table), sweep (parameter curves), models, runtime',
+  )
+  .option(
+    '--vectors <file>',
+    'Instead of a collection: a .fvecs file, or synthetic:N[xD] for seeded clustered vectors',
+  )
+  .option('--queries-file <file>', 'With --vectors: queries in their own .fvecs (else some are held out)')
+  .option('--labels <file>', 'With --vectors: one label per line (same-label P@5)')
+  .option('--query-labels <file>', 'With --queries-file: one label per query')
+  .option('--images <dir>', 'For --preset models without a collection: images in one sub-folder per label')
+  .option('--queries <n>', 'Queries held out of the database (default 1000)')
+  .option('--seed <n>', 'Seed of every split, sample and k-means (default 1)')
+  .option('--out <dir>', 'Report folder (default <collection>/experiments/<time>, or ./experiments/<time>)')
+  .option('--json', 'Print results.json on stdout instead of the summary')
+  .option(
+    '--models <list>',
+    'For --preset models: comma-separated built-in names or .onnx paths (default: those in the cache)',
+  )
+  .option('--split <split>', 'For --preset models: leave-one-out (default) or held-out')
+  .option('--per-label <n>', 'For --preset models: at most n images per label (seeded)')
+  .option('--limit <n>', 'For --preset models: at most n images in all (seeded)')
+  .option('--distance-type <type>', 'l2 (default, as the notebook), cosine or dot')
+  .option('--pca <d>', 'PCA output dimension of the seed preset (default 128)')
+  .option('--threads <n>', 'onnxruntime threads for --preset models (default: every core)')
+  .example('ris experiment caltech101')
+  .example('ris experiment caltech101 --preset sweep --queries 500')
+  .example('ris experiment --vectors base.fvecs --labels labels.txt --out ./report')
+  .example('ris experiment --vectors synthetic:1000000x128 --preset runtime')
+  .example(
+    'ris experiment --preset models --images ./101_ObjectCategories --per-label 20 --models mobilenetv2-int8',
+  )
+  .action(
+    async (collection: string | undefined, options: import('./experiment.ts').ExperimentCommandOptions) => {
+      // Loaded on use: the plotting libraries would slow every other command's start.
+      const { experimentCommand } = await import('./experiment.ts');
+      await experimentCommand(collection, options);
+    },
+  );
+
+cli
+  .command(
+    'worker',
+    'Embed and store the images queued by ris index --enqueue (PostgreSQL store), until stopped',
+  )
+  .option('--collections <names>', 'Comma-separated collections to work for (default: all)')
+  .option('--model <model>', 'Work only for collections of this model (others are refused: MODEL_MISMATCH)')
+  .option('--batch <n>', 'Images claimed at once (default 32)')
+  .option(
+    '--lease <seconds>',
+    'How long a claim holds without a heartbeat before another worker takes it over (default 120)',
+  )
+  .option('--threads <n>', 'onnxruntime threads (default: every core)')
+  .option('--until-done', 'Stop once the queue is empty instead of waiting for more work')
+  .example('ris worker --store postgres://ris@db.internal/ris')
+  .example('ris worker --collections photos --model mobilenetv2-int8 --until-done')
+  .action(
+    (options: {
+      store?: string;
+      collections?: string;
+      model?: string;
+      batch?: unknown;
+      lease?: unknown;
+      threads?: unknown;
+      untilDone?: boolean;
+    }) =>
+      storeCommands.workerCommand({
+        store: storeOf(options),
+        collections: list(options.collections),
+        model: options.model === undefined ? undefined : String(options.model),
+        batchSize: int(options.batch, '--batch', 1, 4096, true),
+        leaseSeconds: int(options.lease, '--lease', 1, 86_400, true),
+        threads: int(options.threads, '--threads', 1, 1024, true),
+        untilDone: options.untilDone,
+      }),
+  );
+
+cli
+  .command('migrate', 'Create or upgrade the schema of a postgres:// store (also done on first use)')
+  .example('ris migrate --store postgres://ris@db.internal/ris')
+  .action((options: { store?: string }) => storeCommands.migrateCommand({ store: storeOf(options) }));
 
 cli
   .command('index-info <file>', 'Describe a saved vector index file (kind, dimension, size, parameters)')
   .example('ris index-info ~/.local/share/ris/collections/caltech101/index.ris')
-  .action(async (file: string) => console.log(await commands.describeIndexFile(file)));
+  .action(async (file: string) => console.log(await commands.describeIndexFile(String(file))));
 
+cli.option(
+  '--store <location>',
+  'Where collections are kept: a postgres:// URL (PostgreSQL with pgvector) or a folder (default $RIS_DATABASE_URL, else $RIS_HOME)',
+);
 cli.option('--verbose', 'Show stack traces of errors');
 cli.help();
 cli.version(version);
@@ -151,7 +372,10 @@ cli.version(version);
 try {
   cli.parse(process.argv, { run: false });
   if (!cli.matchedCommand && cli.args.length > 0) {
-    throw new RisError('INVALID_ARGUMENT', `Unknown command "${cli.args[0]}"; run ris --help for the list`);
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      `Unknown command "${cli.args[0]}"; run ris --help for the list`,
+    );
   }
   if (!cli.matchedCommand && !cli.options.help && !cli.options.version) cli.outputHelp();
   await cli.runMatchedCommand();

@@ -28,6 +28,7 @@ export function progressBars(): { onProgress: (event: BuildProgress) => void; st
         !process.stderr.isTTY &&
         event.type !== 'scan' &&
         event.type !== 'train' &&
+        event.type !== 'rebuild' &&
         event.type !== 'extract'
       ) {
         return; // no bars in logs and pipes
@@ -71,6 +72,12 @@ export function progressBars(): { onProgress: (event: BuildProgress) => void; st
         case 'train':
           stop();
           console.error(`indexing ${event.images} images…`);
+          break;
+        case 'rebuild':
+          stop();
+          console.error(
+            `rebuilding the index of ${event.collection} from its ${event.images} stored vectors: ${event.reason}`,
+          );
           break;
       }
     },

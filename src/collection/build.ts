@@ -1,44 +1,60 @@
 import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { DEFAULT_MODEL } from '../embed/config.ts';
 import type { DownloadProgress } from '../embed/download.ts';
-import type { EmbedProgress } from '../embed/embedder.ts';
+import type { LinearProjection } from '../embed/projection.ts';
 import { ArgumentError, CollectionError } from '../errors.ts';
 import {
   type AddReport,
   Collection,
   type CollectionOptions,
+  type CollectionProgress,
   type ImageToAdd,
+  labelsFor,
+  localStore,
   walkImages,
 } from './collection.ts';
 import {
   checkDatasetCopy,
   type DatasetName,
+  type DatasetSource,
   datasetImages,
   downloadDataset,
   isDatasetName,
 } from './datasets.ts';
+import type { IndexSettingsInput } from './manifest.ts';
+import type { CollectionStore, ImageCollection } from './store.ts';
 
 export type BuildProgress =
-  | EmbedProgress
+  | CollectionProgress
   | DownloadProgress
   | { type: 'extract'; dataset: DatasetName }
-  | { type: 'scan'; images: number }
-  | { type: 'train'; images: number };
+  | { type: 'scan'; images: number };
 
-export interface IndexOptions extends CollectionOptions {
+export interface IndexOptions extends Omit<CollectionOptions, 'onProgress'> {
+  /** Where the collection is kept. Default: the folder `home` (risHome()). */
+  store?: CollectionStore;
   /** Model for a new collection. Default 'resnet50'. An existing collection keeps its own. */
   model?: string;
-  numPartitions?: number;
-  numSubVectors?: number;
+  /** How a new collection's index is built (kind, partitions, sub-vectors); see IndexSettings. */
+  index?: IndexSettingsInput;
+  /** For a new collection: a projection learned from labels (loadProjection), applied before indexing. */
+  projection?: LinearProjection;
   /** For a dataset: an existing copy of its images, instead of downloading. */
   from?: string;
   /** For a dataset: where datasets are downloaded. */
   datasetsDir?: string;
+  /** For a dataset: another source than the official one (a mirror). */
+  datasetSource?: DatasetSource;
+  /** Stops the work between batches (what is committed stays; running again resumes). */
+  signal?: AbortSignal;
   onProgress?: (event: BuildProgress) => void;
 }
 
-/** The images of a folder, or of a dataset (downloaded first unless `from` points at a copy). */
+/**
+ * The images of a folder, or of a dataset. A dataset that is not there yet is downloaded (unless `from`
+ * points at a copy, which is checked); one that is there is used as it is.
+ */
 export async function resolveSource(
   source: string,
   options: IndexOptions = {},
@@ -48,7 +64,13 @@ export async function resolveSource(
     if (options.from) {
       root = resolve(options.from);
       await checkDatasetCopy(source, root);
-    } else root = await downloadDataset(source, { dir: options.datasetsDir, onProgress: options.onProgress });
+    } else
+      root = await downloadDataset(source, {
+        dir: options.datasetsDir,
+        source: options.datasetSource,
+        signal: options.signal,
+        onProgress: options.onProgress,
+      });
     return { root, images: await datasetImages(source, root) };
   }
   if (!existsSync(source) || !statSync(source).isDirectory()) {
@@ -61,38 +83,60 @@ export async function resolveSource(
 }
 
 /**
+ * The images behind files and folders given to `add`: folders are walked, and every image is labelled by
+ * the one rule `index` uses — its first folder below the collection's root, or, for a folder outside the
+ * root, below that folder. `labels`, when given, replaces those for every image.
+ */
+export async function imagesToAdd(paths: string[], root: string, labels?: string[]): Promise<ImageToAdd[]> {
+  const images: ImageToAdd[] = [];
+  for (const path of paths) {
+    const inside =
+      !relative(root, resolve(path)).startsWith('..') && !isAbsolute(relative(root, resolve(path)));
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory())
+      images.push(...(await walkImages(path, inside ? root : path)));
+    else images.push({ path, labels: labelsFor(path, root) });
+  }
+  return labels ? images.map((image) => ({ ...image, labels })) : images;
+}
+
+/**
  * Creates (or resumes) a collection from a folder or dataset: embeds every image not yet in it, one
- * committed batch at a time, then builds or updates the index. Run again after an interruption, it
+ * committed batch at a time, and brings the index up to date. Run again after an interruption, it
  * continues where it stopped.
  */
 export async function indexCollection(
   name: string,
   source: string,
   options: IndexOptions = {},
-): Promise<{ collection: Collection; report: AddReport; total: number }> {
+): Promise<{ collection: ImageCollection; report: AddReport; total: number }> {
+  Collection.directory(name, options.home); // a bad name is refused before any work
+  const store = options.store ?? localStore(options.home);
+  const existed = await store.exists(name);
   const { root, images } = await resolveSource(source, options);
   options.onProgress?.({ type: 'scan', images: images.length });
   if (images.length === 0) {
     throw new CollectionError(
-      'EMPTY_COLLECTION',
-      `No images (jpg, jpeg, png, webp, gif, tiff, avif) found under ${root}`,
+      'NO_IMAGES',
+      `No images (jpg, jpeg, png, webp, gif, tiff, avif) found under ${root}; point ris at a folder of images`,
     );
   }
-  const collection = Collection.exists(name, options.home)
-    ? await Collection.open(name, options)
-    : await Collection.create(
+  const collection = existed
+    ? await store.open(name, options)
+    : await store.create(
         name,
-        {
-          model: options.model ?? DEFAULT_MODEL,
-          root,
-          numPartitions: options.numPartitions,
-          numSubVectors: options.numSubVectors,
-        },
+        { model: options.model ?? DEFAULT_MODEL, root, index: options.index, projection: options.projection },
         options,
       );
+  if (existed && options.projection && !collection.manifest.projection) {
+    await collection.close();
+    throw new CollectionError(
+      'MODEL_MISMATCH',
+      `Collection "${name}" exists without a projection; leave out --projection to continue it, or choose another collection name`,
+    );
+  }
   if (
+    existed &&
     options.model &&
-    Collection.exists(name, options.home) &&
     collection.manifest.model !== options.model &&
     collection.manifest.model !== resolve(options.model)
   ) {
@@ -102,8 +146,14 @@ export async function indexCollection(
       `Collection "${name}" uses the model ${collection.manifest.model}; leave out --model to continue it, or choose another collection name`,
     );
   }
-  const report = await collection.addImages(images, { onProgress: options.onProgress });
-  options.onProgress?.({ type: 'train', images: collection.size });
-  await collection.updateIndex();
-  return { collection, report, total: images.length };
+  try {
+    const report = await collection.addImages(images, {
+      onProgress: options.onProgress,
+      signal: options.signal,
+    });
+    return { collection, report, total: images.length };
+  } catch (error) {
+    await collection.close();
+    throw error;
+  }
 }

@@ -44,7 +44,7 @@ export function datasetsDir(): string {
 }
 
 export function isDatasetName(value: string): value is DatasetName {
-  return value in DATASETS;
+  return Object.hasOwn(DATASETS, value);
 }
 
 const COMPLETE = '.ris-complete';
@@ -54,12 +54,41 @@ export function datasetRoot(name: DatasetName, dir = datasetsDir()): string {
   return join(dir, name);
 }
 
+/** Where a dataset's archive comes from: its URL and, when known, its size. */
+export interface DatasetSource {
+  url: string;
+  bytes?: number;
+}
+
+/**
+ * The source of a dataset: `$RIS_DATASET_MIRROR/<archive name>` when that variable names a mirror (a
+ * company cache, or a test's server), else the official address.
+ */
+export function datasetSource(name: DatasetName): DatasetSource {
+  const spec = DATASETS[name];
+  const mirror = process.env.RIS_DATASET_MIRROR;
+  return mirror
+    ? { url: `${mirror.replace(/\/$/, '')}/${spec.archive}` }
+    : { url: spec.url, bytes: spec.bytes };
+}
+
+/** The dataset of that name, or UNKNOWN_DATASET naming the ones there are. */
+export function datasetNamed(name: string): DatasetName {
+  if (isDatasetName(name)) return name;
+  throw new CollectionError(
+    'UNKNOWN_DATASET',
+    `Unknown dataset "${name}"; ris downloads ${Object.keys(DATASETS).join(' and ')}`,
+  );
+}
+
 export interface DatasetOptions {
   /** Folder of datasets. Default $RIS_DATASETS_DIR, else <RIS_HOME>/datasets. */
   dir?: string;
   onProgress?: (event: DownloadProgress | { type: 'extract'; dataset: DatasetName }) => void;
-  /** Another source than the official one (a mirror): its URL and, when known, its size. */
-  source?: { url: string; bytes?: number };
+  /** Another source than the official one (a mirror). Default: datasetSource(name). */
+  source?: DatasetSource;
+  /** Stops the download; the partial archive stays and the next call resumes it. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -76,14 +105,15 @@ export async function downloadDataset(name: DatasetName, options: DatasetOptions
   const archive = join(dir, spec.archive);
   if (!existsSync(archive)) {
     try {
-      const source = options.source ?? { url: spec.url, bytes: spec.bytes };
+      const source = options.source ?? datasetSource(name);
       await downloadVerified(
         [source.url],
         archive,
         { bytes: source.bytes },
-        { onProgress: options.onProgress },
+        { onProgress: options.onProgress, signal: options.signal },
       );
     } catch (error) {
+      if (options.signal?.aborted) throw error;
       throw new CollectionError('DATASET_FAILED', `Downloading ${name} failed: ${(error as Error).message}`, {
         cause: error,
       });

@@ -1,13 +1,152 @@
-import { readFile } from 'node:fs/promises';
-import { FlatIndex } from '../ann/flat.ts';
-import { decodeIndexFile } from '../ann/format.ts';
-import { IvfPqIndex } from '../ann/ivf-pq.ts';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stampChecksum } from '../ann/format.ts';
+import { openIndex } from '../ann/registry.ts';
+import type { VectorIndex } from '../ann/vector-index.ts';
+import { StorageError } from '../errors.ts';
+import { pausePoint } from './pause.ts';
 
-export type CollectionIndex = FlatIndex | IvfPqIndex;
+/** A collection's index: any kind src/ann has. */
+export type CollectionIndex = VectorIndex;
 
-/** Loads an index file of either kind a collection uses (its header says which). */
-export async function loadIndex(path: string): Promise<CollectionIndex> {
-  const bytes = new Uint8Array(await readFile(path));
-  const { fields } = decodeIndexFile(bytes, path);
-  return fields.kind === 1 ? FlatIndex.fromBytes(bytes, path) : IvfPqIndex.fromBytes(bytes, path);
+/**
+ * Which state of the database an index file reflects, kept in the reserved part of its header (so the
+ * stamp and the contents are written, renamed and checksummed as one):
+ * - `data`: the generation whose images the index holds, exactly;
+ * - `build`: the generation at which its quantizers (or, for an exact index, the index itself) were built,
+ *   so a newer build (a retrain) wins over an older one however many images were added since;
+ * - `trainedOn`: how many vectors the quantizers were trained on.
+ * A file written before stamps existed reads as all zeros: it is compared with the database id by id.
+ */
+export interface IndexStamp {
+  build: number;
+  data: number;
+  trainedOn: number;
+}
+
+export const NO_STAMP: IndexStamp = { build: 0, data: 0, trainedOn: 0 };
+const STAMP_OFFSET = 72;
+const HEADER_SIZE = 128;
+
+export function readStamp(bytes: Uint8Array): IndexStamp {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_SIZE);
+  return {
+    build: Number(view.getBigUint64(STAMP_OFFSET, true)),
+    data: Number(view.getBigUint64(STAMP_OFFSET + 8, true)),
+    trainedOn: view.getUint32(STAMP_OFFSET + 16, true),
+  };
+}
+
+/** The bytes of `index`'s file with `stamp` in its header (and the checksum made again). */
+export function stampedBytes(index: CollectionIndex, stamp: IndexStamp): Uint8Array {
+  const bytes = index.toBytes();
+  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_SIZE);
+  view.setBigUint64(STAMP_OFFSET, BigInt(stamp.build), true);
+  view.setBigUint64(STAMP_OFFSET + 8, BigInt(stamp.data), true);
+  view.setUint32(STAMP_OFFSET + 16, stamp.trainedOn, true);
+  stampChecksum(bytes);
+  return bytes;
+}
+
+/** Opens an index file of any kind (its header says which), with its stamp. */
+export function openIndexFile(
+  bytes: Uint8Array,
+  path: string,
+): { index: CollectionIndex; stamp: IndexStamp } {
+  return { index: openIndex(bytes, path), stamp: readStamp(bytes) };
+}
+
+/** The stamp in a file's header without reading the rest; undefined when there is no readable file. */
+export async function peekStamp(path: string): Promise<IndexStamp | undefined> {
+  const handle = await open(path, 'r').catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    const header = new Uint8Array(HEADER_SIZE);
+    const { bytesRead } = await handle.read(header, 0, HEADER_SIZE, 0);
+    return bytesRead === HEADER_SIZE && isIndexHeader(header) ? readStamp(header) : undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+export function peekStampSync(path: string): IndexStamp | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const header = new Uint8Array(HEADER_SIZE);
+    return readSync(fd, header, 0, HEADER_SIZE, 0) === HEADER_SIZE && isIndexHeader(header)
+      ? readStamp(header)
+      : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function isIndexHeader(header: Uint8Array): boolean {
+  return String.fromCharCode(...header.subarray(0, 8)) === 'RISINDEX';
+}
+
+const TEMP = /^\..*\.tmp$/;
+
+/**
+ * Writes `bytes` to `path` as a whole or not at all: a temp file beside it, fsync, rename, fsync of the
+ * folder. Synchronous on purpose: it runs while holding the collection's write lock, inside one SQLite
+ * transaction. A full disk is DISK_FULL, and the temp file is removed.
+ */
+export function writeAtomicSync(path: string, bytes: Uint8Array, dir: string): void {
+  const temp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(temp, 'w');
+    for (let at = 0; at < bytes.length; )
+      at += writeSync(fd, bytes, at, Math.min(bytes.length - at, 1 << 24));
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    pausePoint('index:temp-written');
+    renameSync(temp, path);
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(temp, { force: true });
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT')
+      throw new StorageError(
+        'DISK_FULL',
+        `The disk is full while writing ${path}; free some space and run the command again (the images are safe in metadata.db)`,
+        { cause: error },
+      );
+    throw error;
+  }
+  const folder = openSync(dir, 'r');
+  try {
+    fsyncSync(folder);
+  } finally {
+    closeSync(folder);
+  }
+  pausePoint('index:renamed');
+}
+
+/**
+ * Removes temp files left by a process killed in the middle of a write. Only called while holding the
+ * write lock: every writer writes under it, so any temp file found then belongs to nobody.
+ */
+export function removeOrphanTempFiles(dir: string): string[] {
+  const orphans = readdirSync(dir).filter((name) => TEMP.test(name));
+  for (const name of orphans) rmSync(join(dir, name), { force: true });
+  return orphans;
 }

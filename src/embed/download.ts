@@ -15,6 +15,8 @@ export interface DownloadOptions {
   onProgress?: (event: DownloadProgress) => void;
   /** Times a cut connection is resumed (HTTP Range) before the source is given up. Default 5. */
   retries?: number;
+  /** Stops the download (the partial file stays, so a later call resumes it). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -31,6 +33,7 @@ export async function downloadVerified(
   await mkdir(dirname(target), { recursive: true });
   const part = `${target}.part`;
   const failures: string[] = [];
+  let checksumFailed = false;
   for (const url of urls) {
     try {
       await fetchResuming(url, part, expected.bytes, target, options);
@@ -50,15 +53,15 @@ export async function downloadVerified(
       await rename(part, target);
       return;
     } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (error instanceof ModelError && error.code === 'CHECKSUM_MISMATCH') checksumFailed = true;
       failures.push(`${url}: ${(error as Error).message}`);
     }
   }
   await rm(part, { force: true });
-  const checksum = failures.some((f) => f.includes('differs from the expected'));
-  throw new ModelError(
-    checksum ? 'CHECKSUM_MISMATCH' : 'DOWNLOAD_FAILED',
-    `Could not download ${target.split('/').pop()} (${failures.join('; ')}); check the network, or place a verified copy at ${target}`,
-  );
+  const message = `Could not download ${target.split('/').pop()} (${failures.join('; ')}); check the network, or place a verified copy at ${target}`;
+  if (checksumFailed) throw new ModelError('CHECKSUM_MISMATCH', message);
+  throw new ModelError('DOWNLOAD_FAILED', message);
 }
 
 async function fetchResuming(
@@ -82,8 +85,10 @@ async function fetchResuming(
       response = await fetch(url, {
         headers: offset > 0 ? { Range: `bytes=${offset}-` } : {},
         redirect: 'follow',
+        signal: options.signal,
       });
     } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
       if (++attempt > retries) throw new Error(`request failed: ${(error as Error).message}`);
       continue;
     }
@@ -107,7 +112,7 @@ async function fetchResuming(
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
         await file.write(chunk);
         received += chunk.length;
-        if (received > total) throw new Error(`server sent more than the expected ${total} bytes`);
+        if (received > total) throw new TooLong(`server sent more than the expected ${total} bytes`);
         options.onProgress?.({
           type: 'download',
           file: target,
@@ -119,7 +124,8 @@ async function fetchResuming(
         throw new Error(`connection closed after ${received} of ${total} bytes`);
       return;
     } catch (error) {
-      if ((error as Error).message.startsWith('server sent more')) throw error;
+      if (error instanceof TooLong) throw error;
+      if (options.signal?.aborted) throw options.signal.reason;
       if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
         throw new Error(`the disk is full (${part}); free some space and run it again: the download resumes`);
       }
@@ -130,6 +136,9 @@ async function fetchResuming(
     }
   }
 }
+
+/** A body longer than announced: no resume can mend that. */
+class TooLong extends Error {}
 
 export async function fileSha256(path: string): Promise<string> {
   const hash = createHash('sha256');

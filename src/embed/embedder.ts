@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, homedir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import { ArgumentError, describe, ModelError, RisError } from '../errors.ts';
+import { ArgumentError, describe, ImageError, ModelError, RisError } from '../errors.ts';
 import { DEFAULT_MODEL, MODEL_REGISTRY, type ModelConfig, parseModelConfig } from './config.ts';
 import { type DownloadProgress, downloadVerified, fileSha256 } from './download.ts';
 import {
@@ -44,6 +44,11 @@ export interface EmbedderOptions {
    * (`<mirror>/mobilenetv2-12-int8.onnx`): a local or company mirror.
    */
   mirrors?: string[];
+  /**
+   * Try a built-in model's own sources (Hugging Face, GitHub) after the mirrors. Default true; false for a
+   * site that must use its mirrors only (and for tests, which must never reach the internet).
+   */
+  officialSources?: boolean;
   /**
    * Where the network runs: 'worker' (default) keeps this thread's event loop free during a forward pass
    * (onnxruntime-node computes synchronously on the calling thread); 'main' saves the worker's start.
@@ -116,10 +121,17 @@ export class Embedder {
       );
     }
     const { file, config, sha256 } = await resolveModel(model, options);
-    const graph = readModel(await readFile(file), file);
-    const outputName = exposeTensor(graph, config.output.tensor, config.output.dequantize);
+    // The graph as onnxruntime gets it: the embedding tensor exposed as an output. Built again if the
+    // inference worker dies and a new one needs the model.
+    const prepared = async () => {
+      const graph = readModel(await readFile(file), file);
+      const outputName = exposeTensor(graph, config.output.tensor, config.output.dequantize);
+      return { bytes: writeModel(graph), outputName };
+    };
+    const { bytes, outputName } = await prepared();
     const init = {
-      model: writeModel(graph),
+      model: bytes,
+      reload: async () => (await prepared()).bytes,
       options: sessionOptions(threads),
       inputName: config.input.name,
       outputName,
@@ -219,8 +231,7 @@ export class Embedder {
       items.map(({ input, crop }) =>
         prepareImage(input, this.config, { ...this.decodeOptions, crop }).then(
           (image): RgbImage | RisError => image,
-          (error: unknown) =>
-            error instanceof RisError ? error : new ModelError('INVALID_MODEL', String(error)),
+          (error: unknown) => (error instanceof RisError ? error : unexpectedImageError(error)),
         ),
       ),
     );
@@ -280,22 +291,42 @@ async function resolveModel(
   if (entry) {
     const cacheDir = options.cacheDir ?? defaultCacheDir();
     const file = join(cacheDir, entry.fileName);
-    if (existsSync(file) && (await fileSha256(file)) === entry.sha256) {
+    const found = existsSync(file) ? await fileSha256(file) : undefined;
+    if (found === entry.sha256) {
       return { file, config: parseModelConfig(entry.config, model), sha256: entry.sha256 };
     }
     const urls = [
       ...(options.mirrors ?? []).map((m) => `${m.replace(/\/$/, '')}/${entry.fileName}`),
-      ...entry.urls,
+      ...(options.officialSources === false ? [] : entry.urls),
     ];
-    await downloadVerified(urls, file, entry, { onProgress: options.onProgress });
+    try {
+      await downloadVerified(urls, file, entry, { onProgress: options.onProgress });
+    } catch (error) {
+      if (found === undefined || !(error instanceof ModelError)) throw error;
+      // Say first what is wrong with the copy that is there, then why no fresh one could be had.
+      throw new ModelError(
+        'CHECKSUM_MISMATCH',
+        `The copy of ${model} at ${file} failed its sha256 check (expected ${entry.sha256}, found ${found}), ` +
+          `and no fresh copy could be downloaded (${error.message}). Delete that file and run again with network access, ` +
+          'or replace it with a verified copy',
+        { cause: error },
+      );
+    }
     return { file, config: parseModelConfig(entry.config, model), sha256: entry.sha256 };
   }
-  if (model.endsWith('.onnx') && existsSync(model)) {
-    const configFile = model.replace(/\.onnx$/, '.json');
+  if (model.endsWith('.onnx')) {
+    const path = resolve(model);
+    if (!existsSync(path)) {
+      throw new ModelError(
+        'MODEL_NOT_FOUND',
+        `The model file ${path} does not exist; check the path (a collection's model must stay where it was when the collection was built)`,
+      );
+    }
+    const configFile = path.replace(/\.onnx$/, '.json');
     if (!existsSync(configFile)) {
       throw new ModelError(
         'INVALID_MODEL',
-        `No config for ${model}: write ${basename(configFile)} beside it (input name and size, normalisation, output tensor; see src/embed/config.ts)`,
+        `No config for ${path}: write ${basename(configFile)} beside it (input name and size, normalisation, output tensor; see src/embed/config.ts)`,
       );
     }
     let raw: unknown;
@@ -307,11 +338,19 @@ async function resolveModel(
         `Model config ${configFile} is not valid JSON: ${(error as Error).message}`,
       );
     }
-    return { file: model, config: parseModelConfig(raw, configFile), sha256: await fileSha256(model) };
+    return { file: path, config: parseModelConfig(raw, configFile), sha256: await fileSha256(path) };
   }
   throw new ModelError(
     'UNKNOWN_MODEL',
     `Unknown model "${model}"; use one of ${Object.keys(MODEL_REGISTRY).join(', ')} or the path of an .onnx file`,
+  );
+}
+
+/** A decoding failure that is not one of the image errors sharp's messages map to. */
+function unexpectedImageError(error: unknown): ImageError {
+  return new ImageError(
+    'CORRUPT_IMAGE',
+    `The image cannot be decoded (${error instanceof Error ? error.message : String(error)}); re-export it as JPEG or PNG`,
   );
 }
 

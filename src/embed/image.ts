@@ -175,9 +175,12 @@ async function readInput(input: ImageInput): Promise<Buffer> {
     try {
       bytes = await readFile(input);
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR')
+        throw new ImageError('IMAGE_NOT_FOUND', `There is no image file ${input}; check the path`);
       throw new ImageError(
-        'CORRUPT_IMAGE',
-        `Cannot read image file ${input}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        'IMAGE_UNREADABLE',
+        `Cannot read the image file ${input} (${code ?? (error as Error).message}); check that it is a readable file`,
       );
     }
   } else if (input instanceof Uint8Array) {

@@ -1,8 +1,14 @@
 // The worker side of workerEngine: one onnxruntime session, forward passes on request.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
 let session: ort.InferenceSession | undefined;
+/**
+ * Test-only: with RIS_TEST_INFERENCE_EXIT=n, the first worker of a process ends its thread on receiving its
+ * n-th forward pass, with calls still waiting on it (what a crash looks like from the other side).
+ */
+const exitOnRun = workerData?.first ? Number(process.env.RIS_TEST_INFERENCE_EXIT ?? 0) : 0;
+let runs = 0;
 let names: { input: string; output: string } | undefined;
 
 parentPort!.on('message', async (message: { type: string; [key: string]: unknown }) => {
@@ -25,6 +31,7 @@ parentPort!.on('message', async (message: { type: string; [key: string]: unknown
   }
   if (message.type === 'run' && session && names) {
     const id = message.id as number;
+    if (++runs === exitOnRun) process.exit(70);
     try {
       const tensor = new ort.Tensor('float32', message.data as Float32Array, message.dims as number[]);
       const outputs = await session.run({ [names.input]: tensor }, [names.output]);

@@ -1,4 +1,4 @@
-import type { Collection } from '../collection/collection.ts';
+import type { ImageCollection } from '../collection/store.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { RequestError, type RisError } from '../errors.ts';
 
@@ -18,7 +18,7 @@ export class SearchBatcher {
   private running = false;
 
   constructor(
-    private readonly collection: Collection,
+    private readonly collection: ImageCollection,
     private readonly maxQueue: number,
     private readonly maxBatch = 16,
   ) {}

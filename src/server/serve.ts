@@ -1,58 +1,132 @@
+import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
-import { Collection, type CollectionOptions } from '../collection/collection.ts';
-import { CollectionError, StateError } from '../errors.ts';
+import { type BuildProgress, indexCollection } from '../collection/build.ts';
+import { type CollectionOptions, localStore } from '../collection/collection.ts';
+import type { DatasetName } from '../collection/datasets.ts';
+import type { CollectionStore } from '../collection/store.ts';
+import { CollectionError, RisError, StateError } from '../errors.ts';
+import { createNodeHnswBuilder } from '../node/hnsw-builder.ts';
+import { createParallelAssigner } from '../node/parallel-assigner.ts';
 import { createApp, type ServerOptions } from './app.ts';
+import { type CollectionEntry, CollectionRegistry, type Preparation } from './registry.ts';
 
-export interface ListenOptions extends Omit<ServerOptions, 'collections'> {
+export interface ListenOptions extends Omit<ServerOptions, 'collections' | 'registry'> {
   port?: number;
   host?: string;
-  /** Collections to serve. Default: all of them. */
+  /** Collections to serve. Default: all of them (broken ones are listed as broken, not fatal). */
   collections?: string[];
   collectionOptions?: CollectionOptions;
+  /** Where the collections are. Default: the folder collectionOptions.home (risHome()). */
+  store?: CollectionStore;
+  /** Datasets to download and index in the background once serving; they join when ready. */
+  prepare?: { dataset: DatasetName; model?: string }[];
+  /** Connection limits in milliseconds; default CONNECTION_LIMITS. */
+  connectionLimits?: Partial<Record<keyof typeof CONNECTION_LIMITS, number>>;
 }
 
 /**
- * Opens the collections and serves the page and the API; resolves once listening, with the served
- * collections' names and a function that stops the server and closes the collections.
+ * Connection limits: a client gets 10 s to send its headers and 60 s for a whole request (a 20 MB
+ * upload over a slow link), an idle keep-alive connection is closed after 5 s, and the limits are
+ * checked every second. So idle, slow and stalled connections cannot pile up (slowloris).
  */
-export async function listen(
-  options: ListenOptions = {},
-): Promise<{ url: string; collections: string[]; close: () => Promise<void> }> {
-  const names = options.collections?.length
-    ? options.collections
-    : await Collection.list(options.collectionOptions?.home);
-  if (names.length === 0) {
+/** How often a server serving all collections looks for new and deleted ones (when asked for the list). */
+const DISCOVER_EVERY_MS = 2_000;
+
+export const CONNECTION_LIMITS = {
+  headersTimeout: 10_000,
+  requestTimeout: 60_000,
+  keepAliveTimeout: 5_000,
+  connectionsCheckingInterval: 1_000,
+} as const;
+
+export interface RunningServer {
+  url: string;
+  /** The collections served now. */
+  collections: string[];
+  /** Collections that could not be opened, with the reason. */
+  broken: [string, string][];
+  registry: CollectionRegistry;
+  /** Resolves when every background preparation has ended (ready or failed). */
+  prepared: Promise<void>;
+  close: () => Promise<void>;
+}
+
+/**
+ * Opens the collections and serves the page and the API; resolves once listening. A collection that
+ * cannot be opened is served as broken (its requests answer 503 with the reason); the others serve.
+ */
+export async function listen(options: ListenOptions = {}): Promise<RunningServer> {
+  const collectionOptions: CollectionOptions = { ...options.collectionOptions, persistIndex: 'builds' };
+  const store = options.store ?? localStore(collectionOptions.home);
+  const explicit = Boolean(options.collections?.length);
+  const names = explicit ? options.collections! : await store.list();
+  if (names.length === 0 && !options.prepare?.length) {
     throw new CollectionError(
       'COLLECTION_NOT_FOUND',
       'There is no collection to serve; create one with ris index <folder> --collection NAME',
     );
   }
-  const collections = await Promise.all(
-    names.map((name) => Collection.open(name, options.collectionOptions)),
-  );
-  const closeCollections = () => Promise.all(collections.map((c) => c.close())).then(() => undefined);
+  const openEntry = async (name: string): Promise<CollectionEntry> => {
+    try {
+      const collection = await store.open(name, collectionOptions);
+      // Load the model now, so the first search does not wait for it.
+      await collection.embedder().catch(async (error) => {
+        await collection.close();
+        throw error;
+      });
+      return { name, state: 'ready', collection };
+    } catch (error) {
+      // A collection asked for by name that does not exist is a typo: refuse to start.
+      if (!(error instanceof RisError) || (explicit && error.code === 'COLLECTION_NOT_FOUND')) throw error;
+      return { name, state: 'broken', reason: error.message };
+    }
+  };
+  const entries: CollectionEntry[] = [];
   try {
-    // Load the models now, so the first search does not wait for them.
-    await Promise.all(collections.map((c) => c.embedder()));
+    for (const name of names) entries.push(await openEntry(name));
   } catch (error) {
-    await closeCollections();
+    await Promise.all(entries.flatMap((e) => (e.state === 'ready' ? [e.collection.close()] : [])));
     throw error;
   }
-  const app = createApp({ ...options, collections });
+  for (const { dataset } of options.prepare ?? [])
+    if (!names.includes(dataset))
+      entries.push({ name: dataset, state: 'preparing', preparation: { phase: 'waiting', percent: 0 } });
+  const registry = new CollectionRegistry(entries);
+  const log = options.log ?? ((line: string) => console.error(line));
+  // Serving every collection of the store: ones made (by another process, on another machine) after
+  // the start join once listed, shown as opening meanwhile; deleted ones leave.
+  let listed = 0;
+  const discover = async () => {
+    if (Date.now() - listed < DISCOVER_EVERY_MS) return;
+    listed = Date.now();
+    const now = await store.list();
+    for (const name of now) {
+      if (registry.list().some((e) => e.name === name)) continue;
+      registry.set({ name, state: 'preparing', preparation: { phase: 'opening', percent: 0 } });
+      void openEntry(name).then(
+        (entry) => registry.set(entry),
+        (error: Error) => registry.set({ name, state: 'broken', reason: error.message }),
+      );
+    }
+    for (const entry of registry.list()) {
+      if (now.includes(entry.name) || entry.state === 'preparing') continue;
+      registry.delete(entry.name);
+      if (entry.state === 'ready') await entry.collection.close();
+    }
+  };
+  const { collections: _names, store: _store, ...serverOptions } = options;
+  const app = createApp({ ...serverOptions, registry, log, discover: explicit ? undefined : discover });
   const host = options.host ?? '127.0.0.1';
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port: options.port ?? 7860, hostname: host }, (info) => {
-      resolve({
-        url: `http://${urlHost(host)}:${info.port}`,
-        collections: names,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-          }).then(closeCollections),
-      });
-    });
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      void closeCollections();
+  const stopping = new AbortController();
+  const limits = { ...CONNECTION_LIMITS, ...options.connectionLimits };
+  const server = await new Promise<Server>((resolve, reject) => {
+    const started = serve(
+      { fetch: app.fetch, port: options.port ?? 7860, hostname: host, serverOptions: limits },
+      () => resolve(started as Server),
+    ) as Server;
+    started.keepAliveTimeout = limits.keepAliveTimeout;
+    started.once('error', (error: NodeJS.ErrnoException) => {
+      void registry.closeAll();
       reject(
         error.code === 'EADDRINUSE'
           ? new StateError(
@@ -63,6 +137,98 @@ export async function listen(
       );
     });
   });
+  const prepared = prepareInBackground(
+    options.prepare ?? [],
+    registry,
+    store,
+    collectionOptions,
+    log,
+    stopping.signal,
+  );
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? 7860);
+  return {
+    url: `http://${urlHost(host)}:${port}`,
+    collections: registry.ready().map((c) => c.name),
+    broken: entries.flatMap((e) => (e.state === 'broken' ? [[e.name, e.reason] as [string, string]] : [])),
+    registry,
+    prepared,
+    close: async () => {
+      stopping.abort(new Error('the server is stopping'));
+      await new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeIdleConnections();
+      });
+      await prepared.catch(() => undefined);
+      await registry.closeAll();
+    },
+  };
+}
+
+/**
+ * Downloads and indexes datasets one after the other while the server answers; each shows as preparing
+ * (phase and percent) and is served once ready. A failure (no network, a full disk) marks it failed with
+ * the reason; the server goes on.
+ */
+async function prepareInBackground(
+  jobs: { dataset: DatasetName; model?: string }[],
+  registry: CollectionRegistry,
+  store: CollectionStore,
+  collectionOptions: CollectionOptions,
+  log: (line: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  for (const { dataset, model } of jobs) {
+    if (signal.aborted) return;
+    if (registry.list().find((e) => e.name === dataset)?.state !== 'preparing') continue;
+    const show = (preparation: Preparation) =>
+      registry.set({ name: dataset, state: 'preparing', preparation });
+    const assigner = createParallelAssigner();
+    const hnswBuilder = await createNodeHnswBuilder();
+    log(`preparing ${dataset} in the background (download, embed, index)`);
+    try {
+      const { collection } = await indexCollection(dataset, dataset, {
+        ...collectionOptions,
+        store,
+        persistIndex: 'always',
+        assigner,
+        hnswBuilder,
+        model,
+        signal,
+        onProgress: (event) => show(preparationOf(event)),
+      });
+      registry.set({ name: dataset, state: 'ready', collection });
+      log(`${dataset} is ready: ${await collection.count()} images`);
+    } catch (error) {
+      if (signal.aborted) return; // stopped with the server: the next start resumes it
+      const reason = error instanceof Error ? error.message : String(error);
+      registry.set({ name: dataset, state: 'failed', reason });
+      log(`preparing ${dataset} failed: ${reason}`);
+    } finally {
+      await Promise.all([assigner.close(), hnswBuilder.close()]);
+    }
+  }
+}
+
+let lastPercent = 0;
+/** Download 0–40 %, extraction 40–45 %, embedding 45–98 %, the index the rest. */
+function preparationOf(event: BuildProgress): Preparation {
+  const at = (phase: Preparation['phase'], from: number, to: number, fraction: number): Preparation => {
+    lastPercent = Math.round(from + (to - from) * Math.min(1, Math.max(0, fraction)));
+    return { phase, percent: lastPercent };
+  };
+  switch (event.type) {
+    case 'download':
+      return at('downloading', 0, 40, event.totalBytes ? event.receivedBytes / event.totalBytes : 0);
+    case 'extract':
+      return at('extracting', 40, 45, 0);
+    case 'scan':
+      return at('embedding', 45, 98, 0);
+    case 'embed':
+      return at('embedding', 45, 98, event.total ? event.done / event.total : 0);
+    default:
+      return at('indexing', 98, 100, 0);
+  }
 }
 
 /** The host part of the printed URL: a wildcard address is opened as localhost. */

@@ -1,0 +1,75 @@
+import type { VectorIndex } from '../ann/vector-index.ts';
+import type { Embedder } from '../embed/embedder.ts';
+import type { CropBox, ImageInput } from '../embed/image.ts';
+import type { LinearProjection } from '../embed/projection.ts';
+import type {
+  AddReport,
+  CollectionOptions,
+  CollectionProgress,
+  ImageRecord,
+  IndexStatus,
+  RemoveReport,
+  SearchHit,
+} from './collection.ts';
+import type { CollectionManifest, IndexSettingsInput } from './manifest.ts';
+import type { ImageToAdd } from './walk.ts';
+
+/**
+ * A collection, wherever it is stored: a folder on this machine (SQLite + index.ris, `Collection`) or a
+ * PostgreSQL database with pgvector. The CLI and the server use only this.
+ */
+export interface ImageCollection {
+  readonly name: string;
+  readonly manifest: CollectionManifest;
+  /** A folder on this machine for what is derived from the collection (thumbnails, experiment reports). */
+  readonly dir: string;
+  /** Search hits left out because their image was removed between the index lookup and reading its row. */
+  readonly staleHitsDropped: number;
+  /** The embedder of the collection's model (MODEL_MISMATCH if the model file changed). */
+  embedder(): Promise<Embedder>;
+  count(): Promise<number>;
+  /** Counts per label, most frequent first. */
+  labels(): Promise<{ label: string; count: number }[]>;
+  get(id: number): Promise<ImageRecord | undefined>;
+  /** Page `page` of the images in a seeded random order, without repeats across pages of one seed. */
+  sample(seed: number, page: number, count: number): Promise<{ total: number; images: ImageRecord[] }>;
+  /** Every stored image's id, path, labels and vector (n × dimension, row-major), from one snapshot. */
+  storedVectors(): Promise<{ ids: Uint32Array; vectors: Float32Array; paths: string[]; labels: string[][] }>;
+  addImages(
+    images: ImageToAdd[],
+    options?: { onProgress?: (e: CollectionProgress) => void; signal?: AbortSignal },
+  ): Promise<AddReport>;
+  removeImages(targets: (number | string)[]): Promise<RemoveReport>;
+  retrain(options?: { onProgress?: (e: CollectionProgress) => void }): Promise<void>;
+  /** Follows what other processes changed; cheap when nothing did. */
+  refresh(): Promise<void>;
+  search(input: ImageInput, options?: { k?: number; crop?: CropBox; nprobes?: number }): Promise<SearchHit[]>;
+  searchVector(query: Float32Array, options?: { k?: number; nprobes?: number }): Promise<SearchHit[]>;
+  /**
+   * The in-memory index searches use, and how a model vector becomes its query; undefined where the index
+   * lives elsewhere (in PostgreSQL). Explore draws it.
+   */
+  searchIndex(): { index: VectorIndex; query(vector: Float32Array): Float32Array } | undefined;
+  readImage(record: ImageRecord): Promise<Buffer>;
+  thumbnail(record: ImageRecord): Promise<Buffer>;
+  status(): Promise<IndexStatus>;
+  close(): Promise<void>;
+}
+
+/** Where collections are kept, and the operations on them as a whole. */
+export interface CollectionStore {
+  /** Where it is, fit to print (a folder, or a database URL with its password masked). */
+  readonly location: string;
+  list(): Promise<string[]>;
+  exists(name: string): Promise<boolean>;
+  open(name: string, options?: CollectionOptions): Promise<ImageCollection>;
+  create(
+    name: string,
+    init: { model: string; root: string; index?: IndexSettingsInput; projection?: LinearProjection },
+    options?: CollectionOptions,
+  ): Promise<ImageCollection>;
+  delete(name: string): Promise<void>;
+  /** Repairs what can be repaired; returns what it did. */
+  repair(name: string, options?: CollectionOptions): Promise<string[]>;
+  close(): Promise<void>;
+}
