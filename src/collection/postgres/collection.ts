@@ -1,0 +1,685 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import type pg from 'pg';
+import { Random } from '../../ann/random.ts';
+import { checkInteger } from '../../ann/validate.ts';
+import { Embedder } from '../../embed/embedder.ts';
+import type { CropBox, ImageInput } from '../../embed/image.ts';
+import { ArgumentError, CollectionError, describe, ModelError, RisError } from '../../errors.ts';
+import type {
+  AddReport,
+  CollectionOptions,
+  CollectionProgress,
+  ImageRecord,
+  IndexStatus,
+  RemoveReport,
+  SearchHit,
+} from '../collection.ts';
+import { type CollectionManifest, EXACT_SEARCH_BELOW } from '../manifest.ts';
+import { pausePoint } from '../pause.ts';
+import type { ImageCollection } from '../store.ts';
+import { type ImageToAdd, labelsFor } from '../walk.ts';
+import { databaseError, type PgDatabase } from './connection.ts';
+import { ImageSource, makeThumbnail } from './images.ts';
+import {
+  buildLockKey,
+  efSearchFor,
+  exactSearchSql,
+  HNSW_DEFAULTS,
+  hnswIndexName,
+  hnswIndexSql,
+  hnswSearchSql,
+  readVector,
+  vectorParam,
+} from './vectors.ts';
+
+/** A collection's row in ris_collections, as read. */
+export interface CollectionRow {
+  id: number;
+  name: string;
+  manifest: unknown;
+  images_url: string | null;
+  settings: Partial<PgSettings>;
+  image_count: number;
+  generation: number;
+}
+
+/** What a Postgres collection has beyond the manifest every store has. */
+export interface PgSettings {
+  /** HNSW build settings and the search breadth used unless a search asks for more. */
+  m: number;
+  efConstruction: number;
+  efSearch: number;
+}
+
+/** One embedded image, ready to be stored with its vector and thumbnail. */
+export interface EmbeddedImage {
+  path: string;
+  labels: string[];
+  width: number;
+  height: number;
+  bytes: number;
+  sha256: string;
+  vector: Float32Array;
+  /** The WebP thumbnail; null to leave it to be made on first use. */
+  thumbnail: Buffer | null;
+  /** When it was first added (a copy keeps the original's); default now. */
+  addedAt?: string;
+}
+
+const IMAGE_COLUMNS = 'id, path, labels, width, height, bytes, sha256, added_at';
+
+interface ImageRow {
+  id: number;
+  path: string;
+  labels: string[];
+  width: number;
+  height: number;
+  bytes: number;
+  sha256: string;
+  added_at: Date;
+}
+
+/** Stores one image (row, vector and thumbnail in one statement); what it tells about duplicates. */
+const INSERT_IMAGE = `
+  WITH same AS (
+    SELECT path FROM ris_images WHERE collection_id = $1 AND sha256 = $6 ORDER BY id LIMIT 1
+  ), added AS (
+    INSERT INTO ris_images (collection_id, path, labels, width, height, sha256, bytes, embedding, added_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::vector, coalesce($10::timestamptz, now()))
+    ON CONFLICT (collection_id, path) DO NOTHING
+    RETURNING id
+  ), thumbnail AS (
+    INSERT INTO ris_thumbnails (image_id, webp) SELECT id, $9 FROM added WHERE $9::bytea IS NOT NULL
+  )
+  SELECT (SELECT id FROM added) AS id, (SELECT path FROM same) AS same`;
+
+/**
+ * Stores embedded images in the caller's transaction, each row with its vector and thumbnail, and bumps
+ * the collection's size and generation once. An image whose path is already stored is left as it is.
+ */
+export async function insertImages(
+  client: pg.PoolClient,
+  collectionId: number,
+  images: EmbeddedImage[],
+): Promise<{
+  ids: number[];
+  added: EmbeddedImage[];
+  duplicates: { path: string; sameAs: string }[];
+  alreadyPresent: number;
+}> {
+  const ids: number[] = [];
+  const added: EmbeddedImage[] = [];
+  const duplicates: { path: string; sameAs: string }[] = [];
+  let alreadyPresent = 0;
+  for (const image of images) {
+    const { rows } = await client.query<{ id: number | null; same: string | null }>(INSERT_IMAGE, [
+      collectionId,
+      image.path,
+      image.labels,
+      image.width,
+      image.height,
+      image.sha256,
+      image.bytes,
+      vectorParam(image.vector),
+      image.thumbnail,
+      image.addedAt ?? null,
+    ]);
+    const row = rows[0]!;
+    if (row.id === null) {
+      alreadyPresent++;
+      continue;
+    }
+    if (row.same !== null) duplicates.push({ path: image.path, sameAs: row.same });
+    ids.push(Number(row.id));
+    added.push(image);
+  }
+  if (ids.length > 0)
+    await client.query(
+      'UPDATE ris_collections SET image_count = image_count + $2, generation = generation + 1 WHERE id = $1',
+      [collectionId, ids.length],
+    );
+  return { ids, added, duplicates, alreadyPresent };
+}
+
+/** Checks k and nprobes as the local store does. */
+function checkSearchOptions(options: { k?: unknown; nprobes?: unknown }): {
+  k: number;
+  nprobes: number | undefined;
+} {
+  const k = checkInteger(options.k ?? 5, 'k', 1, 1000);
+  const nprobes =
+    options.nprobes === undefined ? undefined : checkInteger(options.nprobes, 'nprobes', 1, 1 << 20);
+  return { k, nprobes };
+}
+
+/**
+ * A collection in PostgreSQL with pgvector. Holds nothing but its manifest and its model: sizes, labels,
+ * images and vectors are read from the database on every call, so whatever another process (a worker, a
+ * server on another machine) committed is seen at once; `refresh()` has nothing to do.
+ *
+ * Search is exact (every vector of the collection compared, in the database) until the collection reaches
+ * EXACT_SEARCH_BELOW images; then a pgvector HNSW index of its own is built (CONCURRENTLY: writers go on
+ * meanwhile) and searches use it with `hnsw.ef_search` set for the search's k.
+ */
+export class PgCollection implements ImageCollection {
+  /** Hits are read with their rows in the same statement: a removed image is never answered. */
+  readonly staleHitsDropped = 0;
+  readonly source: ImageSource;
+  readonly settings: PgSettings;
+  private embedderPromise: Promise<Embedder> | undefined;
+  private idsCache: { generation: number; ids: Uint32Array } | undefined;
+  private readonly rootHere: boolean;
+
+  constructor(
+    private readonly db: PgDatabase,
+    readonly id: number,
+    readonly manifest: CollectionManifest,
+    imagesUrl: string | null,
+    settings: Partial<PgSettings>,
+    readonly dir: string,
+    private readonly options: CollectionOptions = {},
+  ) {
+    this.source = new ImageSource(manifest.root, imagesUrl ?? undefined);
+    this.settings = { ...HNSW_DEFAULTS, ...settings };
+    this.rootHere = existsSync(manifest.root);
+  }
+
+  get name(): string {
+    return this.manifest.name;
+  }
+
+  /** Uses an embedder already made for this collection's model (by whoever created it). */
+  adoptEmbedder(embedder: Embedder): void {
+    this.embedderPromise = Promise.resolve(embedder);
+  }
+
+  /** The embedder of the collection's model, checked to be the very model its vectors came from. */
+  embedder(): Promise<Embedder> {
+    this.embedderPromise ??= Embedder.create({ model: this.manifest.model, ...this.options.embedder }).then(
+      (embedder) => {
+        if (embedder.modelId !== this.manifest.modelId) {
+          void embedder.close();
+          throw new CollectionError(
+            'MODEL_MISMATCH',
+            `Collection "${this.name}" was built with ${this.manifest.modelId} but the model here is ${embedder.modelId}; ` +
+              'install that very model file on this machine, or build a new collection',
+          );
+        }
+        return embedder;
+      },
+      (error: unknown) => {
+        if (error instanceof ModelError && error.code === 'MODEL_NOT_FOUND') {
+          throw new ModelError(
+            'MODEL_NOT_FOUND',
+            `Collection "${this.name}" was built with the model file ${this.manifest.model}, which is missing on this machine; put it there (its vectors need that very model)`,
+            { cause: error },
+          );
+        }
+        throw error;
+      },
+    );
+    this.embedderPromise.catch(() => {
+      this.embedderPromise = undefined; // a later call tries again
+    });
+    return this.embedderPromise;
+  }
+
+  /** The collection's row now; COLLECTION_NOT_FOUND once another process deleted it. */
+  async state(): Promise<{ count: number; generation: number; ann: boolean }> {
+    const { rows } = await this.db.query<{ image_count: number; generation: number; ann: boolean | null }>(
+      `SELECT image_count, generation,
+         (SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($2)) AS ann
+       FROM ris_collections WHERE id = $1`,
+      [this.id, hnswIndexName(this.id)],
+    );
+    const row = rows[0];
+    if (!row) throw this.gone();
+    return { count: Number(row.image_count), generation: Number(row.generation), ann: row.ann === true };
+  }
+
+  async count(): Promise<number> {
+    return (await this.state()).count;
+  }
+
+  async labels(): Promise<{ label: string; count: number }[]> {
+    const { rows } = await this.db.query<{ label: string; count: number }>(
+      `SELECT label, count(*)::int8 AS count FROM ris_images, unnest(labels) AS label
+       WHERE collection_id = $1 GROUP BY label`,
+      [this.id],
+    );
+    return rows
+      .map((r) => ({ label: r.label, count: Number(r.count) }))
+      .sort((a, b) => b.count - a.count || a.label.localeCompare(b.label));
+  }
+
+  async get(id: number): Promise<ImageRecord | undefined> {
+    if (!Number.isSafeInteger(id) || id < 0) return undefined;
+    const { rows } = await this.db.query<ImageRow>(
+      `SELECT ${IMAGE_COLUMNS} FROM ris_images WHERE id = $1 AND collection_id = $2`,
+      [id, this.id],
+    );
+    return rows[0] && this.record(rows[0]);
+  }
+
+  /** Every image id, ascending; read again only when the generation moved. */
+  private async allIds(): Promise<Uint32Array> {
+    const { generation } = await this.state();
+    if (this.idsCache?.generation !== generation) {
+      const { rows } = await this.db.query<{ id: number }>(
+        'SELECT id FROM ris_images WHERE collection_id = $1 ORDER BY id',
+        [this.id],
+      );
+      this.idsCache = { generation, ids: Uint32Array.from(rows, (r) => Number(r.id)) };
+    }
+    return this.idsCache.ids;
+  }
+
+  /** The same seeded order as the local store: a seed pages through the images without repeats. */
+  async sample(seed: number, page: number, count: number): Promise<{ total: number; images: ImageRecord[] }> {
+    const ids = await this.allIds();
+    const order = new Random(seed).sample(ids.length, Math.min(ids.length, (page + 1) * count));
+    const wanted = Array.from(order.subarray(page * count, (page + 1) * count), (i) => ids[i]!);
+    const { rows } = await this.db.query<ImageRow>(
+      `SELECT ${IMAGE_COLUMNS} FROM ris_images WHERE collection_id = $1 AND id = ANY($2::int8[])`,
+      [this.id, wanted],
+    );
+    const byId = new Map(rows.map((r) => [Number(r.id), r]));
+    const images = wanted.flatMap((id) => {
+      const row = byId.get(id);
+      return row ? [this.record(row)] : [];
+    });
+    return { total: ids.length, images };
+  }
+
+  /** Every stored vector with its id, path and labels, read in pages from one snapshot. */
+  async storedVectors(): Promise<{
+    ids: Uint32Array;
+    vectors: Float32Array;
+    paths: string[];
+    labels: string[][];
+  }> {
+    const d = this.manifest.dimension;
+    return this.db.transaction(async (client) => {
+      const { rows: counted } = await client.query<{ n: number }>(
+        'SELECT count(*)::int8 AS n FROM ris_images WHERE collection_id = $1',
+        [this.id],
+      );
+      const n = Number(counted[0]!.n);
+      const ids = new Uint32Array(n);
+      const vectors = new Float32Array(n * d);
+      const paths: string[] = [];
+      const labels: string[][] = [];
+      let after = -1;
+      while (paths.length < n) {
+        const { rows } = await client.query<{ id: number; path: string; labels: string[]; v: Buffer }>(
+          `SELECT id, path, labels, vector_send(embedding) AS v FROM ris_images
+           WHERE collection_id = $1 AND id > $2 ORDER BY id LIMIT 2000`,
+          [this.id, after],
+        );
+        if (rows.length === 0) break;
+        for (const row of rows) {
+          const i = paths.length;
+          ids[i] = Number(row.id);
+          readVector(row.v, vectors, i, d);
+          paths.push(row.path);
+          labels.push(row.labels);
+          after = Number(row.id);
+        }
+      }
+      return { ids, vectors, paths, labels };
+    }, 'REPEATABLE READ');
+  }
+
+  /** Paths as stored: relative to the root for images under it, absolute otherwise (as the local store). */
+  storedPath(file: string): string {
+    const absolute = resolve(file);
+    const rel = relative(this.manifest.root, absolute);
+    return rel.startsWith('..') || isAbsolute(rel) ? absolute : rel.split(sep).join('/');
+  }
+
+  /** Where an image is for this machine: its file under the root, or its URL when the root is not here. */
+  absolutePath(stored: string): string {
+    if (!this.rootHere) {
+      const url = this.source.urlOf(stored);
+      if (url) return url;
+    }
+    return isAbsolute(stored) ? stored : join(this.manifest.root, stored);
+  }
+
+  /** The paths of `paths` already stored. */
+  async storedPaths(paths: string[]): Promise<Set<string>> {
+    const present = new Set<string>();
+    for (let i = 0; i < paths.length; i += 10_000) {
+      const { rows } = await this.db.query<{ path: string }>(
+        'SELECT path FROM ris_images WHERE collection_id = $1 AND path = ANY($2::text[])',
+        [this.id, paths.slice(i, i + 10_000)],
+      );
+      for (const row of rows) present.add(row.path);
+    }
+    return present;
+  }
+
+  /**
+   * Embeds images on this machine and stores them, one transaction per batch (row, vector and thumbnail
+   * of each image together), so an interrupted run keeps what it finished and the next run skips those.
+   * Once the collection is large enough its HNSW index is built.
+   */
+  async addImages(
+    images: ImageToAdd[],
+    options: { onProgress?: (e: CollectionProgress) => void; signal?: AbortSignal } = {},
+  ): Promise<AddReport> {
+    const embedder = await this.embedder();
+    const present = await this.storedPaths(images.map((image) => this.storedPath(image.path)));
+    const todo = images.filter((image) => !present.has(this.storedPath(image.path)));
+    const report: AddReport = {
+      added: 0,
+      alreadyPresent: images.length - todo.length,
+      failures: [],
+      duplicates: [],
+      ids: [],
+    };
+    const bytesOf = new Map<number, Buffer>();
+    const inputs = async function* () {
+      for (const [i, image] of todo.entries()) {
+        try {
+          const bytes = await readFile(image.path);
+          bytesOf.set(i, bytes);
+          yield bytes as ImageInput;
+        } catch {
+          yield image.path; // the embedder reports it as missing or unreadable
+        }
+      }
+    };
+    const d = embedder.dimension;
+    for await (const batch of embedder.embedMany(inputs(), { onProgress: options.onProgress })) {
+      options.signal?.throwIfAborted();
+      const rows: EmbeddedImage[] = [];
+      const thumbnails = await Promise.all(
+        Array.from(batch.indices, (index) =>
+          makeThumbnail(bytesOf.get(index)!, todo[index]!.path).then(
+            (webp) => webp,
+            (error: RisError) => error,
+          ),
+        ),
+      );
+      for (const [r, index] of batch.indices.entries()) {
+        const image = todo[index]!;
+        const bytes = bytesOf.get(index)!;
+        const path = this.storedPath(image.path);
+        const thumbnail = thumbnails[r]!;
+        if (thumbnail instanceof RisError) {
+          report.failures.push({ path: image.path, error: thumbnail });
+          continue;
+        }
+        rows.push({
+          path,
+          labels: image.labels ?? labelsFor(image.path, this.manifest.root),
+          width: batch.sizes[2 * r]!,
+          height: batch.sizes[2 * r + 1]!,
+          bytes: bytes.length,
+          sha256: createHash('sha256').update(bytes).digest('hex'),
+          vector: batch.vectors.subarray(r * d, (r + 1) * d),
+          thumbnail,
+        });
+      }
+      if (rows.length > 0) {
+        const stored = await this.db.transaction((client) => insertImages(client, this.id, rows));
+        report.ids.push(...stored.ids);
+        report.added += stored.ids.length;
+        report.alreadyPresent += stored.alreadyPresent; // another process added them since we looked
+        report.duplicates.push(...stored.duplicates);
+        pausePoint('add:committed');
+      }
+      for (const failure of batch.failures)
+        report.failures.push({ path: todo[failure.index]!.path, error: failure.error });
+      for (const index of batch.indices) bytesOf.delete(index);
+      for (const failure of batch.failures) bytesOf.delete(failure.index);
+    }
+    if (report.added > 0) await this.ensureIndex(options);
+    return report;
+  }
+
+  /** Removes images by id or by stored path (or a path that resolves to one), in one transaction. */
+  async removeImages(targets: (number | string)[]): Promise<RemoveReport> {
+    const notFound: (number | string)[] = [];
+    const removed = await this.db.transaction(async (client) => {
+      let count = 0;
+      for (const target of targets) {
+        const { rows } =
+          typeof target === 'number'
+            ? await client.query('DELETE FROM ris_images WHERE collection_id = $1 AND id = $2 RETURNING id', [
+                this.id,
+                target,
+              ])
+            : await client.query(
+                'DELETE FROM ris_images WHERE collection_id = $1 AND path IN ($2, $3) RETURNING id',
+                [this.id, target, this.storedPath(target)],
+              );
+        if (rows.length > 0) count += rows.length;
+        else notFound.push(target);
+      }
+      if (count > 0)
+        await client.query(
+          'UPDATE ris_collections SET image_count = image_count - $2, generation = generation + 1 WHERE id = $1',
+          [this.id, count],
+        );
+      return count;
+    });
+    pausePoint('remove:committed');
+    return { removed, notFound };
+  }
+
+  /** The smallest size at which searches use the HNSW index ('flat' collections never do). */
+  private annFrom(): number {
+    const { kind } = this.manifest.index;
+    if (kind === 'flat') return Number.POSITIVE_INFINITY;
+    return kind === 'ivf-pq' ? 256 : EXACT_SEARCH_BELOW;
+  }
+
+  /**
+   * Builds the HNSW index once the collection has reached the size for it (a no-op when it exists, or
+   * when another process is building it). Writers and searches go on while it is built.
+   */
+  async ensureIndex(options: { onProgress?: (e: CollectionProgress) => void } = {}): Promise<void> {
+    const { count, ann } = await this.state();
+    if (ann || count < this.annFrom()) return;
+    await this.buildIndex(count, false, options);
+  }
+
+  /** Rebuilds the HNSW index from every stored vector (or drops it when the collection is small again). */
+  async retrain(options: { onProgress?: (e: CollectionProgress) => void } = {}): Promise<void> {
+    const { count } = await this.state();
+    if (count < this.annFrom() / 2 || this.annFrom() === Number.POSITIVE_INFINITY) {
+      await this.db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${hnswIndexName(this.id)}`);
+      return;
+    }
+    await this.buildIndex(count, true, options);
+  }
+
+  /**
+   * (Re)builds the index on a connection of its own, under an advisory lock so that two processes never
+   * build it at once (the second one finds it built, or leaves it to the first). An invalid index left
+   * by a killed build is dropped first.
+   */
+  private async buildIndex(
+    count: number,
+    rebuild: boolean,
+    options: { onProgress?: (e: CollectionProgress) => void },
+  ): Promise<'built' | 'busy' | 'exists' | 'unsupported'> {
+    const create = hnswIndexSql(this.id, this.manifest.dimension, this.settings);
+    if (!create) return 'unsupported'; // past 4,000 dimensions: exact search only
+    const name = hnswIndexName(this.id);
+    const client = await this.db.connect();
+    let failed = false;
+    try {
+      const { rows: locked } = await client.query<{ ok: boolean }>(
+        'SELECT pg_try_advisory_lock($1, $2) AS ok',
+        buildLockKey(this.id),
+      );
+      if (!locked[0]?.ok) return 'busy';
+      try {
+        const { rows } = await client.query<{ valid: boolean }>(
+          'SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass($1)',
+          [name],
+        );
+        const valid = rows[0]?.valid === true;
+        if (valid && !rebuild) return 'exists';
+        (options.onProgress ?? this.options.onProgress)?.({ type: 'train', images: count });
+        if (rows[0] && !valid) await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+        // HNSW builds fast while its graph fits in maintenance_work_mem (default 64 MB).
+        await client.query(`SET maintenance_work_mem = '256MB'`);
+        await client.query(valid ? `REINDEX INDEX CONCURRENTLY ${name}` : create);
+        await client.query('RESET maintenance_work_mem');
+        await client.query('ANALYZE ris_images'); // the planner's row counts, for the new partial index
+        return 'built';
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1, $2)', buildLockKey(this.id));
+      }
+    } catch (error) {
+      failed = true; // its session settings are unknown now: never hand it out again
+      throw databaseError(error, this.db.location);
+    } finally {
+      client.release(failed);
+    }
+  }
+
+  /** Nothing is cached but the model: every call reads the database. */
+  async refresh(): Promise<void> {}
+
+  async search(
+    input: ImageInput,
+    options: { k?: number; crop?: CropBox; nprobes?: number } = {},
+  ): Promise<SearchHit[]> {
+    checkSearchOptions(options);
+    const embedder = await this.embedder();
+    const query = await embedder.embed(input, { crop: options.crop });
+    return this.searchVector(query, options);
+  }
+
+  /**
+   * The k nearest images in one transaction: the collection's state and `hnsw.ef_search` (set locally, for
+   * this search only) in one statement, then the search, by the HNSW index once there is one or exactly.
+   * `nprobes`, the local index's breadth, is taken as a floor for ef_search.
+   */
+  async searchVector(
+    query: Float32Array,
+    options: { k?: number; nprobes?: number } = {},
+  ): Promise<SearchHit[]> {
+    const { k, nprobes } = checkSearchOptions(options);
+    const d = this.manifest.dimension;
+    if (!(query instanceof Float32Array) || query.length !== d)
+      throw new ArgumentError(
+        'DIMENSION_MISMATCH',
+        `Expected a query vector of ${d} values (the model of "${this.name}") but received ${describe(query)}`,
+      );
+    const ef = efSearchFor(k, this.settings.efSearch, nprobes);
+    const rows = await this.db.transaction(async (client) => {
+      // With the index in use, sorting is switched off for this transaction: the planner then takes the
+      // index scan that yields rows in distance order rather than a sort of every row, which stale
+      // statistics on a new collection can make look cheaper.
+      const { rows: state } = await client.query<{ image_count: number; ann: boolean }>(
+        `SELECT image_count, ann, set_config('hnsw.ef_search', $3, true),
+           set_config('enable_sort', CASE WHEN ann AND image_count >= $4 THEN 'off' ELSE 'on' END, true)
+         FROM (SELECT image_count,
+                 coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($2)), false) AS ann
+               FROM ris_collections WHERE id = $1) AS collection`,
+        [this.id, hnswIndexName(this.id), String(ef), Math.min(Number.MAX_SAFE_INTEGER, this.annFrom() / 2)],
+      );
+      const row = state[0];
+      if (!row) throw this.gone();
+      const count = Number(row.image_count);
+      if (count === 0)
+        throw new CollectionError(
+          'EMPTY_COLLECTION',
+          `Collection "${this.name}" has no images yet; add some with ris add ${this.name} <folder> ` +
+            `(or run ris index again, or ris worker, if indexing it was interrupted)`,
+        );
+      const approximate = row.ann && count >= this.annFrom() / 2;
+      const hnsw = approximate ? hnswSearchSql(this.id, d, IMAGE_COLUMNS) : undefined;
+      const { rows: hits } = hnsw
+        ? await client.query<ImageRow & { distance: number }>(hnsw, [vectorParam(query), k])
+        : await client.query<ImageRow & { distance: number }>(exactSearchSql(IMAGE_COLUMNS), [
+            vectorParam(query),
+            k,
+            this.id,
+          ]);
+      return hits;
+    });
+    return rows.map((row) => {
+      const distance = Number(row.distance);
+      return { ...this.record(row), distance, similarity: 1 - distance };
+    });
+  }
+
+  /** The index lives in PostgreSQL: there is none in memory to draw. */
+  searchIndex(): undefined {
+    return undefined;
+  }
+
+  async readImage(record: ImageRecord): Promise<Buffer> {
+    return this.source.read(record.path, `image ${record.id}`, this.name);
+  }
+
+  /** The WebP stored with the image; made from the file (and stored) when a copy left it out. */
+  async thumbnail(record: ImageRecord): Promise<Buffer> {
+    const { rows } = await this.db.query<{ webp: Buffer }>(
+      'SELECT webp FROM ris_thumbnails WHERE image_id = $1',
+      [record.id],
+    );
+    if (rows[0]) return rows[0].webp;
+    const webp = await makeThumbnail(
+      await this.readImage(record),
+      `image ${record.id} (${record.absolutePath})`,
+    );
+    await this.db.query(
+      `INSERT INTO ris_thumbnails (image_id, webp) SELECT id, $2 FROM ris_images WHERE id = $1
+       ON CONFLICT (image_id) DO NOTHING`,
+      [record.id, webp],
+    );
+    return webp;
+  }
+
+  async status(): Promise<IndexStatus> {
+    const { count, generation, ann } = await this.state();
+    const hnsw = ann && count >= this.annFrom() / 2;
+    return {
+      kind: hnsw ? 'hnsw' : 'flat',
+      indexed: count,
+      trainedOn: count,
+      generation,
+      databaseGeneration: generation,
+      settings: this.manifest.index,
+      built: hnsw
+        ? { m: this.settings.m, efConstruction: this.settings.efConstruction, index: 'pgvector' }
+        : {},
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.embedderPromise) await (await this.embedderPromise.catch(() => undefined))?.close();
+  }
+
+  private record(row: ImageRow): ImageRecord {
+    return {
+      id: Number(row.id),
+      path: row.path,
+      labels: row.labels,
+      width: row.width,
+      height: row.height,
+      bytes: Number(row.bytes),
+      sha256: row.sha256,
+      addedAt: row.added_at instanceof Date ? row.added_at.toISOString() : String(row.added_at),
+      absolutePath: this.absolutePath(row.path),
+    };
+  }
+
+  private gone(): CollectionError {
+    return new CollectionError(
+      'COLLECTION_NOT_FOUND',
+      `Collection "${this.name}" was deleted from the database; ris collections list --store … shows what there is`,
+    );
+  }
+}

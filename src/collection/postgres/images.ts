@@ -1,0 +1,111 @@
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import sharp from 'sharp';
+import { fetch } from 'undici';
+import { ImageError } from '../../errors.ts';
+
+/** Largest image file read from an images URL. */
+const MAX_IMAGE_BYTES = 100_000_000;
+const FETCH_TIMEOUT_MS = 30_000;
+
+/**
+ * Where the files of a collection's images are: the root folder (paths are stored relative to it; every
+ * machine that embeds or serves originals mounts it at the same place), and optionally an http(s) base URL
+ * the same relative paths are found under, for machines without the mount. A file is read from the root
+ * when it is there, else from the URL.
+ */
+export class ImageSource {
+  constructor(
+    readonly root: string,
+    readonly url: string | undefined,
+  ) {}
+
+  /** Where an image is: its file under the root, or (with no such file here) its URL. */
+  locate(path: string): string {
+    return isAbsolute(path) ? path : join(this.root, path);
+  }
+
+  urlOf(path: string): string | undefined {
+    if (!this.url || isAbsolute(path)) return undefined;
+    const base = this.url.endsWith('/') ? this.url : `${this.url}/`;
+    return new URL(path.split('/').map(encodeURIComponent).join('/'), base).toString();
+  }
+
+  /** The bytes of the image stored under `path` (for messages: `what`, such as "image 17"). */
+  async read(path: string, what: string, collection: string): Promise<Buffer> {
+    const file = this.locate(path);
+    try {
+      return await readFile(file);
+    } catch (error) {
+      const url = this.urlOf(path);
+      if (url) return fetchImageFile(url, what);
+      throw fileError(error as NodeJS.ErrnoException, file, what, collection);
+    }
+  }
+}
+
+function fileError(error: NodeJS.ErrnoException, file: string, what: string, collection: string): ImageError {
+  if (error.code === 'ENOENT' || error.code === 'ENOTDIR')
+    return new ImageError(
+      'IMAGE_NOT_FOUND',
+      `The file of ${what} is gone: ${file} (collection "${collection}"); put it back, mount the images folder at the same place on this machine, or give the collection an images URL`,
+    );
+  return new ImageError(
+    'IMAGE_UNREADABLE',
+    `The file of ${what} cannot be read: ${file} (${error.code ?? error.message})`,
+  );
+}
+
+async function fetchImageFile(url: string, what: string): Promise<Buffer> {
+  let response: Awaited<ReturnType<typeof fetch>>;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'follow' });
+  } catch (error) {
+    throw new ImageError(
+      'IMAGE_UNREADABLE',
+      `The file of ${what} cannot be fetched from ${url} (${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message})`,
+    );
+  }
+  if (response.status === 404 || response.status === 410) {
+    await response.body?.cancel();
+    throw new ImageError('IMAGE_NOT_FOUND', `The file of ${what} is gone: ${url} answers ${response.status}`);
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new ImageError(
+      'IMAGE_UNREADABLE',
+      `The file of ${what} cannot be fetched: ${url} answers ${response.status}`,
+    );
+  }
+  const length = Number(response.headers.get('content-length') ?? 0);
+  if (length > MAX_IMAGE_BYTES) {
+    await response.body?.cancel();
+    throw new ImageError(
+      'IMAGE_TOO_LARGE',
+      `The file of ${what} at ${url} is ${length} bytes, over ${MAX_IMAGE_BYTES}`,
+    );
+  }
+  const bytes = Buffer.from(await response.arrayBuffer());
+  if (bytes.length > MAX_IMAGE_BYTES)
+    throw new ImageError('IMAGE_TOO_LARGE', `The file of ${what} at ${url} is over ${MAX_IMAGE_BYTES} bytes`);
+  return bytes;
+}
+
+/**
+ * The 256-pixel WebP every store shows (the size and quality of the local store's thumbnail cache). Made
+ * for every image a worker stores, so with WebP effort 2 instead of 4: 30 % less time, 2 % more bytes.
+ */
+export async function makeThumbnail(bytes: Buffer, what: string): Promise<Buffer> {
+  try {
+    return await sharp(bytes)
+      .rotate()
+      .resize(256, 256, { fit: 'inside', withoutEnlargement: true })
+      .webp({ quality: 80, effort: 2 })
+      .toBuffer();
+  } catch (error) {
+    throw new ImageError(
+      'CORRUPT_IMAGE',
+      `The file of ${what} cannot be decoded any more (${(error as Error).message})`,
+    );
+  }
+}

@@ -1,0 +1,460 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { CollectionError, RisError } from '../../errors.ts';
+import type { CollectionOptions, CollectionProgress } from '../collection.ts';
+import { pausePoint } from '../pause.ts';
+import type { ImageToAdd } from '../walk.ts';
+import { type EmbeddedImage, insertImages, type PgCollection } from './collection.ts';
+import type { PgDatabase } from './connection.ts';
+import { makeThumbnail } from './images.ts';
+
+/**
+ * The work queue: ris_jobs holds the images of `ris index --enqueue` until a worker has stored them.
+ *
+ * - A worker claims a batch with `SELECT … FOR UPDATE SKIP LOCKED` (concurrent workers skip each other's
+ *   rows instead of waiting) and stamps it with a lease (`locked_by`, `locked_until`) in the same
+ *   statement; the claim is committed at once, so no transaction stays open while it embeds.
+ * - While it works it extends the lease (a heartbeat every third of it). A worker that dies (`kill -9`, a
+ *   lost machine) stops doing so: once the lease has run out its batch is claimed again by another worker.
+ *   Nothing is lost, and since a live worker keeps its lease, no image is embedded by two workers.
+ * - It stores a batch in one transaction that first locks its jobs and checks they are still its own, then
+ *   writes each image (row, vector, thumbnail) and deletes the jobs. A worker that lost its lease (paused
+ *   longer than the lease) stores nothing of that batch.
+ * - Each claim counts an attempt. An image that cannot be decoded fails at once; one that cannot be read
+ *   (a file not there yet, a URL that failed) is retried after 5 s, 10 s, …; a job claimed `max_attempts`
+ *   times by workers that died with it (an image that kills the worker) is marked failed. Failed jobs
+ *   keep their error for `ris collections info`, and `ris index --enqueue` again puts them back.
+ */
+
+/** Decoding failures: the same bytes will fail again, so they are not retried. */
+const PERMANENT = new Set<string>(['EMPTY_IMAGE', 'UNSUPPORTED_IMAGE', 'CORRUPT_IMAGE', 'IMAGE_TOO_LARGE']);
+
+export const DEFAULT_LEASE_SECONDS = 120;
+export const DEFAULT_WORKER_BATCH = 32;
+
+export interface QueueReport {
+  /** Newly queued (or failed ones queued again). */
+  queued: number;
+  /** Already stored in the collection: not queued. */
+  alreadyStored: number;
+  /** Already waiting in the queue. */
+  alreadyQueued: number;
+}
+
+/** Puts images in the queue of a collection; images already stored or queued are left out. */
+export async function enqueueImages(
+  db: PgDatabase,
+  collection: PgCollection,
+  images: ImageToAdd[],
+): Promise<QueueReport> {
+  const report: QueueReport = { queued: 0, alreadyStored: 0, alreadyQueued: 0 };
+  for (let i = 0; i < images.length; i += 5000) {
+    const chunk = images.slice(i, i + 5000);
+    const paths = chunk.map((image) => collection.storedPath(image.path));
+    const labels = chunk.map((image) => JSON.stringify(image.labels ?? []));
+    const { rows } = await db.query<{ fresh: number; queued: number }>(
+      `WITH input AS (
+         SELECT * FROM unnest($2::text[], $3::text[]) AS u (path, labels)
+       ), fresh AS (
+         SELECT path, labels::jsonb AS labels FROM input
+         WHERE NOT EXISTS (SELECT 1 FROM ris_images m WHERE m.collection_id = $1 AND m.path = input.path)
+       ), queued AS (
+         INSERT INTO ris_jobs (collection_id, path, labels) SELECT $1, path, labels FROM fresh
+         ON CONFLICT (collection_id, path) DO UPDATE
+           SET state = 'pending', attempts = 0, run_after = now(), error_code = NULL, last_error = NULL,
+               locked_by = NULL, locked_until = NULL
+           WHERE ris_jobs.state = 'failed'
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT count(*) FROM queued) AS queued`,
+      [collection.id, paths, labels],
+    );
+    const fresh = Number(rows[0]!.fresh);
+    const queued = Number(rows[0]!.queued);
+    report.queued += queued;
+    report.alreadyStored += chunk.length - fresh;
+    report.alreadyQueued += fresh - queued;
+  }
+  return report;
+}
+
+export interface QueueStatus {
+  pending: number;
+  /** Of the pending ones, those a worker holds now. */
+  inProgress: number;
+  failed: number;
+  /** The first failures, oldest first. */
+  failures: { path: string; code: string | null; error: string; attempts: number }[];
+}
+
+export async function queueStatus(
+  db: PgDatabase,
+  collectionId: number,
+  failuresShown = 20,
+): Promise<QueueStatus> {
+  const { rows } = await db.query<{ pending: number; in_progress: number; failed: number }>(
+    `SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
+            count(*) FILTER (WHERE state = 'pending' AND locked_until > now()) AS in_progress,
+            count(*) FILTER (WHERE state = 'failed') AS failed
+     FROM ris_jobs WHERE collection_id = $1`,
+    [collectionId],
+  );
+  const { rows: failures } = await db.query<{
+    path: string;
+    error_code: string | null;
+    last_error: string;
+    attempts: number;
+  }>(
+    `SELECT path, error_code, last_error, attempts FROM ris_jobs
+     WHERE collection_id = $1 AND state = 'failed' ORDER BY id LIMIT $2`,
+    [collectionId, failuresShown],
+  );
+  return {
+    pending: Number(rows[0]?.pending ?? 0),
+    inProgress: Number(rows[0]?.in_progress ?? 0),
+    failed: Number(rows[0]?.failed ?? 0),
+    failures: failures.map((f) => ({
+      path: f.path,
+      code: f.error_code,
+      error: f.last_error,
+      attempts: f.attempts,
+    })),
+  };
+}
+
+interface Job {
+  id: number;
+  collection_id: number;
+  path: string;
+  labels: string[];
+  attempts: number;
+}
+
+export type WorkerProgress =
+  | CollectionProgress
+  | { type: 'worker-start'; worker: string; collections: string[] }
+  | { type: 'worker-refused'; collection: string; reason: string }
+  | {
+      type: 'worker-batch';
+      collection: string;
+      stored: number;
+      failed: number;
+      /** Already stored (by `ris add`, or a job queued twice): nothing to do. */
+      skipped: number;
+      /** Lost to another worker after this one's lease ran out: not stored by this one. */
+      lost: number;
+      /** Still waiting in the collection's queue. */
+      pending: number;
+      /** Stored images whose bytes equal an image already in the collection. */
+      duplicates: { path: string; sameAs: string }[];
+    }
+  | { type: 'worker-stopping' };
+
+export interface WorkerOptions {
+  /** Collections to work for. Default: every collection of the store, looked up again every 30 s. */
+  collections?: string[];
+  /** Refuse collections of another model (MODEL_MISMATCH); default: each collection's own model. */
+  model?: string;
+  /** Images claimed at once. Default 32. */
+  batchSize?: number;
+  /** Seconds a claim holds before another worker may take it over. Default 120. */
+  leaseSeconds?: number;
+  /** Stop once no work is waiting or held by anyone (a batch job); default: wait for more work. */
+  untilDone?: boolean;
+  /** Stops the worker after the batch in hand. */
+  signal?: AbortSignal;
+  /** How collections and their embedders are opened. */
+  collectionOptions?: CollectionOptions;
+  onProgress?: (event: WorkerProgress) => void;
+}
+
+export interface WorkerReport {
+  worker: string;
+  /** Images this worker embedded and stored. */
+  stored: number;
+  failed: number;
+  skipped: number;
+  lost: number;
+  /** Stored images that are exact duplicates of one already stored (reported, and stored all the same). */
+  duplicates: number;
+}
+
+/** What a worker needs of the store: its database and how to open its collections. */
+export interface WorkerStore {
+  readonly db: PgDatabase;
+  list(): Promise<string[]>;
+  open(name: string, options?: CollectionOptions): Promise<PgCollection>;
+}
+
+/** A worker's name in the queue: where it runs, so a stuck claim can be traced to its machine. */
+export function workerName(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Claims, embeds and stores queued images until stopped (or, with `untilDone`, until there is nothing
+ * left). Each collection's images are embedded with its own model.
+ */
+export async function runWorker(store: WorkerStore, options: WorkerOptions = {}): Promise<WorkerReport> {
+  const worker = workerName();
+  const batchSize = options.batchSize ?? DEFAULT_WORKER_BATCH;
+  const lease = options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  const report: WorkerReport = { worker, stored: 0, failed: 0, skipped: 0, lost: 0, duplicates: 0 };
+  const open = new Map<number, PgCollection>();
+  const refused = new Set<string>();
+  let listedAt = 0;
+
+  /** The collections to work for, opened once each and checked against the model. */
+  const collections = async (): Promise<PgCollection[]> => {
+    if (options.collections && listedAt > 0) return [...open.values()];
+    if (!options.collections && Date.now() - listedAt < 30_000) return [...open.values()];
+    listedAt = Date.now();
+    const names = options.collections ?? (await store.list());
+    for (const name of names) {
+      if (refused.has(name) || [...open.values()].some((c) => c.name === name)) continue;
+      const collection = await store.open(name, options.collectionOptions);
+      try {
+        checkModel(collection, options.model);
+        await collection.embedder();
+        open.set(collection.id, collection);
+      } catch (error) {
+        await collection.close();
+        if (options.collections || !(error instanceof RisError)) throw error;
+        refused.add(name);
+        options.onProgress?.({ type: 'worker-refused', collection: name, reason: (error as Error).message });
+      }
+    }
+    return [...open.values()];
+  };
+
+  try {
+    const first = await collections();
+    options.onProgress?.({ type: 'worker-start', worker, collections: first.map((c) => c.name) });
+    let idleMs = 250;
+    while (!options.signal?.aborted) {
+      const targets = await collections();
+      const ids = targets.map((c) => c.id);
+      const jobs = ids.length > 0 ? await claim(store.db, ids, batchSize, worker, lease) : [];
+      if (jobs.length === 0) {
+        if (options.untilDone && (ids.length === 0 || (await waiting(store.db, ids)) === 0)) break;
+        await sleep(idleMs, options.signal);
+        idleMs = Math.min(idleMs * 2, 5000);
+        continue;
+      }
+      idleMs = 250;
+      for (const [collectionId, batch] of groupBy(jobs, (job) => job.collection_id)) {
+        const collection = open.get(collectionId)!;
+        await work(store.db, collection, batch, worker, lease, report, options);
+      }
+    }
+    options.onProgress?.({ type: 'worker-stopping' });
+  } finally {
+    await Promise.all([...open.values()].map((c) => c.close()));
+  }
+  return report;
+}
+
+/** A worker started for one model refuses collections of another (and every worker checks the file's hash). */
+function checkModel(collection: PgCollection, model: string | undefined): void {
+  if (model === undefined) return;
+  const wanted = model.endsWith('.onnx') ? resolve(model) : model;
+  if (collection.manifest.model !== wanted)
+    throw new CollectionError(
+      'MODEL_MISMATCH',
+      `Collection "${collection.name}" uses the model ${collection.manifest.model} but this worker runs ${model}; start it with --model ${collection.manifest.model}, or without --model`,
+    );
+}
+
+/** Claims up to `limit` jobs, oldest first, skipping rows other workers are claiming at this moment. */
+async function claim(
+  db: PgDatabase,
+  collectionIds: number[],
+  limit: number,
+  worker: string,
+  lease: number,
+): Promise<Job[]> {
+  // Jobs whose every attempt ended with a dead worker: failed, so they stop killing workers.
+  await db.query(
+    `UPDATE ris_jobs SET state = 'failed', error_code = 'ABANDONED',
+       last_error = 'claimed ' || attempts || ' times by workers that stopped before storing it (killed, or out of memory?)',
+       locked_by = NULL, locked_until = NULL
+     WHERE state = 'pending' AND collection_id = ANY($1::int8[]) AND attempts >= max_attempts AND locked_until < now()`,
+    [collectionIds],
+  );
+  const { rows } = await db.query<Job>(
+    `WITH picked AS (
+       SELECT id FROM ris_jobs
+       WHERE state = 'pending' AND collection_id = ANY($1::int8[]) AND run_after <= now()
+         AND attempts < max_attempts AND (locked_until IS NULL OR locked_until < now())
+       ORDER BY id
+       LIMIT $2
+       FOR UPDATE SKIP LOCKED
+     )
+     UPDATE ris_jobs j
+     SET locked_by = $3, locked_until = now() + make_interval(secs => $4), attempts = j.attempts + 1
+     FROM picked WHERE j.id = picked.id
+     RETURNING j.id, j.collection_id, j.path, j.labels, j.attempts`,
+    [collectionIds, limit, worker, lease],
+  );
+  return rows
+    .map((r) => ({ ...r, id: Number(r.id), collection_id: Number(r.collection_id) }))
+    .sort((a, b) => a.id - b.id);
+}
+
+/** Jobs of these collections not finished yet: waiting, held by a worker, or due for a retry. */
+async function waiting(db: PgDatabase, collectionIds: number[]): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*) AS n FROM ris_jobs WHERE state = 'pending' AND collection_id = ANY($1::int8[])`,
+    [collectionIds],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Embeds and stores one collection's share of a claimed batch. */
+async function work(
+  db: PgDatabase,
+  collection: PgCollection,
+  jobs: Job[],
+  worker: string,
+  lease: number,
+  report: WorkerReport,
+  options: WorkerOptions,
+): Promise<void> {
+  const jobIds = jobs.map((job) => job.id);
+  const heartbeat = setInterval(
+    () => {
+      db.query(
+        `UPDATE ris_jobs SET locked_until = now() + make_interval(secs => $3) WHERE id = ANY($1::int8[]) AND locked_by = $2`,
+        [jobIds, worker, lease],
+      ).catch(() => undefined); // the store step finds out whether the claim still holds
+    },
+    Math.max(1000, (lease * 1000) / 3),
+  );
+  try {
+    const present = await collection.storedPaths(jobs.map((job) => job.path));
+    const todo = jobs.filter((job) => !present.has(job.path));
+    const skipped = jobs.filter((job) => present.has(job.path));
+    const failures: { job: Job; error: RisError }[] = [];
+    const read = await Promise.all(
+      todo.map((job) =>
+        collection.source.read(job.path, job.path, collection.name).then(
+          (bytes) => ({ job, bytes }),
+          (error: RisError) => {
+            failures.push({ job, error });
+            return undefined;
+          },
+        ),
+      ),
+    );
+    const readable = read.filter((r): r is { job: Job; bytes: Buffer } => r !== undefined);
+    // Thumbnails are made on libuv's threads while the network runs on onnxruntime's.
+    const thumbnails = readable.map((r) =>
+      makeThumbnail(r.bytes, r.job.path).then(
+        (webp) => webp,
+        (error: RisError) => error,
+      ),
+    );
+    const embedder = await collection.embedder();
+    const embedded: { job: Job; image: EmbeddedImage }[] = [];
+    if (readable.length > 0) {
+      const d = collection.manifest.dimension;
+      const inputs = readable.map((r) => r.bytes);
+      for await (const batch of embedder.embedMany(inputs, { batchSize: inputs.length })) {
+        for (const failure of batch.failures)
+          failures.push({ job: readable[failure.index]!.job, error: failure.error });
+        for (const [r, index] of batch.indices.entries()) {
+          const { job, bytes } = readable[index]!;
+          const thumbnail = await thumbnails[index]!;
+          if (thumbnail instanceof RisError) {
+            failures.push({ job, error: thumbnail });
+            continue;
+          }
+          embedded.push({
+            job,
+            image: {
+              path: job.path,
+              labels: job.labels,
+              width: batch.sizes[2 * r]!,
+              height: batch.sizes[2 * r + 1]!,
+              bytes: bytes.length,
+              sha256: createHash('sha256').update(bytes).digest('hex'),
+              vector: batch.vectors.subarray(r * d, (r + 1) * d),
+              thumbnail,
+            },
+          });
+        }
+      }
+    }
+    pausePoint('worker:embedded');
+    const outcome = await db.transaction(async (client) => {
+      const { rows } = await client.query<{ id: number }>(
+        'SELECT id FROM ris_jobs WHERE id = ANY($1::int8[]) AND locked_by = $2 FOR UPDATE',
+        [jobIds, worker],
+      );
+      const mine = new Set(rows.map((r) => Number(r.id)));
+      const images = embedded.filter((e) => mine.has(e.job.id)).map((e) => e.image);
+      const stored = await insertImages(client, collection.id, images);
+      const done = [...embedded.map((e) => e.job), ...skipped]
+        .filter((job) => mine.has(job.id))
+        .map((job) => job.id);
+      if (done.length > 0) await client.query('DELETE FROM ris_jobs WHERE id = ANY($1::int8[])', [done]);
+      let failed = 0;
+      for (const { job, error } of failures) {
+        if (!mine.has(job.id)) continue;
+        failed++;
+        await client.query(
+          `UPDATE ris_jobs SET
+             state = CASE WHEN $3 OR attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+             run_after = now() + make_interval(secs => least(300, 5 * power(2, attempts - 1))),
+             error_code = $4, last_error = $5, locked_by = NULL, locked_until = NULL
+           WHERE id = $1 AND locked_by = $2`,
+          [job.id, worker, PERMANENT.has(error.code), error.code ?? null, error.message],
+        );
+      }
+      return {
+        stored: stored.ids.length,
+        duplicates: stored.duplicates,
+        skipped: skipped.filter((job) => mine.has(job.id)).length + stored.alreadyPresent,
+        failed,
+        lost: jobs.length - mine.size,
+      };
+    });
+    pausePoint('worker:committed');
+    report.stored += outcome.stored;
+    report.failed += outcome.failed;
+    report.skipped += outcome.skipped;
+    report.lost += outcome.lost;
+    report.duplicates += outcome.duplicates.length;
+    const pending = await waiting(db, [collection.id]);
+    options.onProgress?.({ type: 'worker-batch', collection: collection.name, ...outcome, pending });
+    // The last batch of a large collection builds its HNSW index (one worker does; the others find it).
+    if (pending === 0) await collection.ensureIndex({ onProgress: options.onProgress });
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+function groupBy<T, K>(items: T[], key: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
