@@ -47,5 +47,7 @@ export {
   RisError,
   StateError,
 } from './errors.ts';
+export * from './experiment/index.ts';
 export { readFvecs, writeFvecs } from './node/fvecs.ts';
+export { createNodeHnswBuilder } from './node/hnsw-builder.ts';
 export { createParallelAssigner } from './node/parallel-assigner.ts';
