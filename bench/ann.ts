@@ -23,7 +23,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Random } from '../src/ann/random.ts';
-import { createNodeHnswBuilder } from '../src/node/hnsw-builder.ts';
 import {
   createParallelAssigner,
   FlatIndex,
@@ -34,6 +33,7 @@ import {
   readFvecs,
   writeFvecs,
 } from '../src/index.ts';
+import { createNodeHnswBuilder } from '../src/node/hnsw-builder.ts';
 
 const root = join(import.meta.dirname, '..');
 const out = join(root, 'bench', 'results');

@@ -43,7 +43,11 @@ const freshSet = () => {
 };
 
 /** A collection of `perClass` × 4 images: exact search, or IVF-PQ from the start. */
-async function collection(name: string, kind: 'flat' | 'hnsw' | 'ivf-pq', perClass: number): Promise<Invariants> {
+async function collection(
+  name: string,
+  kind: 'flat' | 'hnsw' | 'ivf-pq',
+  perClass: number,
+): Promise<Invariants> {
   const home = join(dir, `home-${name}`);
   const images = join(dir, `images-${name}`);
   await writeClassFolders(images, 4, perClass, 48, { flat: 3, hnsw: 5, 'ivf-pq': 4 }[kind]);

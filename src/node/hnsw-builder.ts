@@ -9,8 +9,10 @@ import { createHnswBuilder, type HnswBuilder } from '../ann/hnsw-parallel.ts';
  */
 export async function createNodeHnswBuilder(options: { threads?: number } = {}): Promise<HnswBuilder> {
   const threads = Math.max(1, options.threads ?? availableParallelism());
-  const entry = new URL(`./hnsw-build-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
-    .href;
+  const entry = new URL(
+    `./hnsw-build-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
+    import.meta.url,
+  ).href;
   const workers = Array.from(
     { length: threads - 1 },
     () => new Worker(new URL('./ts-worker.mjs', import.meta.url), { workerData: { entry } }),
