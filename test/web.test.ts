@@ -1,29 +1,27 @@
 // The web page in a real browser (Debian's chromium driven by playwright-core), over a real server with
 // two small collections embedded by a tiny test model.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import sharp from 'sharp';
-import { build } from 'vite';
 import { indexCollection } from '../src/collection/build.ts';
 import { listen } from '../src/server/serve.ts';
+import {
+  ARTIFACTS,
+  accessibilityViolations,
+  buildPage,
+  closePage,
+  launchBrowser,
+  newPage,
+  skipWithoutBrowser as skip,
+} from './browser.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 import { listenOnLoopback } from './helpers.ts';
-
-const CHROMIUM = process.env.RIS_CHROMIUM ?? '/usr/bin/chromium';
-const ARTIFACTS = join(import.meta.dirname, 'artifacts');
-// CI installs chromium and sets RIS_REQUIRE_BROWSER, so there a missing browser fails instead of skipping.
-const skip =
-  existsSync(CHROMIUM) || process.env.RIS_REQUIRE_BROWSER
-    ? false
-    : `needs chromium at ${CHROMIUM} (apt-get install chromium, or set RIS_CHROMIUM)`;
 
 let dir: string;
 let browser: Browser;
@@ -64,11 +62,7 @@ before(async () => {
 
   // The page as users get it: built by Vite from web/, here into the test's folder.
   const webRoot = join(dir, 'web');
-  await build({
-    configFile: join(import.meta.dirname, '..', 'web', 'vite.config.ts'),
-    build: { outDir: webRoot, emptyOutDir: true },
-    logLevel: 'warn',
-  });
+  await buildPage(webRoot);
   server = await listen({
     port: 0,
     collections: ['colours', 'others'],
@@ -85,16 +79,7 @@ before(async () => {
   });
   imageBase = await listenOnLoopback(imageServer);
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
-    ],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -105,45 +90,15 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const pageErrors = new WeakMap<Page, string[]>();
-
 /** A fresh page on the app, with its examples shown; uncaught page errors fail the test in `done`. */
 async function openApp(viewport = { width: 1280, height: 900 }): Promise<Page> {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  const errors: string[] = [];
-  pageErrors.set(page, errors);
-  page.on('pageerror', (error) => errors.push(error.message));
   // Nothing from a CDN or anywhere else: only this server, the test's image server, blobs and data URLs.
-  page.on('request', (request) => {
-    const url = request.url();
-    if (![server.url, imageBase, 'blob:', 'data:'].some((allowed) => url.startsWith(allowed)))
-      errors.push(`request to ${url}`);
-  });
-  await page.goto(`${server.url}/`);
+  const page = await newPage(browser, `${server.url}/`, [server.url, imageBase], viewport);
   await examples(page).first().waitFor();
   return page;
 }
 
-const axeSource = readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-/** WCAG 2.1 A/AA and best-practice failures that axe-core finds in the page as it is now. */
-async function accessibilityViolations(page: Page): Promise<string[]> {
-  // evaluate runs outside the page's Content-Security-Policy, which would refuse an injected script.
-  await page.evaluate(await axeSource);
-  return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: typeof import('axe-core') }).axe;
-    const { violations } = await axe.run(document, {
-      runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'],
-    });
-    return violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-  });
-}
-
-async function done(page: Page) {
-  assert.deepEqual(pageErrors.get(page), [], 'no uncaught errors in the page, no requests elsewhere');
-  await page.context().close();
-}
+const done = closePage;
 
 const examples = (page: Page) => page.getByRole('button', { name: /^Use example/ });
 const pane = (page: Page, title: string) => page.getByRole('region', { name: title, exact: true });
@@ -170,7 +125,7 @@ async function upload(page: Page, name: string, bytes: Buffer, mimeType = 'image
 
 const resultIds = async (page: Page) =>
   (await page.locator('.result img').evaluateAll((images) => images.map((i) => (i as HTMLImageElement).src)))
-    .map((src) => src.split('/').pop())
+    .map((src) => new URL(src).pathname.split('/').pop())
     .join(',');
 
 /** Drags over part of an image: fractions of its width and height. */
@@ -389,10 +344,10 @@ describe('web page', { skip }, () => {
     await search(page);
     const second = (await resultIds(page)).split(',')[1]!;
     await results(page).nth(1).getByRole('button', { name: 'Search with this image' }).click();
-    await page.waitForFunction(
-      (id) => document.querySelector('.result img')?.getAttribute('src')?.endsWith(`/${id}`),
-      second,
-    );
+    await page.waitForFunction((id) => {
+      const src = document.querySelector('.result img')?.getAttribute('src');
+      return src ? new URL(src, location.href).pathname.endsWith(`/${id}`) : false;
+    }, second);
     assert.match(
       (await paneImage(page, 'To search').getAttribute('alt'))!,
       new RegExp(`#${second} from colours`),

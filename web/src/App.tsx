@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import {
   ApiError,
+  type CollectionEntry,
   type CollectionInfo,
   type CropBox,
   type ImageRef,
@@ -9,6 +10,8 @@ import {
   search,
 } from './api.ts';
 import { Examples } from './components/Examples.tsx';
+import { Experiments } from './components/Experiments.tsx';
+import { Explore } from './components/Explore.tsx';
 import { Gallery } from './components/Gallery.tsx';
 import { ImageDialog } from './components/ImageDialog.tsx';
 import { ImagePane } from './components/ImagePane.tsx';
@@ -29,7 +32,14 @@ import { useStoredState } from './stored-state.ts';
 /** The reference app shows 1–5 results; the setting raises the slider's end to 20. */
 const USUAL_MAX_RESULTS = 5;
 const LARGE_MAX_RESULTS = 20;
-const URL_ERRORS = new Set(['URL_NOT_ALLOWED', 'URL_FETCH_FAILED', 'UNSUPPORTED_IMAGE', 'INVALID_ARGUMENT']);
+const URL_ERRORS = new Set([
+  'URL_NOT_ALLOWED',
+  'URL_FETCH_FAILED',
+  'URL_TIMEOUT',
+  'UPLOAD_TOO_LARGE',
+  'UNSUPPORTED_IMAGE',
+  'INVALID_ARGUMENT',
+]);
 
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -39,12 +49,13 @@ function collectionFromAddress(): string | null {
 
 export function App() {
   const [theme, setTheme] = useStoredState<'dark' | 'light'>('ris.theme', 'dark');
-  const [collections, setCollections] = useState<CollectionInfo[] | null>(null);
+  const [collections, setCollections] = useState<CollectionEntry[] | null>(null);
   const [collection, setCollection] = useState('');
   const [toSearch, setToSearch] = useState<Query | null>(null);
   const [lastSearched, setLastSearched] = useState<Query | null>(null);
   const [webcamOn, setWebcamOn] = useState(false);
   const [tab, setTab] = useState<'examples' | 'url'>('examples');
+  const [view, setView] = useState<'search' | 'explore' | 'experiments'>('search');
   const [urlText, setUrlText] = useState('');
   const [urlError, setUrlError] = useState<string | null>(null);
   const [allowMore, setAllowMore] = useStoredState('ris.allowMoreResults', false);
@@ -58,7 +69,8 @@ export function App() {
   const maxResults = allowMore ? LARGE_MAX_RESULTS : USUAL_MAX_RESULTS;
   const shownCount = Math.min(count, maxResults);
   const showError = useCallback((message: string) => setError(message), []);
-  const current = collections?.find((c) => c.name === collection);
+  const current = collections?.find((c): c is CollectionInfo => c.name === collection && c.state === 'ready');
+  const preparing = collections?.some((c) => c.state === 'preparing') ?? false;
 
   // Before the first paint, so a light page does not flash dark.
   useLayoutEffect(() => {
@@ -70,10 +82,39 @@ export function App() {
       .then((list) => {
         setCollections(list);
         const wanted = collectionFromAddress();
-        setCollection(list.find((c) => c.name === wanted)?.name ?? list[0]?.name ?? '');
+        const ready = list.filter((c) => c.state === 'ready');
+        const chosen = ready.find((c) => c.name === wanted) ?? ready[0];
+        setCollection(chosen?.name ?? '');
+        if (wanted && chosen?.name !== wanted) {
+          const asked = list.find((c) => c.name === wanted);
+          const why = !asked
+            ? `There is no collection "${wanted}" on this server`
+            : asked.state === 'preparing'
+              ? `The collection "${wanted}" is still being prepared`
+              : asked.state === 'ready'
+                ? `The collection "${wanted}" cannot be shown`
+                : `The collection "${wanted}" cannot be used: ${asked.reason}`;
+          showError(`${why}; showing ${chosen?.name ?? 'nothing'} instead.`);
+        }
+        if (ready.length === 0 && list.length > 0)
+          showError('No collection can be searched yet: see the collection list for why.');
       })
       .catch((failure) => showError(`The collections could not be listed: ${errorText(failure)}`));
   }, [showError]);
+
+  // While a dataset is being prepared, follow its progress; it becomes choosable once ready.
+  useEffect(() => {
+    if (!preparing) return;
+    const timer = setInterval(() => {
+      listCollections()
+        .then((list) => {
+          setCollections(list);
+          setCollection((name) => name || (list.find((c) => c.state === 'ready')?.name ?? ''));
+        })
+        .catch(() => undefined);
+    }, 2000);
+    return () => clearInterval(timer);
+  }, [preparing]);
 
   /** Searches `target` with `query`; the results and Last searched change only when it succeeds. */
   const runSearch = async (query: Query | null, target = collection, k = maxResults) => {
@@ -200,8 +241,17 @@ export function App() {
             onChange={(event) => chooseCollection(event.currentTarget.value)}
           >
             {collections?.map((c) => (
-              <option key={c.name} value={c.name}>
-                {c.name}
+              <option
+                key={c.name}
+                value={c.name}
+                disabled={c.state !== 'ready'}
+                title={c.state === 'broken' || c.state === 'failed' ? c.reason : undefined}
+              >
+                {c.state === 'ready'
+                  ? c.name
+                  : c.state === 'preparing'
+                    ? `${c.name} (preparing: ${c.phase} ${c.percent}%)`
+                    : `${c.name} (${c.state === 'broken' ? 'broken' : 'preparation failed'})`}
               </option>
             ))}
           </select>
@@ -221,154 +271,197 @@ export function App() {
         </button>
       </header>
 
-      <main class="layout">
-        <section class="column" aria-labelledby="query-heading">
-          <h2 id="query-heading">Image to search</h2>
-          <p class="hint">
-            Upload, drop or paste an image, capture one, or pick an example. Crop to search part of it.
-          </p>
-          <div class="panes">
-            <ImagePane
-              title="To search"
-              query={toSearch}
-              onCropChange={setCrop(setToSearch)}
-              onFile={putFile}
-              onUrl={putUrl}
-              emptyText="Drop, paste or click to upload an image"
-              live={
-                webcamOn ? (
-                  <Webcam
-                    onCapture={(frame) => putFile(frame, 'webcam capture')}
-                    onError={(message) => {
-                      setWebcamOn(false);
-                      showError(message);
-                    }}
-                  />
-                ) : undefined
-              }
-            />
-            <ImagePane
-              title="Last searched"
-              query={lastSearched}
-              onCropChange={setCrop(setLastSearched)}
-              emptyText="The image of the last search shows here."
-            />
-          </div>
-          <div class="copy-buttons">
-            <button type="button" disabled={!toSearch} onClick={() => setLastSearched(toSearch)}>
-              Copy To search → Last searched
-            </button>
-            <button type="button" disabled={!lastSearched} onClick={() => setToSearch(lastSearched)}>
-              Copy Last searched → To search
-            </button>
-          </div>
-          <label class="switch">
-            <input
-              type="checkbox"
-              role="switch"
-              aria-checked={webcamOn}
-              checked={webcamOn}
-              onChange={(event) => setWebcamOn(event.currentTarget.checked)}
-            />
-            <strong>Use webcam</strong>
-          </label>
-          <button
-            type="button"
-            class="primary search-button"
-            disabled={!collection}
-            aria-busy={searching}
-            onClick={() => runSearch(toSearch)}
-          >
-            {searching ? 'Searching…' : 'Search'}
-          </button>
-          {error && (
-            <div class="error-banner" role="alert">
-              <p>{error}</p>
-              <button type="button" onClick={() => setError(null)}>
-                Dismiss
-              </button>
-            </div>
-          )}
+      <main>
+        <Tabs
+          label="Views"
+          selected={view}
+          onSelect={setView}
+          tabs={[
+            {
+              id: 'search',
+              title: 'Search',
+              panel: (
+                <>
+                  <div class="layout">
+                    <section class="column" aria-labelledby="query-heading">
+                      <h2 id="query-heading">Image to search</h2>
+                      <p class="hint">
+                        Upload, drop or paste an image, capture one, or pick an example. Crop to search part
+                        of it.
+                      </p>
+                      <div class="panes">
+                        <ImagePane
+                          title="To search"
+                          query={toSearch}
+                          onCropChange={setCrop(setToSearch)}
+                          onFile={putFile}
+                          onUrl={putUrl}
+                          emptyText="Drop, paste or click to upload an image"
+                          live={
+                            webcamOn ? (
+                              <Webcam
+                                onCapture={(frame) => putFile(frame, 'webcam capture')}
+                                onError={(message) => {
+                                  setWebcamOn(false);
+                                  showError(message);
+                                }}
+                              />
+                            ) : undefined
+                          }
+                        />
+                        <ImagePane
+                          title="Last searched"
+                          query={lastSearched}
+                          onCropChange={setCrop(setLastSearched)}
+                          emptyText="The image of the last search shows here."
+                        />
+                      </div>
+                      <div class="copy-buttons">
+                        <button type="button" disabled={!toSearch} onClick={() => setLastSearched(toSearch)}>
+                          Copy To search → Last searched
+                        </button>
+                        <button
+                          type="button"
+                          disabled={!lastSearched}
+                          onClick={() => setToSearch(lastSearched)}
+                        >
+                          Copy Last searched → To search
+                        </button>
+                      </div>
+                      <label class="switch">
+                        <input
+                          type="checkbox"
+                          role="switch"
+                          aria-checked={webcamOn}
+                          checked={webcamOn}
+                          onChange={(event) => setWebcamOn(event.currentTarget.checked)}
+                        />
+                        <strong>Use webcam</strong>
+                      </label>
+                      <button
+                        type="button"
+                        class="primary search-button"
+                        disabled={!collection}
+                        aria-busy={searching}
+                        onClick={() => runSearch(toSearch)}
+                      >
+                        {searching ? 'Searching…' : 'Search'}
+                      </button>
+                      {error && (
+                        <div class="error-banner" role="alert">
+                          <p>{error}</p>
+                          <button type="button" onClick={() => setError(null)}>
+                            Dismiss
+                          </button>
+                        </div>
+                      )}
 
-          <Tabs
-            label="Ways to choose an image"
-            selected={tab}
-            onSelect={setTab}
-            tabs={[
-              {
-                id: 'examples',
-                title: 'Examples',
-                panel: collection && (
-                  <Examples
-                    key={collection}
-                    collection={collection}
-                    onPick={(image) => putQuery(queryFromCollection(collection, image))}
-                    onError={showError}
-                  />
-                ),
-              },
-              {
-                id: 'url',
-                title: 'Image URL',
-                panel: <UrlForm text={urlText} error={urlError} onText={setUrlText} onUse={putUrl} />,
-              },
-            ]}
-          />
-        </section>
+                      <Tabs
+                        label="Ways to choose an image"
+                        selected={tab}
+                        onSelect={setTab}
+                        tabs={[
+                          {
+                            id: 'examples',
+                            title: 'Examples',
+                            panel: collection && (
+                              <Examples
+                                key={collection}
+                                collection={collection}
+                                onPick={(image) => putQuery(queryFromCollection(collection, image))}
+                                onError={showError}
+                              />
+                            ),
+                          },
+                          {
+                            id: 'url',
+                            title: 'Image URL',
+                            panel: (
+                              <UrlForm text={urlText} error={urlError} onText={setUrlText} onUse={putUrl} />
+                            ),
+                          },
+                        ]}
+                      />
+                    </section>
 
-        <section class="column" aria-labelledby="results-heading">
-          <h2 id="results-heading">Similar images</h2>
-          <div class="result-settings">
-            <label for="result-count">
-              <strong>Number of results</strong>
-            </label>
-            <input
-              id="result-count"
-              type="range"
-              min={1}
-              max={maxResults}
-              value={shownCount}
-              onInput={(event) => {
-                const wanted = Number(event.currentTarget.value);
-                setCount(wanted);
-                // More results than the last search asked for: ask again, up to the slider's end.
-                if (response && lastSearched && wanted > response.k)
-                  void runSearch(lastSearched, response.body.collection);
-              }}
-            />
-            <output for="result-count">{shownCount}</output>
-            <label class="inline-check">
-              <input
-                type="checkbox"
-                checked={allowMore}
-                onChange={(event) => setAllowMore(event.currentTarget.checked)}
-              />
-              Allow up to {LARGE_MAX_RESULTS} results
-            </label>
-          </div>
-          <Results
-            response={response?.body ?? null}
-            serial={response?.serial ?? 0}
-            count={shownCount}
-            loading={searching}
-            onEnlarge={setEnlarged}
-            onSearch={searchWith}
-          />
-        </section>
+                    <section class="column" aria-labelledby="results-heading">
+                      <h2 id="results-heading">Similar images</h2>
+                      <div class="result-settings">
+                        <label for="result-count">
+                          <strong>Number of results</strong>
+                        </label>
+                        <input
+                          id="result-count"
+                          type="range"
+                          min={1}
+                          max={maxResults}
+                          value={shownCount}
+                          onInput={(event) => {
+                            const wanted = Number(event.currentTarget.value);
+                            setCount(wanted);
+                            // More results than the last search asked for: ask again, up to the slider's end.
+                            if (response && lastSearched && wanted > response.k)
+                              void runSearch(lastSearched, response.body.collection);
+                          }}
+                        />
+                        <output for="result-count">{shownCount}</output>
+                        <label class="inline-check">
+                          <input
+                            type="checkbox"
+                            checked={allowMore}
+                            onChange={(event) => setAllowMore(event.currentTarget.checked)}
+                          />
+                          Allow up to {LARGE_MAX_RESULTS} results
+                        </label>
+                      </div>
+                      <Results
+                        response={response?.body ?? null}
+                        serial={response?.serial ?? 0}
+                        count={shownCount}
+                        loading={searching}
+                        onEnlarge={setEnlarged}
+                        onSearch={searchWith}
+                      />
+                    </section>
+                  </div>
+
+                  <section class="gallery" aria-labelledby="gallery-heading">
+                    <h2 id="gallery-heading">Gallery</h2>
+                    {current && (
+                      <Gallery
+                        key={collection}
+                        collection={collection}
+                        total={current.size}
+                        onEnlarge={setEnlarged}
+                        onError={showError}
+                      />
+                    )}
+                  </section>
+                </>
+              ),
+            },
+            {
+              id: 'explore',
+              title: 'Explore',
+              panel: view === 'explore' && collection && (
+                <Explore
+                  key={collection}
+                  collection={collection}
+                  query={lastSearched}
+                  onEnlarge={setEnlarged}
+                />
+              ),
+            },
+            {
+              id: 'experiments',
+              title: 'Experiments',
+              panel: view === 'experiments' && collection && (
+                <Experiments key={collection} collection={collection} onError={showError} />
+              ),
+            },
+          ]}
+        />
       </main>
-
-      <section class="gallery" aria-labelledby="gallery-heading">
-        <h2 id="gallery-heading">Gallery</h2>
-        {current && (
-          <Gallery
-            key={collection}
-            collection={collection}
-            total={current.size}
-            onEnlarge={setEnlarged}
-            onError={showError}
-          />
-        )}
-      </section>
 
       <ImageDialog image={enlarged} onClose={() => setEnlarged(null)} onSearch={searchWith} />
     </>

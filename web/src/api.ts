@@ -3,12 +3,30 @@
 
 export interface CollectionInfo {
   name: string;
+  state: 'ready';
   model: string;
   size: number;
   modelId: string;
   /** Each label with its number of images, most frequent first. */
   labels: { label: string; count: number }[];
 }
+
+/** A dataset the server downloads and indexes in the background; it joins once ready. */
+export interface PreparingCollection {
+  name: string;
+  state: 'preparing';
+  phase: 'waiting' | 'opening' | 'downloading' | 'extracting' | 'embedding' | 'indexing';
+  percent: number;
+}
+
+/** A collection the server cannot use (damaged files, a failed preparation), with the reason. */
+export interface UnusableCollection {
+  name: string;
+  state: 'broken' | 'failed';
+  reason: string;
+}
+
+export type CollectionEntry = CollectionInfo | PreparingCollection | UnusableCollection;
 
 export interface ImageRef {
   id: number;
@@ -82,7 +100,7 @@ async function request<T>(path: string, init?: RequestInit): Promise<T> {
 
 const collectionPath = (name: string) => `api/collections/${encodeURIComponent(name)}`;
 
-export const listCollections = () => request<CollectionInfo[]>('api/collections');
+export const listCollections = () => request<CollectionEntry[]>('api/collections');
 
 /** A seeded random page of a collection: the same seed and page always give the same images. */
 export function randomImages(
@@ -127,3 +145,234 @@ export async function fetchBlob(url: string, signal?: AbortSignal): Promise<Blob
   if (!response.ok) throw new ApiError('NOT_FOUND', `Could not fetch ${url} (${response.status})`);
   return response.blob();
 }
+
+// The Explore API (src/server/explore.ts; its types are src/explore/types.ts): how the index finds a
+// query's neighbours. Many points come as struct-of-arrays, one array per field.
+
+/** Labels of many points: names once, then per point an index into them (−1: no longer in the collection). */
+export interface LabelTable {
+  names: string[];
+  of: number[];
+}
+
+export interface ExploreResult extends ImageRef {
+  rank: number;
+  distance: number;
+  partition?: number;
+}
+
+export type HnswStatus =
+  | { state: 'ready'; source: 'collection' | 'explore'; size: number }
+  | { state: 'building'; percent: number; images: number }
+  | { state: 'idle' }
+  | { state: 'unavailable'; reason: string }
+  | { state: 'failed'; reason: string };
+
+/**
+ * The IVF views' partitions: the collection's own IVF index, or an IVF-Flat the server builds for the
+ * view (idle until asked, then building), or none (unavailable, with the reason).
+ */
+export type IvfStatus =
+  | {
+      state: 'ready';
+      source: 'collection' | 'explore';
+      kind: string;
+      size: number;
+      numPartitions: number;
+      defaultNprobes: number;
+    }
+  | { state: 'building'; percent: number; images: number; numPartitions: number; defaultNprobes: number }
+  | { state: 'idle'; numPartitions: number; defaultNprobes: number }
+  | { state: 'unavailable'; reason: string }
+  | { state: 'failed'; reason: string };
+
+export interface ExploreOverview {
+  collection: string;
+  size: number;
+  /** The collection's own index kind. */
+  indexKind: string;
+  ivf: IvfStatus;
+  /** What the IVF views show when it is not the collection's own index, or why there is nothing. */
+  ivfNote: string | null;
+  hnsw: HnswStatus;
+  defaults: { k: number; efSearch: number };
+  caps: Record<string, number>;
+}
+
+export interface IvfTrace {
+  state: 'ready';
+  collection: string;
+  /** 'collection': the collection's own IVF index; 'explore': an IVF-Flat built for this view. */
+  source: 'collection' | 'explore';
+  kind: string;
+  size: number;
+  k: number;
+  nprobes: number;
+  timeMs: number;
+  fineDistances: 'exact' | 'estimated';
+  thumbnailBase: string;
+  coarse: {
+    numPartitions: number;
+    layout: { method: 'umap' | 'pca'; seed: number };
+    x: number[];
+    y: number[];
+    sizes: number[];
+    distances: number[];
+    query: { x: number; y: number };
+    probes: { partition: number; distance: number; size: number }[];
+  };
+  fine: {
+    total: number;
+    shown: number;
+    omitted: number;
+    ids: number[];
+    partitions: number[];
+    distances: number[];
+    labels: LabelTable;
+  };
+  results: ExploreResult[];
+}
+
+export interface PartitionPage {
+  collection: string;
+  partition: number;
+  size: number;
+  page: number;
+  count: number;
+  hasMore: boolean;
+  images: ImageRef[];
+}
+
+export interface ProjectionTrace {
+  state: 'ready';
+  collection: string;
+  mode: 'partitions' | 'collection';
+  /** Mode 'partitions': whose partitions (as IvfTrace's) and their index kind; null otherwise. */
+  source: 'collection' | 'explore' | null;
+  kind: string | null;
+  note: string | null;
+  k: number;
+  nprobes: number | null;
+  timeMs: number;
+  layout: { method: 'umap' | 'pca'; seed: number };
+  thumbnailBase: string;
+  total: number;
+  shown: number;
+  omitted: number;
+  points: { ids: number[]; partitions: number[]; x: number[]; y: number[]; labels: LabelTable };
+  query: { x: number; y: number };
+  probes: number[];
+  results: ExploreResult[];
+}
+
+export interface HnswLevelView {
+  level: number;
+  nodes: number;
+  links: number;
+  sample: { nodes: number[]; edges: number[] };
+}
+
+export interface HnswLevelTraceView {
+  level: number;
+  entry: { id: number; distance: number };
+  best: { id: number; distance: number };
+  visited: { ids: number[]; distances: number[]; total: number };
+  links: { from: number[]; to: number[]; distances: number[]; accepted: number[]; total: number };
+}
+
+export interface HnswTrace {
+  state: 'ready';
+  collection: string;
+  source: 'collection' | 'explore';
+  k: number;
+  efSearch: number;
+  timeMs: number;
+  thumbnailBase: string;
+  graph: { size: number; m: number; efConstruction: number; levels: HnswLevelView[] };
+  trace: HnswLevelTraceView[];
+  positions: { ids: number[]; x: number[]; y: number[]; labels: LabelTable };
+  query: { x: number; y: number };
+  results: ExploreResult[];
+}
+
+/** The answer while the server builds the collection's HNSW graph (202): ask again once it is ready. */
+export interface HnswBuilding {
+  state: 'building';
+  percent: number;
+  images: number;
+  message: string;
+}
+
+/** The answer (202) of the IVF endpoints while the server builds the view's IVF-Flat: ask again once ready. */
+export interface IvfBuilding {
+  state: 'building';
+  percent: number;
+  images: number;
+  numPartitions: number;
+  message: string;
+}
+
+export interface ExploreOptions {
+  k: number;
+  nprobes?: number;
+  efSearch?: number;
+  crop?: CropBox | null;
+  signal?: AbortSignal;
+}
+
+export const exploreOverview = (collection: string, signal?: AbortSignal) =>
+  request<ExploreOverview>(`${collectionPath(collection)}/explore`, { signal });
+
+export const hnswStatus = (collection: string, signal?: AbortSignal) =>
+  request<HnswStatus>(`${collectionPath(collection)}/explore/hnsw`, { signal });
+
+export const ivfStatus = (collection: string, signal?: AbortSignal) =>
+  request<IvfStatus>(`${collectionPath(collection)}/explore/ivf`, { signal });
+
+/** A page of a partition's images, in a seeded order (the same on every page). */
+export function explorePartition(
+  collection: string,
+  partition: number,
+  options: { page: number; count: number; signal?: AbortSignal },
+): Promise<PartitionPage | IvfBuilding> {
+  const query = new URLSearchParams({ page: String(options.page), count: String(options.count) });
+  return request(`${collectionPath(collection)}/explore/partitions/${partition}?${query}`, {
+    signal: options.signal,
+  });
+}
+
+/** Sends a query as search does (upload, URL or id, with its crop) to one of the Explore traces. */
+function exploreTrace<T>(
+  collection: string,
+  trace: string,
+  input: SearchInput,
+  options: ExploreOptions,
+): Promise<T> {
+  const path = `${collectionPath(collection)}/explore/${trace}`;
+  const fields: Record<string, number> = { k: options.k };
+  if (options.nprobes !== undefined) fields.nprobes = options.nprobes;
+  if (options.efSearch !== undefined) fields.efSearch = options.efSearch;
+  const crop = options.crop ?? undefined;
+  if ('file' in input) {
+    const form = new FormData();
+    form.append('image', input.file, 'query');
+    for (const [name, value] of Object.entries(fields)) form.append(name, String(value));
+    if (crop) form.append('crop', JSON.stringify(crop));
+    return request(path, { method: 'POST', body: form, signal: options.signal });
+  }
+  return request(path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...input, ...fields, crop }),
+    signal: options.signal,
+  });
+}
+
+export const exploreIvf = (collection: string, input: SearchInput, options: ExploreOptions) =>
+  exploreTrace<IvfTrace | IvfBuilding>(collection, 'ivf', input, options);
+
+export const exploreProjection = (collection: string, input: SearchInput, options: ExploreOptions) =>
+  exploreTrace<ProjectionTrace | IvfBuilding>(collection, 'projection', input, options);
+
+export const exploreHnsw = (collection: string, input: SearchInput, options: ExploreOptions) =>
+  exploreTrace<HnswTrace | HnswBuilding>(collection, 'hnsw', input, options);

@@ -1,3 +1,15 @@
+/** Public images to try, as the reference app offered: a Caltech101 class and a VOC2012 one. */
+const EXAMPLE_URLS = [
+  {
+    label: 'a sunflower (Wikimedia Commons)',
+    url: 'https://upload.wikimedia.org/wikipedia/commons/4/40/Sunflower_sky_backdrop.jpg',
+  },
+  {
+    label: 'a cat (Wikimedia Commons)',
+    url: 'https://upload.wikimedia.org/wikipedia/commons/3/3a/Cat03.jpg',
+  },
+];
+
 interface UrlFormProps {
   text: string;
   error: string | null;
@@ -38,6 +50,18 @@ export function UrlForm({ text, error, onText, onUse }: UrlFormProps) {
         </p>
       )}
       <p class="hint">A public address of an image; the server fetches it when you search.</p>
+      <p class="hint">
+        Try{' '}
+        {EXAMPLE_URLS.map((example, i) => (
+          <span key={example.url}>
+            {i > 0 && ' or '}
+            <button type="button" class="link-button" onClick={() => onUse(example.url)}>
+              {example.label}
+            </button>
+          </span>
+        ))}
+        .
+      </p>
     </form>
   );
 }
