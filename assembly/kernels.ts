@@ -1035,11 +1035,20 @@ export function graphCandidates(
 /**
  * The second half: on each level q's links become its chosen neighbours (from graphCandidates), and
  * each of them links back to q. Writes the graph: one thread at a time.
+ *
+ * Nodes [batchFirst, q) of q's batch (`jobs`: the batch's job table, per node its level first) were
+ * linked just before it but were not in the graph while q's candidates were searched: they join the
+ * candidates here, so a batch of near neighbours (images of one class, added together) links to each
+ * other, as inserting them one by one would. batchFirst == q: no batch.
  */
-export function graphLink(q: u32, level: i32, maxLevel: i32, neighbours: usize): void {
+export function graphLink(
+  q: u32, level: i32, maxLevel: i32, neighbours: usize, batchFirst: u32, jobs: usize, efConstruction: i32,
+): void {
   const words = selectionWords();
+  if (batchFirst < q) prepareRow(0, q);
   let at = neighbours;
   for (let lc = min(level, maxLevel); lc >= 0; lc--) {
+    if (batchFirst < q) addBatchMates(q, lc, batchFirst, jobs, efConstruction, at);
     const kept = <i32>load<u32>(at);
     const nodes = at + 4 + (<usize>gM << 2);
     const links = linksOf(q, lc);
@@ -1053,6 +1062,36 @@ export function graphLink(q: u32, level: i32, maxLevel: i32, neighbours: usize):
 }
 
 /**
+ * Chooses q's neighbours on `level` again, by the heuristic, among the ones in the list at `at` and
+ * nodes [batchFirst, q) that reach that level (the nearest efConstruction of all); rewrites the list.
+ * Needs q prepared in slot 0.
+ */
+function addBatchMates(q: u32, level: i32, batchFirst: u32, jobs: usize, efConstruction: i32, at: usize): void {
+  const limit = max(efConstruction, gM);
+  const chosen = <i32>load<u32>(at);
+  gResSize = 0;
+  for (let i = 0; i < chosen; i++) {
+    const d = load<f32>(at + 4 + (<usize>i << 2));
+    const n = load<u32>(at + 4 + (<usize>(gM + i) << 2));
+    keepNearest(d, n, limit);
+  }
+  for (let n = batchFirst; n < q; n++) {
+    if (isDeleted(n) || load<i32>(jobs + (<usize>(n - batchFirst) << 3)) < level) continue;
+    keepNearest(dist(0, n), n, limit);
+  }
+  const found = resSort();
+  const kept = heuristic(gResD, gResN, found, gM, gSelD, gSelN, q);
+  store<u32>(at, kept);
+  memory.copy(at + 4, gSelD, <usize>kept << 2);
+  memory.copy(at + 4 + (<usize>gM << 2), gSelN, <usize>kept << 2);
+}
+
+@inline function keepNearest(d: f32, n: u32, limit: i32): void {
+  if (gResSize < limit) resPush(d, n);
+  else if (d < load<f32>(gResD)) resSiftDown(gResSize, d, n);
+}
+
+/**
  * Links node q (its row, level and upper-level storage already in place) into the graph: greedy
  * descent from `entry` to q's top level, then on each level a beam search of width efConstruction,
  * the heuristic's M neighbours, and the reverse links. Also re-links a node already in the graph.
@@ -1062,7 +1101,7 @@ export function graphInsert(
   q: u32, level: i32, entry: u32, maxLevel: i32, efConstruction: i32, anyDeleted: i32, out: usize,
 ): void {
   graphCandidates(q, level, entry, maxLevel, efConstruction, anyDeleted, out);
-  graphLink(q, level, maxLevel, out);
+  graphLink(q, level, maxLevel, out, q, 0, 0);
 }
 
 /**

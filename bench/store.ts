@@ -26,7 +26,7 @@ import { Collection, walkImages } from '../src/collection/collection.ts';
 import { postgresStore } from '../src/collection/postgres/store.ts';
 import { exactSearchSql, vectorParam } from '../src/collection/postgres/vectors.ts';
 import type { ImageCollection } from '../src/collection/store.ts';
-import { MODEL_REGISTRY } from '../src/index.ts';
+import { DEFAULT_EF_SEARCH, DEFAULT_NPROBES, MODEL_REGISTRY } from '../src/index.ts';
 
 const shared = join(import.meta.dirname, '..', '..', 'shared', 'data');
 if (!existsSync(join(shared, 'caltech101'))) {
@@ -198,32 +198,46 @@ try {
       collection: ImageCollection,
       vectors: Float32Array,
       rowOf: (row: number) => number,
-      nprobes?: number,
+      options: { nprobes?: number; efSearch?: number } = {},
     ): Searcher =>
     async (row) => {
       const r = rowOf(row);
-      const hits = await collection.searchVector(vectors.subarray(r * d, (r + 1) * d), { k: K, nprobes });
+      const hits = await collection.searchVector(vectors.subarray(r * d, (r + 1) * d), { k: K, ...options });
       return hits.map((h) => h.path);
     };
   const localRow = (row: number) => row;
   const pgRowOf = (row: number) => pgRow.get(stored.paths[row]!)!;
   console.log(`search (${QUERIES} queries, k = ${K}, one client, the query vector given):`);
-  const localProbes = Math.min(64, Number((await localCollection.status()).built.numPartitions ?? 64));
+  const localKind = (await localCollection.status()).kind;
+  // The local index's breadth at its default and wider: efSearch for HNSW, nprobes for IVF-PQ.
+  const wider =
+    localKind === 'hnsw'
+      ? { label: `efSearch ${DEFAULT_EF_SEARCH} (default)`, wide: 'efSearch 200', options: { efSearch: 200 } }
+      : {
+          label: `nprobes ${DEFAULT_NPROBES} (default)`,
+          wide: 'nprobes 64',
+          options: {
+            nprobes: Math.min(64, Number((await localCollection.status()).built.numPartitions ?? 64)),
+          },
+        };
   const results = [
+    await measure(`local, ${localKind}, ${wider.label}`, byVector(localCollection, stored.vectors, localRow)),
     await measure(
-      `local, ${(await localCollection.status()).kind}, nprobes 16 (default)`,
-      byVector(localCollection, stored.vectors, localRow),
-    ),
-    await measure(
-      `local, nprobes ${localProbes}`,
-      byVector(localCollection, stored.vectors, localRow, localProbes),
+      `local, ${localKind}, ${wider.wide}`,
+      byVector(localCollection, stored.vectors, localRow, wider.options),
     ),
     await measure(
       `postgres, ${(await pgCollection.status()).kind}, ef_search 40 (default)`,
       byVector(pgCollection, pgVectors.vectors, pgRowOf),
     ),
-    await measure('postgres, hnsw, ef_search 100', byVector(pgCollection, pgVectors.vectors, pgRowOf, 100)),
-    await measure('postgres, hnsw, ef_search 200', byVector(pgCollection, pgVectors.vectors, pgRowOf, 200)),
+    await measure(
+      'postgres, hnsw, ef_search 100',
+      byVector(pgCollection, pgVectors.vectors, pgRowOf, { efSearch: 100 }),
+    ),
+    await measure(
+      'postgres, hnsw, ef_search 200',
+      byVector(pgCollection, pgVectors.vectors, pgRowOf, { efSearch: 200 }),
+    ),
     await measure('postgres, exact (the path below 2,048)', async (row) => {
       const r = pgRowOf(row);
       const { rows } = await store.db.query<{ path: string }>(exactSearchSql('id, path'), [

@@ -127,6 +127,10 @@ describe('what a user types', () => {
         /^ris: Expected --nprobes to be a whole number from 1 to 1048576 but received string "abc"\n$/,
       ],
       [
+        ['search', 'pics', query, '--ef-search', '1.5'],
+        /^ris: Expected --ef-search to be a whole number from 1 to 1048576 but received (string "1.5"|number 1.5)\n$/,
+      ],
+      [
         ['search', 'pics', query, '-k', '0'],
         /^ris: Expected -k to be a whole number from 1 to 1000 but received number 0\n$/,
       ],

@@ -3,9 +3,10 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Random } from '../src/ann/random.ts';
 import { indexCollection } from '../src/collection/build.ts';
 import { Collection } from '../src/collection/collection.ts';
-import { CollectionError } from '../src/index.ts';
+import { CollectionError, createNodeHnswBuilder, FlatIndex } from '../src/index.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 
@@ -99,18 +100,49 @@ describe('collections', () => {
     });
   });
 
-  it('switches from exact search to HNSW as it grows, and rebuilds on demand', async () => {
+  it('switches from exact search to HNSW as it grows (built on both cores), and rebuilds on demand', async () => {
     const big = join(dir, 'big');
     await writeClassFolders(big, 8, 260, 32, 7); // 2,080 images: past the exact-search threshold
-    const { collection } = await indexCollection('big', big, { model, home, index: { numPartitions: 16 } });
+    // As ris index builds it: on every core, images arriving class by class.
+    const hnswBuilder = await createNodeHnswBuilder();
+    const { collection } = await indexCollection('big', big, {
+      model,
+      home,
+      index: { numPartitions: 16 },
+      hnswBuilder,
+    });
     assert.equal((await collection.status()).kind, 'hnsw');
     assert.equal((await collection.status()).trainedOn, 2080);
     assert.equal((await collection.status()).built.storage, 'int8');
     const hits = await collection.search(join(big, 'class3', 'img010.jpg'), { k: 5 });
     assert.equal(hits[0]!.path, 'class3/img010.jpg');
+
+    // 10-recall@10 against exact search over the stored vectors, at the default breadth and a wider one.
+    const stored = await collection.storedVectors();
+    const d = collection.manifest.dimension;
+    const exact = new FlatIndex({ dimension: d, distanceType: 'cosine' });
+    exact.add(stored.vectors, stored.ids);
+    const rows = new Random(3).sample(stored.ids.length, 100);
+    const recall = async (efSearch?: number) => {
+      let found = 0;
+      for (const row of rows) {
+        const query = stored.vectors.subarray(row * d, (row + 1) * d);
+        const truth = new Set(exact.search(query, 10).ids);
+        for (const hit of await collection.searchVector(query, { k: 10, efSearch }))
+          if (truth.has(hit.id)) found++;
+      }
+      return found / (rows.length * 10);
+    };
+    const atDefault = await recall();
+    const wide = await recall(400);
+    assert.ok(atDefault >= 0.97, `10-recall@10 ${atDefault} at the default efSearch`);
+    assert.ok(wide >= atDefault - 0.005 && wide >= 0.975, `10-recall@10 ${wide} at efSearch 400`);
+    await assert.rejects(collection.searchVector(stored.vectors.subarray(0, d), { efSearch: 0 }), /efSearch/);
+
     await collection.retrain();
     assert.equal((await collection.status()).indexed, 2080);
     await collection.close();
+    await hnswBuilder.close();
   });
 });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { Random } from '../src/ann/random.ts';
 import {
   type BuildWorker,
   createHnswBuilder,
@@ -55,6 +56,28 @@ if (!isMainThread && (workerData as { role?: string }).role === 'hnsw-builder') 
       const nq = queries.length / d;
       const a = recallAtK(parallel.searchBatch(queries, 10, { efSearch: 32 }), truth, nq, 10);
       const b = recallAtK(sequential.searchBatch(queries, 10, { efSearch: 32 }), truth, nq, 10);
+      assert.ok(a >= b - 0.01, `recall ${a} built in batches vs ${b} one by one`);
+    });
+
+    it('vectors that arrive sorted by class (a folder of classes) link to each other: recall of a one-by-one build', () => {
+      // 60 classes of 100 consecutive vectors: whole batches come from one class, and a batch's nodes
+      // are not in the graph while their candidates are searched.
+      const sorted = new Float32Array(n * d);
+      for (let c = 0; c < 60; c++) sorted.set(clustered(100, d, 1, 100 + c), c * 100 * d);
+      const random = new Random(5);
+      const nq = 200;
+      const near = new Float32Array(nq * d);
+      for (let i = 0; i < nq; i++) {
+        const row = random.int(n);
+        for (let j = 0; j < d; j++) near[i * d + j] = sorted[row * d + j]! + 0.05 * random.gaussian();
+      }
+      const truth = exactNeighbours(sorted, near, d);
+      const recall = (index: HnswIndex) => {
+        index.add(sorted);
+        return recallAtK(index.searchBatch(near, 10, { efSearch: 32 }), truth, nq, 10);
+      };
+      const a = recall(new HnswIndex({ dimension: d, m: 8, efConstruction: 80, builder }));
+      const b = recall(new HnswIndex({ dimension: d, m: 8, efConstruction: 80 }));
       assert.ok(a >= b - 0.01, `recall ${a} built in batches vs ${b} one by one`);
     });
 

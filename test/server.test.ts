@@ -192,6 +192,16 @@ describe('HTTP API', () => {
       /Invalid k/,
     );
     await expectError(
+      await app.request('/api/collections/pics/search', json({ efSearch: 0, id: 1 })),
+      400,
+      'INVALID_ARGUMENT',
+      /Invalid efSearch/,
+    );
+    const wide = (await (
+      await app.request('/api/collections/pics/search', json({ efSearch: 200, nprobes: 4, k: 2, id: 1 }))
+    ).json()) as { results: { id: number }[] };
+    assert.equal(wide.results[0]!.id, 1, 'efSearch and nprobes are taken by any index');
+    await expectError(
       await app.request(
         '/api/collections/pics/search',
         upload(sample, { crop: JSON.stringify({ left: 50, top: 0, width: 50, height: 10 }) }),

@@ -283,9 +283,15 @@ for (const subject of subjects) {
       await collection.close();
     });
 
-    it('checks k as the other store does', async () => {
+    it('checks k and efSearch as the other store does, and takes efSearch whatever the index', async () => {
       const store = storeOf(subject);
       const c = await store.open('folder');
+      await assert.rejects(
+        c.searchVector(new Float32Array(c.manifest.dimension), { efSearch: 0 }),
+        /Expected efSearch to be/,
+      );
+      const first = await c.search(join(images, 'class1/img002.jpg'), { k: 3, efSearch: 300 });
+      assert.equal(first[0]!.path, 'class1/img002.jpg');
       await assert.rejects(
         c.searchVector(new Float32Array(c.manifest.dimension), { k: 0 }),
         /between 1 and 1000/,

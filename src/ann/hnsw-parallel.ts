@@ -6,8 +6,10 @@ import type { GraphExports } from './kernels/wasm-graph.ts';
  * Builds an HNSW graph on several threads, batch by batch: the graph lives in shared WebAssembly memory;
  * for a batch of new nodes every thread (this one too) takes nodes in turn and runs the read-only part of
  * an insertion (greedy descent, beam searches and the choice of neighbours, `graphCandidates`), then
- * this thread links the batch in order (`graphLink`: the node's links, and the links back to it). Nodes of one batch do not see each other while searching, so batches stay
- * small against the graph (see batchSize in hnsw.ts). No locks: while threads search nobody writes.
+ * this thread links the batch in order (`graphLink`: the node's links, and the links back to it). Nodes
+ * of one batch do not see each other while searching, so each node's earlier batch mates join its
+ * candidates when it is linked, and batches stay small against the graph (see batchSize in hnsw.ts). No
+ * locks: while threads search nobody writes.
  *
  * src/ann creates no threads: the platform does (see the Node example in bench/ann.ts) and hands the
  * workers to `createHnswBuilder`; each worker passes every message it receives to

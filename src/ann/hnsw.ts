@@ -90,8 +90,9 @@ const MAX_LEVEL = 31;
 
 /**
  * With a builder, nodes go in batches of 1/32 of the graph so far, at most 256: nodes of one batch do not
- * see each other while searching, which costs nothing measurable at that size, and each batch is long
- * enough (tens of milliseconds) for the threads' hand-over not to count. The first 1,024 go one by one.
+ * see each other while searching (each one's earlier batch mates join its candidates when it is linked),
+ * and each batch is long enough (tens of milliseconds) for the threads' hand-over not to count. The first
+ * 1,024 go one by one.
  */
 function batchSize(nodes: number): number {
   return nodes < 1024 ? 1 : Math.min(256, nodes >> 5);
@@ -428,7 +429,7 @@ export class HnswIndex implements VectorIndex {
     for (let i = 0; i < count; i++) {
       const node = first + i;
       const level = this.nodeLevels[node]!;
-      shared.link(node, level, maxLevel, outputs[2 * i + 1]!);
+      shared.link(node, level, maxLevel, outputs[2 * i + 1]!, first, efConstruction);
       if (level > this.maxLevel) {
         this.entry = node;
         this.maxLevel = level;

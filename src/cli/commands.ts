@@ -222,6 +222,7 @@ export interface SearchCommandOptions extends StoreOption {
   k: number;
   crop?: string;
   nprobes?: number;
+  efSearch?: number;
   json?: boolean;
 }
 
@@ -237,6 +238,7 @@ export async function searchCommand(
       k: options.k,
       crop,
       nprobes: options.nprobes,
+      efSearch: options.efSearch,
     });
     const ms = performance.now() - started;
     if (options.json) {

@@ -158,7 +158,14 @@ cli
   .command('search <collection> <image>', 'Find the images most similar to an image file or an http(s) URL')
   .option('-k <k>', 'Number of results (1 to 1000)', { default: 5 })
   .option('--crop <box>', 'Search with a crop of the image: x,y,width,height in pixels')
-  .option('--nprobes <n>', 'IVF partitions to visit (more: better recall, slower; default 16)')
+  .option(
+    '--nprobes <n>',
+    'IVF-PQ collections: partitions to visit (more: better recall, slower; default 16)',
+  )
+  .option(
+    '--ef-search <n>',
+    'HNSW collections: breadth of the search (more: better recall, slower; default 64)',
+  )
   .option('--json', 'Print the results as JSON')
   .example('ris search photos cat.jpg -k 10')
   .example('ris search caltech101 https://example.com/plane.jpg --crop 0,0,400,300 --json')
@@ -166,13 +173,21 @@ cli
     (
       name: string,
       image: string,
-      options: { k: unknown; crop?: string; nprobes?: unknown; json?: boolean; store?: string },
+      options: {
+        k: unknown;
+        crop?: string;
+        nprobes?: unknown;
+        efSearch?: unknown;
+        json?: boolean;
+        store?: string;
+      },
     ) =>
       commands.searchCommand(String(name), String(image), {
         store: storeOf(options),
         k: int(options.k, '-k', 1, 1000),
         crop: options.crop === undefined ? undefined : String(options.crop),
         nprobes: int(options.nprobes, '--nprobes', 1, 1 << 20, true),
+        efSearch: int(options.efSearch, '--ef-search', 1, 1 << 20, true),
         json: options.json,
       }),
   );

@@ -11,7 +11,6 @@ import type { HnswBuilder } from '../ann/hnsw-parallel.ts';
 import { IvfPqIndex } from '../ann/ivf-pq.ts';
 import type { Assigner } from '../ann/kmeans.ts';
 import { Random } from '../ann/random.ts';
-import { checkInteger } from '../ann/validate.ts';
 import { DEFAULT_NPROBES } from '../ann/vector-index.ts';
 import { Embedder, type EmbedderProgress, type EmbedProgress } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
@@ -55,7 +54,12 @@ import {
   readManifest,
 } from './manifest.ts';
 import { pausePoint } from './pause.ts';
-import type { CollectionStore, ImageCollection } from './store.ts';
+import {
+  type CollectionStore,
+  checkSearchOptions,
+  type ImageCollection,
+  type SearchOptions,
+} from './store.ts';
 import { type ImageToAdd, labelsFor } from './walk.ts';
 
 export type { CollectionManifest, IndexSettings, IndexSettingsInput } from './manifest.ts';
@@ -817,10 +821,7 @@ export class Collection implements ImageCollection {
   }
 
   /** The k images most similar to `input` (a path, bytes or a stream), nearest first. */
-  async search(
-    input: ImageInput,
-    options: { k?: number; crop?: CropBox; nprobes?: number } = {},
-  ): Promise<SearchHit[]> {
+  async search(input: ImageInput, options: SearchOptions & { crop?: CropBox } = {}): Promise<SearchHit[]> {
     checkSearchOptions(options);
     const embedder = await this.embedder();
     const query = await embedder.embed(input, { crop: options.crop });
@@ -832,11 +833,8 @@ export class Collection implements ImageCollection {
    * the end: an image removed since the index was last caught up is left out (and counted in
    * `staleHitsDropped`), never answered.
    */
-  async searchVector(
-    query: Float32Array,
-    options: { k?: number; nprobes?: number } = {},
-  ): Promise<SearchHit[]> {
-    const { k, nprobes } = checkSearchOptions(options);
+  async searchVector(query: Float32Array, options: SearchOptions = {}): Promise<SearchHit[]> {
+    const { k, nprobes, efSearch } = checkSearchOptions(options);
     if (!(query instanceof Float32Array) || query.length !== this.manifest.dimension) {
       throw new ArgumentError(
         'DIMENSION_MISMATCH',
@@ -854,11 +852,15 @@ export class Collection implements ImageCollection {
     // A few more than asked, so a hit left out below does not leave the answer short.
     const wanted = Math.min(k + Math.min(k, 8), index.size);
     const projected = this.toIndexSpace(query);
-    // Options a kind has no use for are ignored by it (exact search ignores nprobes); more probes than
-    // partitions probe them all.
+    // Options a kind has no use for are ignored by it (exact search ignores nprobes and efSearch); more
+    // probes than partitions probe them all.
     const partitions = (index as { numPartitions?: number }).numPartitions;
     const probes = partitions ? Math.min(partitions, nprobes ?? DEFAULT_NPROBES) : undefined;
-    const result = index.search(projected, wanted, { nprobes: probes, refineFactor: REFINE_FACTOR });
+    const result = index.search(projected, wanted, {
+      nprobes: probes,
+      refineFactor: REFINE_FACTOR,
+      efSearch,
+    });
     const hits: SearchHit[] = [];
     for (let i = 0; i < result.ids.length && hits.length < k; i++) {
       const record = await this.get(result.ids[i]!);
@@ -951,17 +953,6 @@ export function localStore(home = risHome()): CollectionStore {
     repair: (name, options) => Collection.repair(name, withHome(options)),
     close: async () => {},
   };
-}
-
-/** k and nprobes, checked the same way whatever the index. */
-function checkSearchOptions(options: { k?: unknown; nprobes?: unknown }): {
-  k: number;
-  nprobes: number | undefined;
-} {
-  const k = checkInteger(options.k ?? 5, 'k', 1, 1000);
-  const nprobes =
-    options.nprobes === undefined ? undefined : checkInteger(options.nprobes, 'nprobes', 1, 1 << 20);
-  return { k, nprobes };
 }
 
 /** The projection a collection's database holds, checked against its manifest. */

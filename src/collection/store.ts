@@ -1,3 +1,4 @@
+import { checkInteger } from '../ann/validate.ts';
 import type { VectorIndex } from '../ann/vector-index.ts';
 import type { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
@@ -13,6 +14,36 @@ import type {
 } from './collection.ts';
 import type { CollectionManifest, IndexSettingsInput } from './manifest.ts';
 import type { ImageToAdd } from './walk.ts';
+
+/** How a collection searches; both stores take the same options and ignore those their index has no use for. */
+export interface SearchOptions {
+  /** Number of results, 1 to 1000. Default 5. */
+  k?: number;
+  /**
+   * IVF-PQ collections: partitions probed. More finds more of the true neighbours and costs time roughly in
+   * proportion. Default 16 (DEFAULT_NPROBES). In PostgreSQL, a floor for efSearch.
+   */
+  nprobes?: number;
+  /**
+   * HNSW collections: the width of the search's beam (at least k). More finds more of the true neighbours,
+   * slower. Default 64 (DEFAULT_EF_SEARCH) locally; in PostgreSQL the collection's setting (40), at least 2k.
+   */
+  efSearch?: number;
+}
+
+/** k, nprobes and efSearch, checked the same way by every store. */
+export function checkSearchOptions(options: SearchOptions): {
+  k: number;
+  nprobes: number | undefined;
+  efSearch: number | undefined;
+} {
+  const k = checkInteger(options.k ?? 5, 'k', 1, 1000);
+  const nprobes =
+    options.nprobes === undefined ? undefined : checkInteger(options.nprobes, 'nprobes', 1, 1 << 20);
+  const efSearch =
+    options.efSearch === undefined ? undefined : checkInteger(options.efSearch, 'efSearch', 1, 1 << 20);
+  return { k, nprobes, efSearch };
+}
 
 /**
  * A collection, wherever it is stored: a folder on this machine (SQLite + index.ris, `Collection`) or a
@@ -43,8 +74,8 @@ export interface ImageCollection {
   retrain(options?: { onProgress?: (e: CollectionProgress) => void }): Promise<void>;
   /** Follows what other processes changed; cheap when nothing did. */
   refresh(): Promise<void>;
-  search(input: ImageInput, options?: { k?: number; crop?: CropBox; nprobes?: number }): Promise<SearchHit[]>;
-  searchVector(query: Float32Array, options?: { k?: number; nprobes?: number }): Promise<SearchHit[]>;
+  search(input: ImageInput, options?: SearchOptions & { crop?: CropBox }): Promise<SearchHit[]>;
+  searchVector(query: Float32Array, options?: SearchOptions): Promise<SearchHit[]>;
   /**
    * The in-memory index searches use, and how a model vector becomes its query; undefined where the index
    * lives elsewhere (in PostgreSQL). Explore draws it.

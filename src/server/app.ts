@@ -149,6 +149,7 @@ const cropSchema = z.object({
 const searchOptions = z.object({
   k: z.coerce.number().int().min(1).max(50).default(5),
   nprobes: z.coerce.number().int().min(1).max(4096).optional(),
+  efSearch: z.coerce.number().int().min(1).max(4096).optional(),
   crop: cropSchema.optional(),
 });
 const pageQuery = z.object({
@@ -192,7 +193,7 @@ const MIME: Record<string, string> = {
 };
 
 /**
- * The query of a search-like request: a multipart upload (field "image", with k, nprobes, crop), or JSON
+ * The query of a search-like request: a multipart upload (field "image", with k, nprobes, efSearch, crop), or JSON
  * with a public `url` (fetched safely) or the `id` of an image of the collection. Options are checked;
  * `extra` adds the fields a route takes besides k, nprobes and crop.
  */
@@ -421,7 +422,11 @@ export function createApp(options: ServerOptions): Hono {
         resolveHost: options.resolveHost,
       });
       const vector = await embedQuery(col, input, parsed.crop);
-      const hits = await col.searchVector(vector, { k: parsed.k, nprobes: parsed.nprobes });
+      const hits = await col.searchVector(vector, {
+        k: parsed.k,
+        nprobes: parsed.nprobes,
+        efSearch: parsed.efSearch,
+      });
       return c.json({
         collection: col.name,
         timeMs: performance.now() - started,

@@ -120,8 +120,18 @@ export interface SharedGraph {
     anyDeleted: boolean,
     out: number,
   ): void;
-  /** graphLink on this thread. */
-  link(node: number, level: number, maxLevel: number, out: number): void;
+  /**
+   * graphLink on this thread; nodes [batchFirst, node) of the batch, linked before it, join its
+   * candidates (up to efConstruction of them in all).
+   */
+  link(
+    node: number,
+    level: number,
+    maxLevel: number,
+    out: number,
+    batchFirst: number,
+    efConstruction: number,
+  ): void;
 }
 
 export function rowBytesOf(shape: GraphShape): number {

@@ -27,7 +27,15 @@ export interface GraphExports {
     anyDeleted: number,
     out: number,
   ): void;
-  graphLink(node: number, level: number, maxLevel: number, neighbours: number): void;
+  graphLink(
+    node: number,
+    level: number,
+    maxLevel: number,
+    neighbours: number,
+    batchFirst: number,
+    jobs: number,
+    efConstruction: number,
+  ): void;
   graphInsert(
     node: number,
     level: number,
@@ -511,8 +519,8 @@ export class WasmGraph implements GraphKernel {
       candidates(node, level, entry, maxLevel, efConstruction, anyDeleted, out) {
         graph.exports.graphCandidates(node, level, entry, maxLevel, efConstruction, anyDeleted ? 1 : 0, out);
       },
-      link(node, level, maxLevel, out) {
-        graph.exports.graphLink(node, level, maxLevel, out);
+      link(node, level, maxLevel, out, batchFirst, efConstruction) {
+        graph.exports.graphLink(node, level, maxLevel, out, batchFirst, graph.batch.jobs, efConstruction);
       },
     };
   }

@@ -4,7 +4,6 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type pg from 'pg';
 import { Random } from '../../ann/random.ts';
-import { checkInteger } from '../../ann/validate.ts';
 import { Embedder } from '../../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../../embed/image.ts';
 import { ArgumentError, CollectionError, describe, ModelError, RisError } from '../../errors.ts';
@@ -19,7 +18,7 @@ import type {
 } from '../collection.ts';
 import { type CollectionManifest, EXACT_SEARCH_BELOW } from '../manifest.ts';
 import { pausePoint } from '../pause.ts';
-import type { ImageCollection } from '../store.ts';
+import { checkSearchOptions, type ImageCollection, type SearchOptions } from '../store.ts';
 import { type ImageToAdd, labelsFor } from '../walk.ts';
 import { databaseError, type PgDatabase } from './connection.ts';
 import { ImageSource, makeThumbnail } from './images.ts';
@@ -142,17 +141,6 @@ export async function insertImages(
       [collectionId, ids.length],
     );
   return { ids, added, duplicates, alreadyPresent };
-}
-
-/** Checks k and nprobes as the local store does. */
-function checkSearchOptions(options: { k?: unknown; nprobes?: unknown }): {
-  k: number;
-  nprobes: number | undefined;
-} {
-  const k = checkInteger(options.k ?? 5, 'k', 1, 1000);
-  const nprobes =
-    options.nprobes === undefined ? undefined : checkInteger(options.nprobes, 'nprobes', 1, 1 << 20);
-  return { k, nprobes };
 }
 
 /**
@@ -549,10 +537,7 @@ export class PgCollection implements ImageCollection {
   /** Nothing is cached but the model: every call reads the database. */
   async refresh(): Promise<void> {}
 
-  async search(
-    input: ImageInput,
-    options: { k?: number; crop?: CropBox; nprobes?: number } = {},
-  ): Promise<SearchHit[]> {
+  async search(input: ImageInput, options: SearchOptions & { crop?: CropBox } = {}): Promise<SearchHit[]> {
     checkSearchOptions(options);
     const embedder = await this.embedder();
     const query = await embedder.embed(input, { crop: options.crop });
@@ -562,20 +547,21 @@ export class PgCollection implements ImageCollection {
   /**
    * The k nearest images in one transaction: the collection's state and `hnsw.ef_search` (set locally, for
    * this search only) in one statement, then the search, by the HNSW index once there is one or exactly.
-   * `nprobes`, the local index's breadth, is taken as a floor for ef_search.
+   * `efSearch` sets ef_search (at least k); without it, the collection's setting, at least 2k and at least
+   * `nprobes` (the local index's breadth).
    */
-  async searchVector(
-    query: Float32Array,
-    options: { k?: number; nprobes?: number } = {},
-  ): Promise<SearchHit[]> {
-    const { k, nprobes } = checkSearchOptions(options);
+  async searchVector(query: Float32Array, options: SearchOptions = {}): Promise<SearchHit[]> {
+    const { k, nprobes, efSearch } = checkSearchOptions(options);
     const d = this.manifest.dimension;
     if (!(query instanceof Float32Array) || query.length !== d)
       throw new ArgumentError(
         'DIMENSION_MISMATCH',
         `Expected a query vector of ${d} values (the model of "${this.name}") but received ${describe(query)}`,
       );
-    const ef = efSearchFor(k, this.settings.efSearch, nprobes);
+    const ef =
+      efSearch === undefined
+        ? efSearchFor(k, this.settings.efSearch, nprobes)
+        : efSearchFor(k, efSearch, 0, 1);
     const rows = await this.db.transaction(async (client) => {
       // With the index in use, sorting is switched off for this transaction: the planner then takes the
       // index scan that yields rows in distance order rather than a sort of every row, which stale

@@ -88,9 +88,12 @@ export function exactSearchSql(columns: string): string {
   return `SELECT ${columns}, (embedding <=> $1::vector) AS distance FROM ris_images WHERE collection_id = $3 ORDER BY distance, id LIMIT $2`;
 }
 
-/** The search breadth for k results: at least the collection's setting, 2k, and what the caller asked. */
-export function efSearchFor(k: number, efSearch: number, requested?: number): number {
-  return Math.min(EF_SEARCH_MAX, Math.max(efSearch, 2 * k, requested ?? 0));
+/**
+ * The search breadth for k results: at least `efSearch`, `kFactor` × k (2 by default: room for what the
+ * index misses) and what the caller asked.
+ */
+export function efSearchFor(k: number, efSearch: number, requested?: number, kFactor = 2): number {
+  return Math.min(EF_SEARCH_MAX, Math.max(efSearch, kFactor * k, requested ?? 0));
 }
 
 /** The advisory lock that lets one process at a time build a collection's index. */
