@@ -61,7 +61,7 @@ describe('ris on 10 Caltech101 classes with mobilenetv2-int8', { skip: noSharedD
     assert.match(stdout, /collection c10: 100 images \(100 added of 101 found\)/);
     assert.match(
       stdout,
-      /skipped 1 unreadable images:\n {2}.*corrupt\.jpg: The image is truncated or corrupt/,
+      /skipped 1 unreadable image:\n {2}.*corrupt\.jpg: The image is truncated or corrupt/,
     );
     let same = 0;
     for (const { file, label } of heldOut) {

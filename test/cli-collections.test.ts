@@ -95,7 +95,23 @@ describe('ris CLI over collections (the real binary)', () => {
     ]);
     assert.equal(added.code, 0, added.stderr);
     assert.match(added.stdout, /added 0 images to pics \(now 20\)/);
-    assert.match(added.stdout, /skipped 1 unreadable images:\n {2}.*tiny\.onnx: The data is not an image/);
+    assert.match(added.stdout, /skipped 1 unreadable image:\n {2}.*tiny\.onnx: The data is not an image/);
+    // A mistyped path, or a folder without images, is refused before anything is added.
+    const missing = await ris(home, [
+      'add',
+      'pics',
+      join(images, 'class0', 'img000.jpg'),
+      join(dir, 'nosuch'),
+    ]);
+    assert.equal(missing.code, 2);
+    assert.match(
+      missing.stderr,
+      /^ris: There is no file or folder ".*nosuch"; check the path \(nothing was added\)\n$/,
+    );
+    await mkdir(join(dir, 'empty-folder'), { recursive: true });
+    const empty = await ris(home, ['add', 'pics', join(dir, 'empty-folder')]);
+    assert.equal(empty.code, 2);
+    assert.match(empty.stderr, /^ris: No images \(jpg.*\) found under .*empty-folder; nothing was added\n$/);
 
     const removed = await ris(home, ['remove', 'pics', String(json[0]!.id), 'class3/img004.jpg']);
     assert.match(removed.stdout, /removed 2 of 2 from pics \(now 18\)/);

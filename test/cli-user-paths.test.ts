@@ -131,6 +131,18 @@ describe('what a user types', () => {
         /^ris: Expected --ef-search to be a whole number from 1 to 1048576 but received (string "1.5"|number 1.5)\n$/,
       ],
       [
+        ['index', images, '--collection', 'graph', '--index', 'hnsw', '--partitions', '5'],
+        /^ris: --partitions and --sub-vectors set an IVF-PQ index; leave them out with --index hnsw, or use --index ivf-pq\n$/,
+      ],
+      [
+        ['search', 'pics', query, '--bogus'],
+        /^ris: Unknown option `--bogus`; run ris search --help for the usage\n$/,
+      ],
+      [
+        ['remove', 'pics'],
+        /^ris: missing required args for command `remove <collection> <...targets>`; run ris remove --help for the usage\n$/,
+      ],
+      [
         ['search', 'pics', query, '-k', '0'],
         /^ris: Expected -k to be a whole number from 1 to 1000 but received number 0\n$/,
       ],
@@ -153,6 +165,62 @@ describe('what a user types', () => {
       assert.match(run.stderr, message);
       assert.doesNotMatch(run.stderr, /images found/, 'refused before scanning');
     }
+  });
+
+  it('ris index resumes a collection only from its own folder, and says how to add another', async () => {
+    const other = join(dir, 'other folder');
+    await writeClassFolders(other, 1, 2, 48, 35, 'other');
+    const count = async () => /^pics +(\d+) images/m.exec((await ris(home, ['collections'])).stdout)?.[1];
+    const before = await count();
+    assert.ok(before, 'pics is listed with its size');
+    const run = await ris(home, ['index', other, '--collection', 'pics']);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(
+      run.stderr,
+      /ris: Collection "pics" was indexed from .*, and ris index resumes it only from there; add .*other folder to it with ris add pics .*other folder, or choose another collection name\n$/,
+    );
+    assert.equal(await count(), before, 'nothing was added');
+  });
+
+  it('search results line up in a terminal, whatever script the labels are in', async () => {
+    const wide = join(dir, 'wide');
+    await writeClassFolders(wide, 1, 1, 48, 41, 'wide');
+    const file = join(wide, 'wide0', 'img000.jpg');
+    const added = await ris(home, ['add', 'pics', file, '--labels', '写真,猫']);
+    assert.equal(added.code, 0, added.stderr);
+    const run = await ris(home, ['search', 'pics', file, '-k', '6']);
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout.split('\n').filter((line) => /^ +\d+\. /.test(line));
+    assert.equal(lines.length, 6);
+    assert.match(lines[0]!, /写真,猫/);
+    // Where each path starts, in terminal columns (CJK characters take two).
+    const columns = lines.map((line) => {
+      const before = line.slice(0, line.lastIndexOf(' ') + 1);
+      return [...before].reduce((sum, ch) => sum + (/[\u3000-\u9fff]/.test(ch) ? 2 : 1), 0);
+    });
+    assert.equal(new Set(columns).size, 1, run.stdout);
+  });
+
+  it('Ctrl-C during ris index ends it with a line saying the work is kept, and the same command goes on', async () => {
+    const { start } = await import('./ris-process.ts');
+    const many = join(dir, 'many');
+    await writeClassFolders(many, 4, 300, 32, 36);
+    const args = ['index', many, '--collection', 'interrupted', '--model', model];
+    const run = start(home, args);
+    assert.ok(await run.waitFor('1200 images found'), run.stderr());
+    run.child.kill('SIGINT');
+    const ended = await run.exited;
+    assert.equal(ended.code, 130, ended.stderr);
+    assert.match(
+      ended.stderr,
+      /\nris: interrupted; the images indexed so far are kept: run the same command again to go on\n$/,
+    );
+    const again = await ris(home, args);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(
+      again.stdout,
+      /collection interrupted: 1200 images \(\d+ added(, \d+ already there)? of 1200 found\)/,
+    );
   });
 
   it('after an interrupted first index, search answers (the index is built from what was stored)', async () => {

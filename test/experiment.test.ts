@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { Random } from '../src/ann/random.ts';
 import { parseModelConfig } from '../src/embed/config.ts';
 import { readModel } from '../src/embed/onnx-graph.ts';
+import { splitQueries, type VectorSet } from '../src/experiment/data.ts';
 import { modelFeatures } from '../src/experiment/features.ts';
 import {
   applyProjection,
@@ -150,6 +151,33 @@ describe('experiment metrics', () => {
     assert.ok(Math.abs(ap! - (1 + 2 / 3) / 2) < 1e-12);
     // Unlabelled queries are left out.
     assert.equal(precisionAtK(found, 3, 3, Int32Array.from([-1]), base), null);
+  });
+});
+
+describe('held-out queries', () => {
+  const set = (count: number): VectorSet => ({
+    kind: 'vectors',
+    name: 'test',
+    dimension: 2,
+    vectors: new Float32Array(count * 2).map((_, i) => i),
+    count,
+    labels: undefined,
+    labelNames: [],
+  });
+  it('hold out a fifth of a small input, leaving 256 to train product quantizers on where that leaves some', () => {
+    for (const [count, nq] of [
+      [100, 20],
+      [270, 14],
+      [310, 54],
+      [1500, 300],
+      [5000, 1000],
+    ] as const) {
+      const data = splitQueries(set(count), 1000, 1, false);
+      assert.equal(data.nq, nq, `${count} vectors`);
+      assert.equal(data.n, count - nq);
+      assert.equal(data.base.length + data.queries.length, count * 2);
+    }
+    assert.throws(() => splitQueries(set(310), 200, 1, true), /use --queries 62 or fewer/);
   });
 });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Hono } from 'hono';
@@ -245,6 +245,20 @@ describe('HTTP API', () => {
     assert.equal(refusedAddress('::ffff:127.0.0.1'), 'a loopback address (this machine)');
     assert.equal(refusedAddress('fd00:ec2::254'), 'a private, link-local or reserved address');
     assert.equal(refusedAddress('93.184.216.34'), undefined);
+    for (const reserved of ['192.0.2.123', '198.51.100.7', '203.0.113.9', '2001:db8::1', '2002:a00:1::1'])
+      assert.equal(refusedAddress(reserved), 'a private, link-local or reserved address', reserved);
+    // NAT64 (what an IPv6-only network's DNS64 answers): the IPv4 address inside is what counts.
+    assert.equal(refusedAddress('64:ff9b::a00:1'), 'a private, link-local or reserved address');
+    assert.equal(refusedAddress('64:ff9b::10.0.0.1'), 'a private, link-local or reserved address');
+    assert.equal(refusedAddress('64:ff9b::7f00:1'), 'a loopback address (this machine)');
+    assert.equal(refusedAddress('64:ff9b::5db8:d822'), undefined);
+    // This machine's own addresses, whatever network they are on.
+    const own = Object.values(networkInterfaces())
+      .flatMap((list) => list ?? [])
+      .filter((entry) => !entry.internal);
+    assert.ok(own.length > 0, 'this machine has a network interface besides loopback');
+    for (const { address } of own)
+      assert.equal(refusedAddress(address.replace(/%.*$/, '')), 'an address of this machine', address);
   });
 
   it('answers 503 with Retry-After when the queue is full, and keeps serving', async () => {

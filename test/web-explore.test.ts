@@ -40,16 +40,23 @@ before(async () => {
   // 280 images: enough for an IVF-PQ index of 16 partitions; 'small' stays exact (Flat).
   await writeClassFolders(join(dir, 'pics'), 4, 70, 48, 8, 'pic');
   await writeClassFolders(join(dir, 'small'), 3, 5, 48, 3, 'small');
+  await writeClassFolders(join(dir, 'graph'), 3, 10, 48, 5, 'graph');
   for (const [name, index] of [
     ['pics', { kind: 'ivf-pq', numPartitions: 16 }],
     ['small', { kind: 'auto' }],
+    ['graph', { kind: 'hnsw' }],
   ] as const) {
     const { collection } = await indexCollection(name, join(dir, name), { model, home, index });
     await collection.close();
   }
   const webRoot = join(dir, 'web');
   await buildPage(webRoot);
-  server = await listen({ port: 0, collections: ['pics', 'small'], collectionOptions: { home }, webRoot });
+  server = await listen({
+    port: 0,
+    collections: ['pics', 'small', 'graph'],
+    collectionOptions: { home },
+    webRoot,
+  });
   browser = await launchBrowser();
 });
 
@@ -268,6 +275,21 @@ describe('the Explore view of an IVF-PQ collection', { skip }, () => {
 });
 
 describe('the Explore view of a collection whose own index is not IVF', { skip }, () => {
+  it("opens on the HNSW graph where that is the collection's own index", async () => {
+    const { page } = await exploreAnExample('graph');
+    await page.waitForFunction(
+      () =>
+        [...document.querySelectorAll('[role="tab"]')]
+          .find((t) => t.textContent?.trim() === 'HNSW search')
+          ?.getAttribute('aria-selected') === 'true',
+    );
+    assert.equal(
+      await page.getByRole('tab', { name: 'IVF coarse search' }).getAttribute('aria-selected'),
+      'false',
+    );
+    await page.close();
+  });
+
   it('shows the build of an IVF-Flat for the view, then its partitions, distances and projection', async () => {
     const { page, id } = await exploreAnExample('small');
     // 'small' searches exactly (Flat): the coarse view asks, the server builds 4 partitions (√15).

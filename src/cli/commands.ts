@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import stringWidth from 'string-width';
 import type { HnswBuilder } from '../ann/hnsw-parallel.ts';
 import { openIndex } from '../ann/registry.ts';
 import { imagesToAdd, indexCollection } from '../collection/build.ts';
@@ -93,8 +94,40 @@ async function buildThreads(): Promise<{
   };
 }
 
+/**
+ * While `work` runs, Ctrl-C ends the process at once (every committed batch is kept, as after a kill) with
+ * a line saying so, instead of silently.
+ */
+async function resumableOnInterrupt<T>(
+  what: string,
+  bars: { stop: () => void },
+  work: () => Promise<T>,
+): Promise<T> {
+  const interrupted = () => {
+    bars.stop();
+    process.stderr.write(
+      `\nris: interrupted; the images ${what} so far are kept: run the same command again to go on\n`,
+    );
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  try {
+    return await work();
+  } finally {
+    process.off('SIGINT', interrupted);
+  }
+}
+
 export async function indexCommand(source: string, options: IndexCommandOptions): Promise<void> {
   const bars = progressBars();
+  await resumableOnInterrupt('indexed', bars, () => indexWithBars(source, options, bars));
+}
+
+async function indexWithBars(
+  source: string,
+  options: IndexCommandOptions,
+  bars: ReturnType<typeof progressBars>,
+): Promise<void> {
   const started = performance.now();
   const store = await openStore(options.store);
   const threads = await buildThreads();
@@ -129,16 +162,20 @@ export async function indexCommand(source: string, options: IndexCommandOptions)
   }
 }
 
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 function printProblems(report: {
   failures: { path: string; error: Error }[];
   duplicates: { path: string; sameAs: string }[];
 }): void {
   if (report.failures.length) {
-    print(`skipped ${report.failures.length} unreadable images:`);
+    print(`skipped ${plural(report.failures.length, 'unreadable image')}:`);
     for (const f of report.failures) print(`  ${f.path}: ${f.error.message}`);
   }
   if (report.duplicates.length) {
-    print(`${report.duplicates.length} exact duplicates (same bytes):`);
+    print(`${plural(report.duplicates.length, 'exact duplicate')} (same bytes):`);
     for (const d of report.duplicates) print(`  ${d.path} = ${d.sameAs}`);
   }
 }
@@ -174,23 +211,25 @@ export async function addCommand(
   options: StoreOption & { labels?: string[] } = {},
 ): Promise<void> {
   const bars = progressBars();
-  await withCollection(name, { ...options, assigner: true }, async (collection) => {
-    const images = await imagesToAdd(paths, collection.manifest.root, options.labels);
-    const report = await collection.addImages(images, { onProgress: bars.onProgress });
-    bars.stop();
-    print(
-      `added ${report.added} images to ${name} (now ${await collection.count()})` +
-        `${report.added ? `, ids ${formatIds(report.ids)}` : ''}` +
-        `${report.alreadyPresent ? `; ${report.alreadyPresent} already there` : ''}`,
-    );
-    printProblems(report);
-    const { kind, indexed, trainedOn } = await collection.status();
-    if (kind === 'ivf-pq' && indexed > 2 * trainedOn) {
+  await resumableOnInterrupt('added', bars, () =>
+    withCollection(name, { ...options, assigner: true }, async (collection) => {
+      const images = await imagesToAdd(paths, collection.manifest.root, options.labels);
+      const report = await collection.addImages(images, { onProgress: bars.onProgress });
+      bars.stop();
       print(
-        `the index was trained on ${trainedOn} images and now holds ${indexed}: run ris retrain ${name} for the best recall`,
+        `added ${report.added} images to ${name} (now ${await collection.count()})` +
+          `${report.added ? `, ids ${formatIds(report.ids)}` : ''}` +
+          `${report.alreadyPresent ? `; ${report.alreadyPresent} already there` : ''}`,
       );
-    }
-  }).finally(() => bars.stop());
+      printProblems(report);
+      const { kind, indexed, trainedOn } = await collection.status();
+      if (kind === 'ivf-pq' && indexed > 2 * trainedOn) {
+        print(
+          `the index was trained on ${trainedOn} images and now holds ${indexed}: run ris retrain ${name} for the best recall`,
+        );
+      }
+    }),
+  ).finally(() => bars.stop());
 }
 
 export async function removeCommand(
@@ -259,9 +298,10 @@ export async function searchCommand(
       return;
     }
     print(`${hits.length} most similar in ${name} (${ms.toFixed(0)} ms):`);
+    const idWidth = Math.max(0, ...hits.map((hit) => String(hit.id).length));
     hits.forEach((hit, i) => {
       print(
-        `${String(i + 1).padStart(3)}. ${hit.similarity.toFixed(3)}  #${hit.id}  ${(hit.labels.join(',') || '-').padEnd(18)} ${hit.path}`,
+        `${String(i + 1).padStart(3)}. ${hit.similarity.toFixed(3)}  ${`#${hit.id}`.padEnd(idWidth + 1)}  ${padColumns(hit.labels.join(',') || '-', 18)} ${hit.path}`,
       );
     });
   });
@@ -345,12 +385,12 @@ async function listCollections(store: Awaited<ReturnType<typeof openStore>>): Pr
       const c = await store.open(n, { onProgress: progressBars().onProgress });
       const { kind } = await c.status();
       print(
-        `${n.padEnd(20)} ${String(await c.count()).padStart(7)} images  ${c.manifest.model}  (${kind} index)`,
+        `${padColumns(n, 20)} ${String(await c.count()).padStart(7)} images  ${c.manifest.model}  (${kind} index)`,
       );
       await c.close();
     } catch (error) {
       if (!(error instanceof RisError)) throw error;
-      print(`${n.padEnd(20)} broken: ${error.message}`);
+      print(`${padColumns(n, 20)} broken: ${error.message}`);
     }
   }
 }
@@ -476,6 +516,11 @@ export async function serveCommand(options: ListenOptions & { storeLocation?: st
 function formatIds(ids: number[]): string {
   if (ids.length === 0) return '-';
   return ids.length <= 6 ? ids.join(', ') : `${ids.slice(0, 3).join(', ')} … ${ids.at(-1)}`;
+}
+
+/** Pads to `width` terminal columns: CJK and emoji take two each, combining marks none. */
+function padColumns(text: string, width: number): string {
+  return text + ' '.repeat(Math.max(0, width - stringWidth(text)));
 }
 
 /** Results go to stdout; a reader that stopped reading (| head) ends the command quietly in main.ts. */

@@ -105,6 +105,11 @@ cli
           'INVALID_ARGUMENT',
           `Expected --index to be one of ${INDEX_KINDS.join(', ')} but received ${describe(kind)}`,
         );
+      if ((kind === 'flat' || kind === 'hnsw') && (options.partitions ?? options.subVectors) !== undefined)
+        throw new ArgumentError(
+          'INVALID_ARGUMENT',
+          `--partitions and --sub-vectors set an IVF-PQ index; leave them out with --index ${kind}, or use --index ivf-pq`,
+        );
       const imagesUrl = options.imagesUrl === undefined ? undefined : String(options.imagesUrl);
       await storeCommands.indexInStore(
         String(source),
@@ -395,7 +400,12 @@ try {
   if (!cli.matchedCommand && !cli.options.help && !cli.options.version) cli.outputHelp();
   await cli.runMatchedCommand();
 } catch (error) {
+  // cac's own refusals (an unknown option, a missing argument) are refusals like ris's: exit code 2.
+  const usage = error instanceof Error && error.name === 'CACError';
   if (cli.options.verbose || !(error instanceof Error)) console.error(error);
-  else console.error(`ris: ${error.message}`);
-  process.exitCode = error instanceof RisError ? 2 : 1;
+  else if (usage) {
+    const command = cli.matchedCommand?.name;
+    console.error(`ris: ${error.message}; run ris ${command ? `${command} ` : ''}--help for the usage`);
+  } else console.error(`ris: ${error.message}`);
+  process.exitCode = error instanceof RisError || usage ? 2 : 1;
 }

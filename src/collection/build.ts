@@ -3,7 +3,7 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { DEFAULT_MODEL } from '../embed/config.ts';
 import type { DownloadProgress } from '../embed/download.ts';
 import type { LinearProjection } from '../embed/projection.ts';
-import { ArgumentError, CollectionError } from '../errors.ts';
+import { ArgumentError, CollectionError, ImageError } from '../errors.ts';
 import {
   type AddReport,
   Collection,
@@ -89,12 +89,27 @@ export async function resolveSource(
  */
 export async function imagesToAdd(paths: string[], root: string, labels?: string[]): Promise<ImageToAdd[]> {
   const images: ImageToAdd[] = [];
+  // A mistyped path is refused before anything is added, not reported afterwards as an unreadable image.
+  const missing = paths.filter((path) => !existsSync(path));
+  if (missing.length > 0) {
+    throw new ImageError(
+      'IMAGE_NOT_FOUND',
+      `There is no file or folder ${missing.map((p) => JSON.stringify(p)).join(', ')}; check the path (nothing was added)`,
+    );
+  }
   for (const path of paths) {
     const inside =
       !relative(root, resolve(path)).startsWith('..') && !isAbsolute(relative(root, resolve(path)));
-    if (statSync(path, { throwIfNoEntry: false })?.isDirectory())
-      images.push(...(await walkImages(path, inside ? root : path)));
-    else images.push({ path, labels: labelsFor(path, root) });
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+      const found = await walkImages(path, inside ? root : path);
+      if (found.length === 0) {
+        throw new CollectionError(
+          'NO_IMAGES',
+          `No images (jpg, jpeg, png, webp, gif, tiff, avif) found under ${path}; nothing was added`,
+        );
+      }
+      images.push(...found);
+    } else images.push({ path, labels: labelsFor(path, root) });
   }
   return labels ? images.map((image) => ({ ...image, labels })) : images;
 }
@@ -127,6 +142,14 @@ export async function indexCollection(
         { model: options.model ?? DEFAULT_MODEL, root, index: options.index, projection: options.projection },
         options,
       );
+  if (existed && resolve(collection.manifest.root) !== resolve(root) && (await collection.count()) > 0) {
+    await collection.close();
+    throw new CollectionError(
+      'COLLECTION_EXISTS',
+      `Collection "${name}" was indexed from ${collection.manifest.root}, and ris index resumes it only from there; ` +
+        `add ${root} to it with ris add ${name} ${root}, or choose another collection name`,
+    );
+  }
   if (existed && options.projection && !collection.manifest.projection) {
     await collection.close();
     throw new CollectionError(

@@ -213,6 +213,9 @@ function gatherLabels(labels: Int32Array | undefined, rows: ArrayLike<number>): 
  * Holds `queries` seeded random vectors out of the database (the rest keeps its order), unless the
  * set brought its own queries. Held-out queries are never in the database, so a query cannot find itself.
  */
+/** Vectors a product quantizer of 8-bit codes needs to train (one per centroid). */
+const PQ_TRAINING_MINIMUM = 256;
+
 export function splitQueries(set: VectorSet, queries: number, seed: number, explicit: boolean): Dataset {
   const d = set.dimension;
   if (set.queries) {
@@ -239,7 +242,10 @@ export function splitQueries(set: VectorSet, queries: number, seed: number, expl
         `Cannot hold out ${queries} queries from ${set.count} vectors; use --queries ${Math.floor(set.count / 5)} or fewer`,
       );
     }
-    nq = Math.max(1, Math.floor(set.count / 5));
+    // A fifth, but leaving the 256 vectors a product quantizer trains on where that still leaves some
+    // queries: otherwise every PQ row of a small collection would be skipped.
+    const fifth = Math.max(1, Math.floor(set.count / 5));
+    nq = set.count - PQ_TRAINING_MINIMUM >= 10 ? Math.min(fifth, set.count - PQ_TRAINING_MINIMUM) : fifth;
   }
   const picked = new Random(seed).sample(set.count, nq);
   const isQuery = new Uint8Array(set.count);

@@ -231,8 +231,11 @@ export function reportMarkdown(results: ExperimentResults, plots: { file: string
     '`B/vector`: bytes the index holds per added vector (codes, ids, copies; the quantizers are in `memory MiB`). ' +
       '`file MiB`: the index file (toBytes), with the PCA matrix when there is one. `QPS`, `p50`, `p99`: single queries, one call each (the PCA of the query included). ' +
       '`batch QPS`: all queries in one call. `notebook R@5`: the reference notebook’s recall@5 exactly as it computed it. ' +
-      '`10-R@10`: 10-recall@10 of held-out queries against exact search in the original space. `P@5`: same-label precision of the first 5 results. ' +
-      '`mAP@10`: mean over queries of Σ P@k·rel_k / min(10, same-label images).',
+      '`10-R@10`: 10-recall@10 of held-out queries against exact search in the original space. `P@5`: same-label precision of the first 5 results.' +
+      // The models table alone has mAP@10.
+      (results.rows.some((r) => r.index === null)
+        ? ' `mAP@10`: mean over queries of Σ P@k·rel_k / min(10, same-label images).'
+        : ''),
     '',
   );
   return lines.join('\n');

@@ -335,7 +335,7 @@ export async function runExperiment(
     } else {
       if (options.queries === undefined && !set!.queries && data!.nq < 1000)
         results.notes.push(
-          `The input has ${set!.count} vectors, so ${data!.nq} (a fifth) were held out as queries instead of 1000.`,
+          `The input has ${set!.count} vectors, so ${data!.nq} were held out as queries instead of 1000 (a fifth at most, leaving 256 to train product quantizers on where possible).`,
         );
       await runIndexPreset(
         preset,

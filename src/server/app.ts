@@ -35,8 +35,11 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** Largest collection an experiment may be started for from the page. Default 20,000 images. */
   experimentMaxImages?: number;
-  /** Looks for collections made or deleted since the start (when serving all of a store's collections). */
-  discover?: () => Promise<void>;
+  /**
+   * Looks for collections made or deleted since the start (when serving all of a store's collections);
+   * given a name, resolves once that collection, if just found, has opened.
+   */
+  discover?: (name?: string) => Promise<void>;
 }
 
 export const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url));
@@ -337,6 +340,17 @@ export function createApp(options: ServerOptions): Hono {
       staleHitsDropped: registry.ready().reduce((sum, col) => sum + col.staleHitsDropped, 0),
     }),
   );
+
+  // Every request for one collection first follows the store: a collection made or deleted by another
+  // process is answered (or refused) without waiting for someone to list them.
+  const follow = async (c: Context, next: () => Promise<void>) => {
+    await options
+      .discover?.(c.req.param('name'))
+      .catch((error: Error) => log(`listing the collections failed: ${error.message}`));
+    await next();
+  };
+  app.use('/api/collections/:name', follow);
+  app.use('/api/collections/:name/*', follow);
 
   app.get('/api/collections', async (c) => {
     await options

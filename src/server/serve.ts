@@ -31,6 +31,7 @@ export interface ListenOptions extends Omit<ServerOptions, 'collections' | 'regi
  */
 /** How often a server serving all collections looks for new and deleted ones (when asked for the list). */
 const DISCOVER_EVERY_MS = 2_000;
+const DISCOVER_UNKNOWN_EVERY_MS = 250;
 
 export const CONNECTION_LIMITS = {
   headersTimeout: 10_000,
@@ -94,25 +95,34 @@ export async function listen(options: ListenOptions = {}): Promise<RunningServer
   const registry = new CollectionRegistry(entries);
   const log = options.log ?? ((line: string) => console.error(line));
   // Serving every collection of the store: ones made (by another process, on another machine) after
-  // the start join once listed, shown as opening meanwhile; deleted ones leave.
+  // the start join, deleted ones leave. The store is listed at most every DISCOVER_EVERY_MS, and at most
+  // every DISCOVER_UNKNOWN_EVERY_MS when a request names a collection not known yet; such a request waits
+  // for it to open.
   let listed = 0;
-  const discover = async () => {
-    if (Date.now() - listed < DISCOVER_EVERY_MS) return;
-    listed = Date.now();
-    const now = await store.list();
-    for (const name of now) {
-      if (registry.list().some((e) => e.name === name)) continue;
-      registry.set({ name, state: 'preparing', preparation: { phase: 'opening', percent: 0 } });
-      void openEntry(name).then(
-        (entry) => registry.set(entry),
-        (error: Error) => registry.set({ name, state: 'broken', reason: error.message }),
-      );
+  const opening = new Map<string, Promise<void>>();
+  const discover = async (name?: string) => {
+    const unknown = name !== undefined && !registry.list().some((e) => e.name === name);
+    const every = unknown ? DISCOVER_UNKNOWN_EVERY_MS : DISCOVER_EVERY_MS;
+    if (Date.now() - listed >= every) {
+      listed = Date.now();
+      const now = await store.list();
+      for (const found of now) {
+        if (registry.list().some((e) => e.name === found)) continue;
+        registry.set({ name: found, state: 'preparing', preparation: { phase: 'opening', percent: 0 } });
+        const opened = openEntry(found).then(
+          (entry) => registry.set(entry),
+          (error: Error) => registry.set({ name: found, state: 'broken', reason: error.message }),
+        );
+        opening.set(found, opened);
+        void opened.finally(() => opening.delete(found));
+      }
+      for (const entry of registry.list()) {
+        if (now.includes(entry.name) || entry.state === 'preparing') continue;
+        registry.delete(entry.name);
+        if (entry.state === 'ready') await entry.collection.close();
+      }
     }
-    for (const entry of registry.list()) {
-      if (now.includes(entry.name) || entry.state === 'preparing') continue;
-      registry.delete(entry.name);
-      if (entry.state === 'ready') await entry.collection.close();
-    }
+    if (name !== undefined) await opening.get(name);
   };
   const { collections: _names, store: _store, ...serverOptions } = options;
   const app = createApp({ ...serverOptions, registry, log, discover: explicit ? undefined : discover });

@@ -208,7 +208,9 @@ export function Explore({
         setNprobes('defaultNprobes' in answer.ivf ? answer.ivf.defaultNprobes : null);
         setEfSearch(answer.defaults.efSearch);
         setEfDraft(String(answer.defaults.efSearch));
-        if (!('numPartitions' in answer.ivf))
+        // Open on the collection's own index: its HNSW graph, or else the IVF views where there can be some.
+        if (answer.indexKind === 'hnsw') setView('explore-hnsw');
+        else if (!('numPartitions' in answer.ivf))
           setView((v) => (v === 'explore-hnsw' ? v : 'explore-projection'));
       })
       .catch((error) => {
