@@ -29,6 +29,7 @@ import {
   type RisError,
 } from '../errors.ts';
 import { CollectionDb, type StoredImage } from './database.ts';
+import { embedFiles, emptyAddReport } from './embed-files.ts';
 import {
   type CollectionIndex,
   type IndexStamp,
@@ -502,41 +503,18 @@ export class Collection implements ImageCollection {
     const embedder = await this.embedder();
     const present = this.db.paths();
     const todo = images.filter((image) => !present.has(this.storedPath(image.path)));
-    const report: AddReport = {
-      added: 0,
-      alreadyPresent: images.length - todo.length,
-      failures: [],
-      duplicates: [],
-      ids: [],
-    };
-    const bytesOf = new Map<number, Buffer>();
-    const inputs = async function* () {
-      for (const [i, image] of todo.entries()) {
-        try {
-          const bytes = await readFile(image.path);
-          bytesOf.set(i, bytes);
-          yield bytes as ImageInput;
-        } catch {
-          yield image.path; // the embedder reports it as missing or unreadable
-        }
-      }
-    };
-    const d = embedder.dimension;
-    for await (const batch of embedder.embedMany(inputs(), { onProgress: options.onProgress })) {
+    const report = emptyAddReport(images.length - todo.length);
+    for await (const { files, failures } of embedFiles(embedder, todo, options.onProgress)) {
       options.signal?.throwIfAborted();
-      const rows = [...batch.indices].map((index, r) => {
-        const image = todo[index]!;
-        const bytes = bytesOf.get(index)!;
-        return {
-          path: this.storedPath(image.path),
-          labels: image.labels ?? labelsFor(image.path, this.manifest.root),
-          width: batch.sizes[2 * r]!,
-          height: batch.sizes[2 * r + 1]!,
-          bytes: bytes.length,
-          sha256: createHash('sha256').update(bytes).digest('hex'),
-          vector: new Uint8Array(batch.vectors.buffer, batch.vectors.byteOffset + r * d * 4, d * 4),
-        };
-      });
+      const rows = files.map(({ image, bytes, width, height, sha256, vector }) => ({
+        path: this.storedPath(image.path),
+        labels: image.labels ?? labelsFor(image.path, this.manifest.root),
+        width,
+        height,
+        bytes: bytes.length,
+        sha256,
+        vector: new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength),
+      }));
       const now = new Date().toISOString();
       if (rows.length > 0) {
         this.db.write((generation) => {
@@ -554,10 +532,7 @@ export class Collection implements ImageCollection {
         });
         pausePoint('add:committed');
       }
-      for (const failure of batch.failures)
-        report.failures.push({ path: todo[failure.index]!.path, error: failure.error });
-      for (const index of batch.indices) bytesOf.delete(index);
-      for (const failure of batch.failures) bytesOf.delete(failure.index);
+      report.failures.push(...failures);
     }
     if (report.added > 0) await this.updateIndex(options);
     return report;

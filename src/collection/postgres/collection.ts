@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type pg from 'pg';
 import { Random } from '../../ann/random.ts';
@@ -16,6 +14,7 @@ import type {
   RemoveReport,
   SearchHit,
 } from '../collection.ts';
+import { embedFiles, emptyAddReport } from '../embed-files.ts';
 import { type CollectionManifest, EXACT_SEARCH_BELOW } from '../manifest.ts';
 import { pausePoint } from '../pause.ts';
 import { checkSearchOptions, type ImageCollection, type SearchOptions } from '../store.ts';
@@ -362,54 +361,32 @@ export class PgCollection implements ImageCollection {
     const embedder = await this.embedder();
     const present = await this.storedPaths(images.map((image) => this.storedPath(image.path)));
     const todo = images.filter((image) => !present.has(this.storedPath(image.path)));
-    const report: AddReport = {
-      added: 0,
-      alreadyPresent: images.length - todo.length,
-      failures: [],
-      duplicates: [],
-      ids: [],
-    };
-    const bytesOf = new Map<number, Buffer>();
-    const inputs = async function* () {
-      for (const [i, image] of todo.entries()) {
-        try {
-          const bytes = await readFile(image.path);
-          bytesOf.set(i, bytes);
-          yield bytes as ImageInput;
-        } catch {
-          yield image.path; // the embedder reports it as missing or unreadable
-        }
-      }
-    };
-    const d = embedder.dimension;
-    for await (const batch of embedder.embedMany(inputs(), { onProgress: options.onProgress })) {
+    const report = emptyAddReport(images.length - todo.length);
+    for await (const { files, failures } of embedFiles(embedder, todo, options.onProgress)) {
       options.signal?.throwIfAborted();
       const rows: EmbeddedImage[] = [];
       const thumbnails = await Promise.all(
-        Array.from(batch.indices, (index) =>
-          makeThumbnail(bytesOf.get(index)!, todo[index]!.path).then(
+        files.map(({ image, bytes }) =>
+          makeThumbnail(bytes, image.path).then(
             (webp) => webp,
             (error: RisError) => error,
           ),
         ),
       );
-      for (const [r, index] of batch.indices.entries()) {
-        const image = todo[index]!;
-        const bytes = bytesOf.get(index)!;
-        const path = this.storedPath(image.path);
+      for (const [r, { image, bytes, width, height, sha256, vector }] of files.entries()) {
         const thumbnail = thumbnails[r]!;
         if (thumbnail instanceof RisError) {
           report.failures.push({ path: image.path, error: thumbnail });
           continue;
         }
         rows.push({
-          path,
+          path: this.storedPath(image.path),
           labels: image.labels ?? labelsFor(image.path, this.manifest.root),
-          width: batch.sizes[2 * r]!,
-          height: batch.sizes[2 * r + 1]!,
+          width,
+          height,
           bytes: bytes.length,
-          sha256: createHash('sha256').update(bytes).digest('hex'),
-          vector: batch.vectors.subarray(r * d, (r + 1) * d),
+          sha256,
+          vector,
           thumbnail,
         });
       }
@@ -421,10 +398,7 @@ export class PgCollection implements ImageCollection {
         report.duplicates.push(...stored.duplicates);
         pausePoint('add:committed');
       }
-      for (const failure of batch.failures)
-        report.failures.push({ path: todo[failure.index]!.path, error: failure.error });
-      for (const index of batch.indices) bytesOf.delete(index);
-      for (const failure of batch.failures) bytesOf.delete(failure.index);
+      report.failures.push(...failures);
     }
     if (report.added > 0) await this.ensureIndex(options);
     return report;
