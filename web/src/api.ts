@@ -1,6 +1,23 @@
 // Typed client of the ris HTTP API (src/server/app.ts). Every failure becomes an ApiError with the
 // server's stable code, so the page can say what went wrong and where.
 
+// The Explore answers' types are the server's own (type-only: nothing of the server reaches the bundle).
+import type {
+  ExploreOverview,
+  ExploreResult,
+  HnswBuilding,
+  HnswLevelTraceView,
+  HnswLevelView,
+  HnswStatus,
+  HnswTrace,
+  IvfBuilding,
+  IvfStatus,
+  IvfTrace,
+  LabelTable,
+  PartitionPage,
+  ProjectionTrace,
+} from '../../src/explore/types.ts';
+
 export interface CollectionInfo {
   name: string;
   state: 'ready';
@@ -149,168 +166,21 @@ export async function fetchBlob(url: string, signal?: AbortSignal): Promise<Blob
 // The Explore API (src/server/explore.ts; its types are src/explore/types.ts): how the index finds a
 // query's neighbours. Many points come as struct-of-arrays, one array per field.
 
-/** Labels of many points: names once, then per point an index into them (−1: no longer in the collection). */
-export interface LabelTable {
-  names: string[];
-  of: number[];
-}
-
-export interface ExploreResult extends ImageRef {
-  rank: number;
-  distance: number;
-  partition?: number;
-}
-
-export type HnswStatus =
-  | { state: 'ready'; source: 'collection' | 'explore'; size: number }
-  | { state: 'building'; percent: number; images: number }
-  | { state: 'idle' }
-  | { state: 'unavailable'; reason: string }
-  | { state: 'failed'; reason: string };
-
-/**
- * The IVF views' partitions: the collection's own IVF index, or an IVF-Flat the server builds for the
- * view (idle until asked, then building), or none (unavailable, with the reason).
- */
-export type IvfStatus =
-  | {
-      state: 'ready';
-      source: 'collection' | 'explore';
-      kind: string;
-      size: number;
-      numPartitions: number;
-      defaultNprobes: number;
-    }
-  | { state: 'building'; percent: number; images: number; numPartitions: number; defaultNprobes: number }
-  | { state: 'idle'; numPartitions: number; defaultNprobes: number }
-  | { state: 'unavailable'; reason: string }
-  | { state: 'failed'; reason: string };
-
-export interface ExploreOverview {
-  collection: string;
-  size: number;
-  /** The collection's own index kind. */
-  indexKind: string;
-  ivf: IvfStatus;
-  /** What the IVF views show when it is not the collection's own index, or why there is nothing. */
-  ivfNote: string | null;
-  hnsw: HnswStatus;
-  defaults: { k: number; efSearch: number };
-  caps: Record<string, number>;
-}
-
-export interface IvfTrace {
-  state: 'ready';
-  collection: string;
-  /** 'collection': the collection's own IVF index; 'explore': an IVF-Flat built for this view. */
-  source: 'collection' | 'explore';
-  kind: string;
-  size: number;
-  k: number;
-  nprobes: number;
-  timeMs: number;
-  fineDistances: 'exact' | 'estimated';
-  thumbnailBase: string;
-  coarse: {
-    numPartitions: number;
-    layout: { method: 'umap' | 'pca'; seed: number };
-    x: number[];
-    y: number[];
-    sizes: number[];
-    distances: number[];
-    query: { x: number; y: number };
-    probes: { partition: number; distance: number; size: number }[];
-  };
-  fine: {
-    total: number;
-    shown: number;
-    omitted: number;
-    ids: number[];
-    partitions: number[];
-    distances: number[];
-    labels: LabelTable;
-  };
-  results: ExploreResult[];
-}
-
-export interface PartitionPage {
-  collection: string;
-  partition: number;
-  size: number;
-  page: number;
-  count: number;
-  hasMore: boolean;
-  images: ImageRef[];
-}
-
-export interface ProjectionTrace {
-  state: 'ready';
-  collection: string;
-  mode: 'partitions' | 'collection';
-  /** Mode 'partitions': whose partitions (as IvfTrace's) and their index kind; null otherwise. */
-  source: 'collection' | 'explore' | null;
-  kind: string | null;
-  note: string | null;
-  k: number;
-  nprobes: number | null;
-  timeMs: number;
-  layout: { method: 'umap' | 'pca'; seed: number };
-  thumbnailBase: string;
-  total: number;
-  shown: number;
-  omitted: number;
-  points: { ids: number[]; partitions: number[]; x: number[]; y: number[]; labels: LabelTable };
-  query: { x: number; y: number };
-  probes: number[];
-  results: ExploreResult[];
-}
-
-export interface HnswLevelView {
-  level: number;
-  nodes: number;
-  links: number;
-  sample: { nodes: number[]; edges: number[] };
-}
-
-export interface HnswLevelTraceView {
-  level: number;
-  entry: { id: number; distance: number };
-  best: { id: number; distance: number };
-  visited: { ids: number[]; distances: number[]; total: number };
-  links: { from: number[]; to: number[]; distances: number[]; accepted: number[]; total: number };
-}
-
-export interface HnswTrace {
-  state: 'ready';
-  collection: string;
-  source: 'collection' | 'explore';
-  k: number;
-  efSearch: number;
-  timeMs: number;
-  thumbnailBase: string;
-  graph: { size: number; m: number; efConstruction: number; levels: HnswLevelView[] };
-  trace: HnswLevelTraceView[];
-  positions: { ids: number[]; x: number[]; y: number[]; labels: LabelTable };
-  query: { x: number; y: number };
-  results: ExploreResult[];
-}
-
-/** The answer while the server builds the collection's HNSW graph (202): ask again once it is ready. */
-export interface HnswBuilding {
-  state: 'building';
-  percent: number;
-  images: number;
-  message: string;
-}
-
-/** The answer (202) of the IVF endpoints while the server builds the view's IVF-Flat: ask again once ready. */
-export interface IvfBuilding {
-  state: 'building';
-  percent: number;
-  images: number;
-  numPartitions: number;
-  message: string;
-}
+export type {
+  ExploreOverview,
+  ExploreResult,
+  HnswBuilding,
+  HnswLevelTraceView,
+  HnswLevelView,
+  HnswStatus,
+  HnswTrace,
+  IvfBuilding,
+  IvfStatus,
+  IvfTrace,
+  LabelTable,
+  PartitionPage,
+  ProjectionTrace,
+};
 
 export interface ExploreOptions {
   k: number;

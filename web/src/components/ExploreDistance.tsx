@@ -9,6 +9,7 @@ import {
   labelOf,
   niceTicks,
   ordinal,
+  ResultMarks,
 } from './ExploreParts.tsx';
 
 const SIZE = 1000;
@@ -122,18 +123,7 @@ export function ExploreDistance({
             fill={colourOf(rankOf.get(fine.partitions[i]!) ?? 0)}
           />
         ))}
-        {trace.results.map((result) => {
-          const i = fine.ids.indexOf(result.id);
-          if (i < 0) return null;
-          return (
-            <g key={result.id} class="explore-result-mark" data-result={result.rank}>
-              <circle cx={xs[i]} cy={ys[i]} r={11} />
-              <text x={xs[i]! + 14} y={ys[i]! + 5}>
-                {result.rank}
-              </text>
-            </g>
-          );
-        })}
+        <ResultMarks results={trace.results} ids={fine.ids} xs={xs} ys={ys} />
         {current !== null && <circle class="explore-selected" cx={xs[current]} cy={ys[current]} r={9} />}
         <circle class="explore-query-ring" cx={CENTRE} cy={CENTRE} r={12} />
       </ExploreCanvas>

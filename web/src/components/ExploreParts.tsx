@@ -239,3 +239,33 @@ export function ExplorePointDetail({
     </div>
   );
 }
+
+/** The k results ringed and numbered on a plot of points (`ids`, placed at `xs`, `ys`). */
+export function ResultMarks({
+  results,
+  ids,
+  xs,
+  ys,
+}: {
+  results: ExploreResult[];
+  ids: readonly number[];
+  xs: readonly number[];
+  ys: readonly number[];
+}) {
+  return (
+    <>
+      {results.map((result) => {
+        const i = ids.indexOf(result.id);
+        if (i < 0) return null;
+        return (
+          <g key={result.id} class="explore-result-mark" data-result={result.rank}>
+            <circle cx={xs[i]} cy={ys[i]} r={11} />
+            <text x={xs[i]! + 14} y={ys[i]! + 5}>
+              {result.rank}
+            </text>
+          </g>
+        );
+      })}
+    </>
+  );
+}

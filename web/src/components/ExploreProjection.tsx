@@ -8,6 +8,7 @@ import {
   ExploreResults,
   labelOf,
   ordinal,
+  ResultMarks,
 } from './ExploreParts.tsx';
 
 const SIZE = 1000;
@@ -89,18 +90,7 @@ export function ExploreProjection({
             fill={colour(i)}
           />
         ))}
-        {trace.results.map((result) => {
-          const i = points.ids.indexOf(result.id);
-          if (i < 0) return null;
-          return (
-            <g key={result.id} class="explore-result-mark" data-result={result.rank}>
-              <circle cx={xs[i]} cy={ys[i]} r={11} />
-              <text x={xs[i]! + 14} y={ys[i]! + 5}>
-                {result.rank}
-              </text>
-            </g>
-          );
-        })}
+        <ResultMarks results={trace.results} ids={points.ids} xs={xs} ys={ys} />
         {current !== null && <circle class="explore-selected" cx={xs[current]} cy={ys[current]} r={9} />}
         <circle class="explore-query-ring" cx={scale(trace.query.x)} cy={scale(trace.query.y)} r={12} />
       </ExploreCanvas>
