@@ -9,7 +9,8 @@ import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { indexCollection } from '../src/collection/build.ts';
-import { Collection, walkImages } from '../src/collection/collection.ts';
+import { Collection } from '../src/collection/collection.ts';
+import { walkImages } from '../src/collection/walk.ts';
 import { createParallelAssigner, Embedder, MODEL_REGISTRY } from '../src/index.ts';
 
 const shared = join(import.meta.dirname, '..', '..', 'shared', 'data');

@@ -22,10 +22,11 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { FlatIndex } from '../src/ann/flat.ts';
 import { Random } from '../src/ann/random.ts';
-import { Collection, walkImages } from '../src/collection/collection.ts';
+import { Collection } from '../src/collection/collection.ts';
 import { postgresStore } from '../src/collection/postgres/store.ts';
 import { exactSearchSql, vectorParam } from '../src/collection/postgres/vectors.ts';
 import type { ImageCollection } from '../src/collection/store.ts';
+import { walkImages } from '../src/collection/walk.ts';
 import { DEFAULT_EF_SEARCH, DEFAULT_NPROBES, MODEL_REGISTRY } from '../src/index.ts';
 
 const shared = join(import.meta.dirname, '..', '..', 'shared', 'data');

@@ -6,18 +6,12 @@ setFileStore(nodeFileStore);
 
 export * from './ann/index.ts';
 export { type BuildProgress, type IndexOptions, indexCollection, resolveSource } from './collection/build.ts';
-export {
-  type AddReport,
-  Collection,
-  type CollectionManifest,
-  type CollectionOptions,
-  type ImageRecord,
-  type ImageToAdd,
-  risHome,
-  type SearchHit,
-  walkImages,
-} from './collection/collection.ts';
+export { Collection } from './collection/collection.ts';
 export { DATASETS, type DatasetName, datasetImages, downloadDataset } from './collection/datasets.ts';
+export { risHome } from './collection/home.ts';
+export type { CollectionManifest } from './collection/manifest.ts';
+export type { AddReport, CollectionOptions, ImageRecord, SearchHit } from './collection/types.ts';
+export { type ImageToAdd, walkImages } from './collection/walk.ts';
 export {
   DEFAULT_MODEL,
   MODEL_REGISTRY,

@@ -29,7 +29,7 @@ const CLASSES = {
   RequestError,
 } as const;
 
-import { HTTP_STATUS, statusFor } from '../src/server/app.ts';
+import { HTTP_STATUS, statusFor } from '../src/server/http-errors.ts';
 
 async function sources(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -23,8 +23,9 @@ import type {
   PartitionPage,
   ProjectionTrace,
 } from '../src/explore/types.ts';
-import { createApp, HTTP_STATUS } from '../src/server/app.ts';
+import { createApp } from '../src/server/app.ts';
 import { exploreRouter } from '../src/server/explore.ts';
+import { HTTP_STATUS } from '../src/server/http-errors.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 import { listenOnLoopback } from './helpers.ts';

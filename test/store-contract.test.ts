@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { imagesToAdd, indexCollection } from '../src/collection/build.ts';
-import { localStore } from '../src/collection/collection.ts';
+import { localStore } from '../src/collection/local-store.ts';
 import { postgresStore } from '../src/collection/postgres/store.ts';
 import type { CollectionStore, ImageCollection } from '../src/collection/store.ts';
 import { ArgumentError, CollectionError } from '../src/index.ts';

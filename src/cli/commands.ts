@@ -10,7 +10,6 @@ import {
   datasetsDir,
   downloadDataset,
 } from '../collection/datasets.ts';
-import type { IndexSettingsInput } from '../collection/manifest.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
@@ -20,6 +19,7 @@ import { createNodeHnswBuilder } from '../node/hnsw-builder.ts';
 import { createParallelAssigner, type ParallelAssigner } from '../node/parallel-assigner.ts';
 import { fetchImage } from '../server/fetch-image.ts';
 import type { ListenOptions } from '../server/serve.ts';
+import type { IndexCommandOptions, StoreOption } from './options.ts';
 import { progressBars } from './progress.ts';
 import { copyCommand, storeInfoLines } from './store-commands.ts';
 
@@ -51,24 +51,6 @@ export async function describeIndexFile(path: string): Promise<string> {
   ]
     .filter(Boolean)
     .join('\n');
-}
-
-/** Options every collection command takes: where the collections are kept. */
-export interface StoreOption {
-  /** A postgres:// URL or a folder; default $RIS_DATABASE_URL, else $RIS_HOME. */
-  store?: string;
-}
-
-export interface IndexCommandOptions extends StoreOption {
-  collection: string;
-  /** A projection file written by ris experiment --preset models. */
-  projection?: string;
-  model?: string;
-  index?: IndexSettingsInput['kind'];
-  partitions?: number;
-  subVectors?: number;
-  from?: string;
-  dir?: string;
 }
 
 /**

@@ -4,7 +4,7 @@ import type { CollectionStore } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
 import { DEFAULT_MODEL } from '../embed/config.ts';
 import { ArgumentError, CollectionError } from '../errors.ts';
-import type { IndexCommandOptions } from './commands.ts';
+import type { IndexCommandOptions } from './options.ts';
 import { progressBars } from './progress.ts';
 
 // The Postgres modules (and pg) load only when a command needs them: other commands start as fast as before.

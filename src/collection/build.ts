@@ -5,16 +5,6 @@ import type { DownloadProgress } from '../embed/download.ts';
 import type { LinearProjection } from '../embed/projection.ts';
 import { ArgumentError, CollectionError, ImageError } from '../errors.ts';
 import {
-  type AddReport,
-  Collection,
-  type CollectionOptions,
-  type CollectionProgress,
-  type ImageToAdd,
-  labelsFor,
-  localStore,
-  walkImages,
-} from './collection.ts';
-import {
   checkDatasetCopy,
   type DatasetName,
   type DatasetSource,
@@ -22,8 +12,12 @@ import {
   downloadDataset,
   isDatasetName,
 } from './datasets.ts';
+import { checkCollectionName } from './home.ts';
+import { localStore } from './local-store.ts';
 import type { IndexSettingsInput } from './manifest.ts';
 import type { CollectionStore, ImageCollection } from './store.ts';
+import type { AddReport, CollectionOptions, CollectionProgress } from './types.ts';
+import { type ImageToAdd, labelsFor, walkImages } from './walk.ts';
 
 export type BuildProgress =
   | CollectionProgress
@@ -124,7 +118,7 @@ export async function indexCollection(
   source: string,
   options: IndexOptions = {},
 ): Promise<{ collection: ImageCollection; report: AddReport; total: number }> {
-  Collection.directory(name, options.home); // a bad name is refused before any work
+  checkCollectionName(name); // a bad name is refused before any work
   const store = options.store ?? localStore(options.home);
   const existed = await store.exists(name);
   const { root, images } = await resolveSource(source, options);

@@ -1,159 +1,44 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { statSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import sharp from 'sharp';
-import { FlatIndex } from '../ann/flat.ts';
-import type { IndexKind } from '../ann/format.ts';
-import { HnswIndex } from '../ann/hnsw.ts';
-import type { HnswBuilder } from '../ann/hnsw-parallel.ts';
-import { IvfPqIndex } from '../ann/ivf-pq.ts';
-import type { Assigner } from '../ann/kmeans.ts';
 import { Random } from '../ann/random.ts';
-import { DEFAULT_NPROBES } from '../ann/vector-index.ts';
-import { Embedder, type EmbedderProgress, type EmbedProgress } from '../embed/embedder.ts';
+import { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
-import {
-  applyProjection,
-  type LinearProjection,
-  projectionFromJson,
-  projectionToJson,
-} from '../embed/projection.ts';
-import {
-  ArgumentError,
-  CollectionError,
-  describe,
-  ImageError,
-  ModelError,
-  type RisError,
-} from '../errors.ts';
-import { CollectionDb, type StoredImage } from './database.ts';
-import { embedFiles, emptyAddReport } from './embed-files.ts';
-import {
-  type CollectionIndex,
-  type IndexStamp,
-  NO_STAMP,
-  openIndexFile,
-  peekStamp,
-  peekStampSync,
-  removeOrphanTempFiles,
-  stampedBytes,
-  writeAtomicSync,
-} from './index-file.ts';
+import { applyProjection, type LinearProjection, projectionToJson } from '../embed/projection.ts';
+import { ArgumentError, CollectionError, describe, ImageError, ModelError } from '../errors.ts';
+import { CollectionDb } from './database.ts';
+import { embedFiles } from './embed-files.ts';
+import { collectionDirectory, collectionExists, collectionNames, DATABASE, INDEX, MANIFEST } from './home.ts';
+import { legacyIdFloor, writeAtomicSync } from './index-file.ts';
+import { indexSearchOptions } from './index-policy.ts';
+import { LocalIndex } from './local-index.ts';
 import {
   broken,
   COLLECTION_FORMAT_VERSION,
   type CollectionManifest,
-  EXACT_SEARCH_BELOW,
-  HNSW_UP_TO,
-  type IndexSettings,
   type IndexSettingsInput,
   indexSettingsSchema,
   manifestText,
-  parseManifest,
-  readManifest,
 } from './manifest.ts';
+import { checkedManifest, storedProjection } from './manifest-check.ts';
 import { pausePoint } from './pause.ts';
+import { checkSearchOptions, type ImageCollection, type SearchOptions } from './store.ts';
+import { makeThumbnail } from './thumbnail.ts';
 import {
-  type CollectionStore,
-  checkSearchOptions,
-  type ImageCollection,
-  type SearchOptions,
-} from './store.ts';
+  type AddReport,
+  type CollectionOptions,
+  type CollectionProgress,
+  emptyAddReport,
+  type ImageRecord,
+  type IndexStatus,
+  type RemoveReport,
+  type SearchHit,
+} from './types.ts';
 import { type ImageToAdd, labelsFor } from './walk.ts';
 
-export type { CollectionManifest, IndexSettings, IndexSettingsInput } from './manifest.ts';
-export { EXACT_SEARCH_BELOW, HNSW_UP_TO } from './manifest.ts';
-export { type ImageToAdd, labelsFor, walkImages } from './walk.ts';
-
-/** Where collections live: $RIS_HOME, else $XDG_DATA_HOME/ris, else ~/.local/share/ris. */
-export function risHome(): string {
-  return process.env.RIS_HOME || join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'ris');
-}
-
-const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 /** Databases up to this size are checked page by page whenever a collection is opened. */
 const CHECK_ON_OPEN_BYTES = 2 * 1024 ** 3;
-/** IVF-PQ candidates re-ranked exactly per result, from the float16 copy: most of the recall PQ loses. */
-const REFINE_FACTOR = 8;
-const MANIFEST = 'manifest.json';
-const DATABASE = 'metadata.db';
-const INDEX = 'index.ris';
-
-export interface ImageRecord extends StoredImage {
-  /** Where the file is now: the stored path resolved against the collection's root. */
-  absolutePath: string;
-}
-
-export interface SearchHit extends ImageRecord {
-  /** Cosine distance, 0 (same direction) to 2. */
-  distance: number;
-  /** 1 − distance: 1 for the same picture, about 0 for unrelated ones. */
-  similarity: number;
-}
-
-export interface AddReport {
-  added: number;
-  /** Already in the collection (by path): an interrupted run resumed, or the same call twice. */
-  alreadyPresent: number;
-  failures: { path: string; error: RisError }[];
-  /** Images whose bytes equal an image already in the collection. */
-  duplicates: { path: string; sameAs: string }[];
-  ids: number[];
-}
-
-export interface RemoveReport {
-  removed: number;
-  /** Targets (ids or paths) that matched no image. */
-  notFound: (number | string)[];
-}
-
-/** What the index of a collection is now. */
-export interface IndexStatus {
-  kind: 'none' | IndexKind;
-  /** Vectors in the index. */
-  indexed: number;
-  /** Vectors the quantizers were trained on (IVF-PQ); the index's size when it was built otherwise. */
-  trainedOn: number;
-  /** The database generation the index reflects, and the database's own. */
-  generation: number;
-  databaseGeneration: number;
-  /** The settings the index is built with (manifest.json), and what was built from them. */
-  settings: IndexSettings;
-  /** The index's own parameters as built (partitions, sub-vectors, refine storage, …). */
-  built: Record<string, number | string>;
-}
-
-/** Progress of the library's long steps, for the CLI's lines and bars. */
-export type CollectionProgress =
-  | EmbedProgress
-  | { type: 'train'; images: number }
-  | { type: 'rebuild'; collection: string; images: number; reason: string };
-
-export interface CollectionOptions {
-  /** Where collections live. Default: risHome(). */
-  home?: string;
-  /** Options for the embedder the collection opens for its model (threads, cache directory, …). */
-  embedder?: {
-    threads?: number;
-    cacheDir?: string;
-    batchSize?: number;
-    onProgress?: (e: EmbedderProgress) => void;
-  };
-  /** Spreads index training over threads. */
-  assigner?: Assigner;
-  /** Spreads HNSW builds over threads (createNodeHnswBuilder). */
-  hnswBuilder?: HnswBuilder;
-  /** Reports a rebuild of a missing or damaged index. */
-  onProgress?: (event: CollectionProgress) => void;
-  /**
-   * Which index updates are written to index.ris: 'always' (the CLI: a later command starts from them) or
-   * 'builds' (a server: it follows other writers in memory, and writes only an index it had to build).
-   * Default 'always'.
-   */
-  persistIndex?: 'always' | 'builds';
-}
 
 /**
  * A named folder: metadata.db (SQLite in WAL mode, the one truth: every image with its labels, size,
@@ -165,64 +50,42 @@ export interface CollectionOptions {
  * queue on SQLite's lock, index saves too, and every reader catches up with what the others wrote.
  */
 export class Collection implements ImageCollection {
-  readonly dir: string;
   /** Search results whose image was removed between the index lookup and reading its row (left out). */
   staleHitsDropped = 0;
-  private readonly db: CollectionDb;
-  private index: CollectionIndex | undefined;
-  private stamp: IndexStamp = NO_STAMP;
+  private readonly keeper: LocalIndex;
   private embedderPromise: Promise<Embedder> | undefined;
-  private refreshing: Promise<void> | undefined;
   private idsCache: { generation: number; ids: Uint32Array } | undefined;
-  /** The projection the index holds vectors in, when the collection has one (see the manifest). */
-  private projection: LinearProjection | undefined;
 
   private constructor(
     readonly manifest: CollectionManifest,
-    dir: string,
-    db: CollectionDb,
+    readonly dir: string,
+    private readonly db: CollectionDb,
     private readonly options: CollectionOptions,
+    /** The projection the index holds vectors in, when the collection has one (see the manifest). */
+    private readonly projection: LinearProjection | undefined,
   ) {
-    this.dir = dir;
-    this.db = db;
+    this.keeper = new LocalIndex(db, dir, {
+      name: manifest.name,
+      settings: manifest.index,
+      modelDimension: manifest.dimension,
+      context: {
+        dimension: projection?.outputDimension ?? manifest.dimension,
+        assigner: options.assigner,
+        hnswBuilder: options.hnswBuilder,
+      },
+      toIndexSpace: (vectors) => this.toIndexSpace(vectors),
+      persistsAll: options.persistIndex !== 'builds',
+      onProgress: options.onProgress,
+    });
   }
 
   get name(): string {
     return this.manifest.name;
   }
 
-  /** The dimension of what the index holds: the projection's output, or the model's vectors. */
-  private get indexDimension(): number {
-    return this.projection?.outputDimension ?? this.manifest.dimension;
-  }
-
   /** Vectors of the model as the index holds them (projected, when the collection has a projection). */
   private toIndexSpace(vectors: Float32Array): Float32Array {
     return this.projection && vectors.length > 0 ? applyProjection(this.projection, vectors) : vectors;
-  }
-
-  private get persistsAll(): boolean {
-    return this.options.persistIndex !== 'builds';
-  }
-
-  private get indexPath(): string {
-    return join(this.dir, INDEX);
-  }
-
-  /** The folder of collection `name`, after checking the name. */
-  static directory(name: string, home = risHome()): string {
-    if (typeof name !== 'string' || !NAME.test(name)) {
-      throw new ArgumentError(
-        'INVALID_ARGUMENT',
-        `Expected a collection name of letters, digits, '.', '_' or '-' (at most 64, starting with a letter or digit) but received ${describe(name)}`,
-      );
-    }
-    return join(home, 'collections', name);
-  }
-
-  static exists(name: string, home = risHome()): boolean {
-    const dir = Collection.directory(name, home);
-    return existsSync(join(dir, MANIFEST)) || existsSync(join(dir, DATABASE));
   }
 
   /** Creates an empty collection for images under `root`, embedded with `model`. */
@@ -231,8 +94,8 @@ export class Collection implements ImageCollection {
     init: { model: string; root: string; index?: IndexSettingsInput; projection?: LinearProjection },
     options: CollectionOptions = {},
   ): Promise<Collection> {
-    const dir = Collection.directory(name, options.home);
-    if (Collection.exists(name, options.home)) throw exists(name);
+    const dir = collectionDirectory(name, options.home);
+    if (collectionExists(name, options.home)) throw exists(name);
     const settings = indexSettingsSchema.parse(init.index ?? {});
     const model = init.model.endsWith('.onnx') ? resolve(init.model) : init.model;
     const embedder = await Embedder.create({ model, ...options.embedder });
@@ -282,11 +145,9 @@ export class Collection implements ImageCollection {
       await embedder.close();
       throw error;
     }
-    const collection = new Collection(manifest, dir, db, options);
+    const collection = new Collection(manifest, dir, db, options, projection);
     collection.embedderPromise = Promise.resolve(embedder);
-    collection.projection = projection;
-    collection.index = collection.emptyIndex();
-    collection.stamp = { build: 0, data: db.generation(), trainedOn: 0 };
+    collection.keeper.startEmpty();
     return collection;
   }
 
@@ -296,9 +157,9 @@ export class Collection implements ImageCollection {
    * applied. A collection that cannot be used is COLLECTION_BROKEN, saying what is wrong and what to do.
    */
   static async open(name: string, options: CollectionOptions = {}): Promise<Collection> {
-    const dir = Collection.directory(name, options.home);
-    if (!Collection.exists(name, options.home)) {
-      const known = await Collection.list(options.home);
+    const dir = collectionDirectory(name, options.home);
+    if (!collectionExists(name, options.home)) {
+      const known = await collectionNames(options.home);
       throw new CollectionError(
         'COLLECTION_NOT_FOUND',
         `No collection "${name}"${known.length ? ` (there are: ${known.join(', ')})` : ''}; create it with ris index <folder> --collection ${name}`,
@@ -321,86 +182,13 @@ export class Collection implements ImageCollection {
           `${manifestPath} says ${manifest.dimension} dimensions but the stored vectors have ${bytes / 4}`,
         );
       }
-      const collection = new Collection(manifest, dir, db, options);
-      collection.projection = storedProjection(db, manifest);
-      const changed = await collection.ensureIndex();
-      // A command line reader writes what it caught up with, so the next command starts from it.
-      if (changed && collection.persistsAll)
-        collection.save({ index: collection.index!, stamp: collection.stamp }, false);
+      const collection = new Collection(manifest, dir, db, options, storedProjection(db, manifest));
+      await collection.keeper.open();
       return collection;
     } catch (error) {
       db.close();
       throw error;
     }
-  }
-
-  /** Names of the collections in `home` (broken ones included: a folder with a manifest or a database). */
-  static async list(home = risHome()): Promise<string[]> {
-    const dir = join(home, 'collections');
-    if (!existsSync(dir)) return [];
-    const names = await readdir(dir);
-    return names
-      .filter(
-        (n) => NAME.test(n) && (existsSync(join(dir, n, MANIFEST)) || existsSync(join(dir, n, DATABASE))),
-      )
-      .sort();
-  }
-
-  static async delete(name: string, home = risHome()): Promise<void> {
-    if (!Collection.exists(name, home)) {
-      throw new CollectionError(
-        'COLLECTION_NOT_FOUND',
-        `No collection "${name}"; ris collections list shows them`,
-      );
-    }
-    await rm(Collection.directory(name, home), { recursive: true, force: true });
-  }
-
-  /**
-   * Repairs what can be repaired from metadata.db: checks every page of it (rows SQLite can no longer
-   * read are dropped and listed), restores manifest.json from the database's copy, removes temp files left
-   * by killed writers, and rebuilds index.ris from the stored vectors. Returns what it did.
-   */
-  static async repair(name: string, options: CollectionOptions = {}): Promise<string[]> {
-    const dir = Collection.directory(name, options.home);
-    if (!Collection.exists(name, options.home)) {
-      throw new CollectionError(
-        'COLLECTION_NOT_FOUND',
-        `No collection "${name}"; ris collections list shows them`,
-      );
-    }
-    const done: string[] = [];
-    const { salvageDatabase } = await import('./salvage.ts');
-    const salvaged = await salvageDatabase(join(dir, DATABASE), name);
-    if (salvaged) done.push(salvaged);
-    const db = CollectionDb.open(join(dir, DATABASE), name);
-    try {
-      const stored = db.meta('manifest');
-      const manifestPath = join(dir, MANIFEST);
-      if (stored === undefined) {
-        // A version-1 collection keeps its manifest only in manifest.json: it has to be sound.
-        const manifest = await readManifest(manifestPath, name);
-        db.setMeta('manifest', manifestText(manifest));
-      } else {
-        const current = await readFile(manifestPath, 'utf8').catch(() => undefined);
-        if (current !== stored) {
-          db.locked(() => writeAtomicSync(manifestPath, new TextEncoder().encode(stored), dir));
-          done.push(`restored ${MANIFEST} from the copy in ${DATABASE}`);
-        }
-      }
-      const orphans = db.locked(() => removeOrphanTempFiles(dir));
-      if (orphans.length) done.push(`removed ${orphans.length} temp files left by interrupted writes`);
-    } finally {
-      db.close();
-    }
-    const collection = await Collection.open(name, { ...options, persistIndex: 'always' });
-    try {
-      await collection.rebuild();
-      done.push(`rebuilt ${INDEX} from the ${await collection.count()} stored vectors`);
-    } finally {
-      await collection.close();
-    }
-    return done;
   }
 
   /** The embedder of the collection's model, checked to be the very model the vectors came from. */
@@ -534,7 +322,7 @@ export class Collection implements ImageCollection {
       }
       report.failures.push(...failures);
     }
-    if (report.added > 0) await this.updateIndex(options);
+    if (report.added > 0) await this.keeper.update(options);
     return report;
   }
 
@@ -553,219 +341,18 @@ export class Collection implements ImageCollection {
       }
     });
     pausePoint('remove:committed');
-    await this.updateIndex();
+    await this.keeper.update();
     return { removed, notFound };
   }
 
-  /**
-   * Brings the index up to date with the database and writes it: applies the changes since it was written,
-   * and builds it anew when there is none, when it cannot be read, or when an 'auto' collection searching
-   * exactly grew past EXACT_SEARCH_BELOW images.
-   */
+  /** Brings the index up to date with the database and writes it (see LocalIndex.update). */
   async updateIndex(options: { onProgress?: (e: CollectionProgress) => void } = {}): Promise<void> {
-    await this.ensureIndex(options);
-    if (this.persistsAll) this.save({ index: this.index!, stamp: this.stamp }, false);
+    await this.keeper.update(options);
   }
 
   /** Rebuilds the index from every stored vector, with new quantizers (after many additions). */
   async retrain(options: { onProgress?: (e: CollectionProgress) => void } = {}): Promise<void> {
-    await this.rebuild(options);
-  }
-
-  /**
-   * The index brought up to date in memory: loaded, caught up, or built when it has to be. Returns whether
-   * it changed from what index.ris holds.
-   */
-  private async ensureIndex(
-    options: { onProgress?: (e: CollectionProgress) => void } = {},
-  ): Promise<boolean> {
-    let why: string | undefined;
-    if (!this.index) {
-      try {
-        const bytes = new Uint8Array(await readFile(this.indexPath));
-        ({ index: this.index, stamp: this.stamp } = openIndexFile(bytes, this.indexPath));
-      } catch (error) {
-        why =
-          (error as NodeJS.ErrnoException).code === 'ENOENT'
-            ? `${INDEX} is missing`
-            : `${INDEX} cannot be used (${(error as Error).message})`;
-      }
-    }
-    const images = this.db.count();
-    if (this.index) {
-      // Grown past (or shrunk below) what this kind of index suits: build the right one instead.
-      if (this.kindFor(images) === this.builtKind()) return this.catchUp();
-      await this.rebuild(options);
-      return true;
-    }
-    if (images === 0) {
-      // Nothing to build yet: an empty index, written once images arrive.
-      this.index = this.emptyIndex();
-      this.stamp = { build: 0, data: this.db.generation(), trainedOn: 0 };
-      return false;
-    }
-    (options.onProgress ?? this.options.onProgress)?.({
-      type: 'rebuild',
-      collection: this.name,
-      images,
-      reason: why ?? `${INDEX} cannot be used`,
-    });
-    await this.rebuild(options);
-    return true;
-  }
-
-  /** Builds an index from every stored vector (outside the lock: training takes time), then saves it. */
-  private async rebuild(options: { onProgress?: (e: CollectionProgress) => void } = {}): Promise<void> {
-    const { ids, vectors, generation } = this.db.snapshot(() => ({
-      ...this.db.allVectors(this.manifest.dimension),
-      generation: this.db.generation(),
-    }));
-    (options.onProgress ?? this.options.onProgress)?.({ type: 'train', images: ids.length });
-    const index = await this.buildIndex(ids, vectors);
-    pausePoint('retrain:trained');
-    this.save({ index, stamp: { build: generation, data: generation, trainedOn: ids.length } }, true);
-  }
-
-  /**
-   * The index kind a collection of `size` images gets. 'auto': exact search below EXACT_SEARCH_BELOW
-   * images, HNSW up to HNSW_UP_TO, IVF-PQ past it; an approximate index goes back to exact search only
-   * below half the threshold, so images added and removed around it do not rebuild the index each time.
-   */
-  private kindFor(size: number): 'flat' | 'hnsw' | 'ivf-pq' {
-    const { kind } = this.manifest.index;
-    if (kind === 'flat' || kind === 'hnsw') return kind;
-    if (kind === 'ivf-pq') return size >= 256 ? 'ivf-pq' : 'flat';
-    const built = this.builtKind();
-    if (size > HNSW_UP_TO) return 'ivf-pq';
-    if (size >= EXACT_SEARCH_BELOW) return built === 'ivf-pq' && size > HNSW_UP_TO / 2 ? 'ivf-pq' : 'hnsw';
-    return (built === 'hnsw' || built === 'ivf-pq') && size >= EXACT_SEARCH_BELOW / 2 ? built : 'flat';
-  }
-
-  private builtKind(): 'none' | IndexKind {
-    return this.index?.kind ?? 'none';
-  }
-
-  /** An empty index of the kind the settings give an empty collection. */
-  private emptyIndex(): CollectionIndex {
-    return this.manifest.index.kind === 'hnsw'
-      ? this.newHnsw()
-      : new FlatIndex({ dimension: this.indexDimension, distanceType: 'cosine' });
-  }
-
-  private newHnsw(): HnswIndex {
-    const { m, efConstruction, hnswStorage } = this.manifest.index;
-    return new HnswIndex({
-      dimension: this.indexDimension,
-      distanceType: 'cosine',
-      m,
-      efConstruction,
-      storage: hnswStorage,
-      builder: this.options.hnswBuilder,
-    });
-  }
-
-  private async buildIndex(ids: Uint32Array, raw: Float32Array): Promise<CollectionIndex> {
-    const d = this.indexDimension;
-    const vectors = this.toIndexSpace(raw);
-    const settings = this.manifest.index;
-    const kind = this.kindFor(ids.length);
-    if (kind === 'flat') {
-      const index = new FlatIndex({ dimension: d, distanceType: 'cosine' });
-      index.add(vectors, ids);
-      return index;
-    }
-    if (kind === 'hnsw') {
-      const index = this.newHnsw();
-      index.add(vectors, ids);
-      return index;
-    }
-    const index = new IvfPqIndex({
-      dimension: d,
-      distanceType: 'cosine',
-      numPartitions:
-        settings.numPartitions === 'auto' ? undefined : Math.min(settings.numPartitions, ids.length),
-      numSubVectors: settings.numSubVectors === 'auto' ? collectionSubVectors(d) : settings.numSubVectors,
-      refineStorage: settings.refineStorage,
-      assigner: this.options.assigner,
-    });
-    await index.train(vectors);
-    index.add(vectors, ids);
-    return index;
-  }
-
-  /**
-   * Applies to the in-memory index what the database changed since the generation it reflects: from the
-   * changes log, or id by id when the log does not reach back that far. Runs on one snapshot.
-   */
-  private catchUp(): boolean {
-    const index = this.index!;
-    return this.db.snapshot(() => {
-      const generation = this.db.generation();
-      if (this.stamp.data === generation && this.stamp.build > 0) return false;
-      const changes =
-        this.stamp.build > 0 && this.stamp.data <= generation
-          ? this.db.changesSince(this.stamp.data, generation)
-          : undefined;
-      const gone = new Set<number>();
-      const fresh = new Set<number>();
-      if (changes) {
-        for (const { id, op } of changes) {
-          if (op === 1) fresh.add(id);
-          else if (!fresh.delete(id)) gone.add(id); // added then removed since: nothing to do
-        }
-      } else {
-        const stored = new Set(this.db.ids());
-        for (const id of index.ids()) if (!stored.delete(id)) gone.add(id);
-        for (const id of stored) fresh.add(id);
-      }
-      if (gone.size > 0) index.remove([...gone]);
-      if (fresh.size > 0) {
-        const { ids, vectors } = this.db.vectorsOf(
-          [...fresh].sort((a, b) => a - b),
-          this.manifest.dimension,
-        );
-        index.add(this.toIndexSpace(vectors), ids);
-      }
-      // A stamp that differs from the database is a change too, even with the same ids: it must not
-      // stay on disk claiming another generation.
-      const changed = gone.size > 0 || fresh.size > 0 || this.stamp.data !== generation;
-      this.stamp = { ...this.stamp, data: generation, build: Math.max(this.stamp.build, 1) };
-      return changed;
-    });
-  }
-
-  /**
-   * Writes the index under the collection's write lock, so saves of several processes queue. Inside the
-   * lock the index is caught up with the database once more (so it never writes stale memory over a newer
-   * file), and a file built later than this index (another process retrained) is continued from instead.
-   * A new build bumps the generation, so every reader notices it.
-   */
-  private save(candidate: { index: CollectionIndex; stamp: IndexStamp }, newBuild: boolean): void {
-    // A new build gets a generation of its own, committed before any file names it: a file never claims a
-    // generation the database might roll back (a kill between the rename and the commit).
-    const build = newBuild ? this.db.write((generation) => generation) : undefined;
-    this.db.locked(() => {
-      removeOrphanTempFiles(this.dir);
-      this.index = candidate.index;
-      this.stamp = candidate.stamp;
-      const disk = peekStampSync(this.indexPath);
-      if (build === undefined && disk && disk.build > this.stamp.build) {
-        try {
-          ({ index: this.index, stamp: this.stamp } = openIndexFile(
-            new Uint8Array(readFileSync(this.indexPath)),
-            this.indexPath,
-          ));
-        } catch {
-          // A damaged newer file: ours replaces it.
-        }
-      }
-      // Under the lock no other writer can commit: this generation is the one the file will reflect.
-      this.catchUp();
-      if (build !== undefined) this.stamp = { ...this.stamp, build };
-      else if (disk && disk.build === this.stamp.build && disk.data === this.stamp.data) return; // there already
-      writeAtomicSync(this.indexPath, stampedBytes(this.index, this.stamp), this.dir);
-      this.db.pruneLog(this.stamp.data);
-    });
+    await this.keeper.rebuild(options);
   }
 
   /**
@@ -774,25 +361,7 @@ export class Collection implements ImageCollection {
    * for it. Resolves when this update is done.
    */
   refresh(): Promise<void> {
-    if (this.refreshing) return this.refreshing;
-    if (this.db.generation() === this.stamp.data) return Promise.resolve();
-    this.refreshing = (async () => {
-      const disk = await peekStamp(this.indexPath);
-      if (disk && disk.build > this.stamp.build) {
-        // Another process built a new index (retrain): take it rather than patch the old one.
-        try {
-          const loaded = openIndexFile(new Uint8Array(await readFile(this.indexPath)), this.indexPath);
-          this.index = loaded.index;
-          this.stamp = loaded.stamp;
-        } catch {
-          // Being replaced as we read it, or damaged: patch ours instead.
-        }
-      }
-      this.catchUp();
-    })().finally(() => {
-      this.refreshing = undefined;
-    });
-    return this.refreshing;
+    return this.keeper.refresh();
   }
 
   /** The k images most similar to `input` (a path, bytes or a stream), nearest first. */
@@ -816,7 +385,7 @@ export class Collection implements ImageCollection {
         `Expected a query vector of ${this.manifest.dimension} values (the model of "${this.name}") but received ${describe(query)}`,
       );
     }
-    const index = this.index;
+    const index = this.keeper.index;
     if (!index || index.size === 0) {
       throw new CollectionError(
         'EMPTY_COLLECTION',
@@ -826,16 +395,11 @@ export class Collection implements ImageCollection {
     }
     // A few more than asked, so a hit left out below does not leave the answer short.
     const wanted = Math.min(k + Math.min(k, 8), index.size);
-    const projected = this.toIndexSpace(query);
-    // Options a kind has no use for are ignored by it (exact search ignores nprobes and efSearch); more
-    // probes than partitions probe them all.
-    const partitions = (index as { numPartitions?: number }).numPartitions;
-    const probes = partitions ? Math.min(partitions, nprobes ?? DEFAULT_NPROBES) : undefined;
-    const result = index.search(projected, wanted, {
-      nprobes: probes,
-      refineFactor: REFINE_FACTOR,
-      efSearch,
-    });
+    const result = index.search(
+      this.toIndexSpace(query),
+      wanted,
+      indexSearchOptions(index, { nprobes, efSearch }),
+    );
     const hits: SearchHit[] = [];
     for (let i = 0; i < result.ids.length && hits.length < k; i++) {
       const record = await this.get(result.ids[i]!);
@@ -853,8 +417,8 @@ export class Collection implements ImageCollection {
    * The index searches use now, and the query a model vector becomes for it (projected, when the
    * collection has a projection): what the Explore views draw. Read-only: changing it is the collection's job.
    */
-  searchIndex(): { index: CollectionIndex; query(vector: Float32Array): Float32Array } | undefined {
-    const index = this.index;
+  searchIndex(): ReturnType<ImageCollection['searchIndex']> {
+    const index = this.keeper.index;
     return index && { index, query: (vector) => this.toIndexSpace(vector) };
   }
 
@@ -874,20 +438,7 @@ export class Collection implements ImageCollection {
     const file = join(dir, `${record.id}-${record.sha256.slice(0, 12)}.webp`);
     const cached = await readFile(file).catch(() => undefined);
     if (cached) return cached;
-    const source = await this.readImage(record);
-    let bytes: Buffer;
-    try {
-      bytes = await sharp(source)
-        .rotate()
-        .resize(256, 256, { fit: 'inside', withoutEnlargement: true })
-        .webp({ quality: 80 })
-        .toBuffer();
-    } catch (error) {
-      throw new ImageError(
-        'CORRUPT_IMAGE',
-        `The file of image ${record.id} (${record.absolutePath}) cannot be decoded any more (${(error as Error).message})`,
-      );
-    }
+    const bytes = await makeThumbnail(await this.readImage(record), `image ${record.id}`);
     await mkdir(dir, { recursive: true });
     const temp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
     await writeFile(temp, bytes);
@@ -896,12 +447,13 @@ export class Collection implements ImageCollection {
   }
 
   async status(): Promise<IndexStatus> {
-    const index = this.index;
+    const index = this.keeper.index;
+    const stamp = this.keeper.stamp;
     return {
-      kind: this.builtKind(),
+      kind: this.keeper.builtKind(),
       indexed: index?.size ?? 0,
-      trainedOn: this.stamp.trainedOn,
-      generation: this.stamp.data,
+      trainedOn: stamp.trainedOn,
+      generation: stamp.data,
       databaseGeneration: this.db.generation(),
       settings: this.manifest.index,
       built: index && index.kind !== 'flat' ? index.describe().parameters : {},
@@ -909,43 +461,10 @@ export class Collection implements ImageCollection {
   }
 
   async close(): Promise<void> {
-    await this.refreshing?.catch(() => undefined);
+    await this.keeper.settled();
     this.db.close();
     if (this.embedderPromise) await (await this.embedderPromise.catch(() => undefined))?.close();
   }
-}
-
-/** The collections of a folder on this machine (default risHome()): SQLite and index files. */
-export function localStore(home = risHome()): CollectionStore {
-  const withHome = (options: CollectionOptions = {}) => ({ ...options, home });
-  return {
-    location: home,
-    list: () => Collection.list(home),
-    exists: async (name) => Collection.exists(name, home),
-    open: (name, options) => Collection.open(name, withHome(options)),
-    create: (name, init, options) => Collection.create(name, init, withHome(options)),
-    delete: (name) => Collection.delete(name, home),
-    repair: (name, options) => Collection.repair(name, withHome(options)),
-    close: async () => {},
-  };
-}
-
-/** The projection a collection's database holds, checked against its manifest. */
-function storedProjection(db: CollectionDb, manifest: CollectionManifest): LinearProjection | undefined {
-  if (!manifest.projection) return undefined;
-  const text = db.meta('projection');
-  if (!text || createHash('sha256').update(text).digest('hex') !== manifest.projection.sha256) {
-    throw broken(
-      manifest.name,
-      `its projection is missing from ${db.path} or differs from the one the manifest names`,
-    );
-  }
-  return projectionFromJson(text, `the projection of collection "${manifest.name}"`);
-}
-
-function collectionSubVectors(d: number): number {
-  for (let m = Math.max(1, Math.floor(d / 32)); m > 1; m--) if (d % m === 0) return m;
-  return 1;
 }
 
 function exists(name: string): CollectionError {
@@ -965,69 +484,4 @@ function imageGone(collection: Collection, record: ImageRecord, error: NodeJS.Er
     'IMAGE_UNREADABLE',
     `The file of image ${record.id} cannot be read: ${record.absolutePath} (${error.code ?? error.message})`,
   );
-}
-
-/**
- * The manifest, checked against the copy in the database (the truth). A collection written by ris before
- * the copy existed gets one now (and its manifest.json rewritten in the current format).
- */
-async function checkedManifest(db: CollectionDb, path: string, name: string): Promise<CollectionManifest> {
-  const stored = db.meta('manifest');
-  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (stored !== undefined) {
-      throw broken(name, `${path} cannot be read (${error.code ?? error.message})`);
-    }
-    throw broken(
-      name,
-      `${path} cannot be read (${error.code ?? error.message}) and the database has no copy of it`,
-      `delete the collection (ris collections delete ${name}) and index its images again`,
-    );
-  });
-  const manifest = parseManifest(text, path, name);
-  if (stored === undefined) {
-    const current = manifestText(manifest);
-    db.locked(() => {
-      db.setMeta('manifest', current);
-      if (text !== current) writeAtomicSync(path, new TextEncoder().encode(current), join(path, '..'));
-    });
-    return manifest;
-  }
-  if (text !== stored) {
-    const truth = parseManifest(stored, `the copy in ${db.path}`, name);
-    const field = firstDifference(manifest, truth);
-    throw broken(
-      name,
-      `${path} differs from the copy in ${DATABASE} (${field})`,
-      `run ris collections repair ${name} to restore it from the database`,
-    );
-  }
-  return manifest;
-}
-
-function firstDifference(a: CollectionManifest, b: CollectionManifest): string {
-  for (const key of Object.keys(b) as (keyof CollectionManifest)[]) {
-    const x = JSON.stringify(a[key]);
-    const y = JSON.stringify(b[key]);
-    if (x !== y) return `${key} is ${x} there, ${y} in the database`;
-  }
-  return 'its text was edited';
-}
-
-/**
- * For a collection written before ids were never reused: the next id its index file would have handed
- * out, so the migration keeps every id ever used out of reach.
- */
-function legacyIdFloor(indexPath: string): number {
-  let fd: number | undefined;
-  try {
-    fd = openSync(indexPath, 'r');
-    const header = new Uint8Array(128);
-    if (readSync(fd, header, 0, 128, 0) < 128) return 0;
-    const nextId = new DataView(header.buffer).getUint32(52, true); // the header's nextId field
-    return nextId > 0 && nextId < 2 ** 31 ? nextId - 1 : 0;
-  } catch {
-    return 0;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }

@@ -6,7 +6,8 @@ import * as tar from 'tar';
 import yauzl from 'yauzl';
 import { type DownloadProgress, downloadVerified } from '../embed/download.ts';
 import { CollectionError } from '../errors.ts';
-import { type ImageToAdd, risHome, walkImages } from './collection.ts';
+import { risHome } from './home.ts';
+import { type ImageToAdd, walkImages } from './walk.ts';
 
 export type DatasetName = 'caltech101' | 'voc2012';
 

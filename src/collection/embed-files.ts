@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import type { Embedder, EmbedProgress } from '../embed/embedder.ts';
 import type { ImageInput } from '../embed/image.ts';
 import type { RisError } from '../errors.ts';
-import type { AddReport } from './collection.ts';
 import type { ImageToAdd } from './walk.ts';
 
 /** An image file embedded for adding, with what a store keeps about its file. */
@@ -57,9 +56,4 @@ export async function* embedFiles(
     for (const failure of batch.failures) bytesOf.delete(failure.index);
     yield { files, failures };
   }
-}
-
-/** A report of nothing added yet, `alreadyPresent` of the images asked for being there already. */
-export function emptyAddReport(alreadyPresent: number): AddReport {
-  return { added: 0, alreadyPresent, failures: [], duplicates: [], ids: [] };
 }

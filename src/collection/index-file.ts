@@ -150,3 +150,22 @@ export function removeOrphanTempFiles(dir: string): string[] {
   for (const name of orphans) rmSync(join(dir, name), { force: true });
   return orphans;
 }
+
+/**
+ * For a collection written before ids were never reused: the next id its index file would have handed
+ * out, so the migration keeps every id ever used out of reach.
+ */
+export function legacyIdFloor(indexPath: string): number {
+  let fd: number | undefined;
+  try {
+    fd = openSync(indexPath, 'r');
+    const header = new Uint8Array(HEADER_SIZE);
+    if (readSync(fd, header, 0, HEADER_SIZE, 0) < HEADER_SIZE) return 0;
+    const nextId = new DataView(header.buffer).getUint32(52, true); // the header's nextId field
+    return nextId > 0 && nextId < 2 ** 31 ? nextId - 1 : 0;
+  } catch {
+    return 0;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}

@@ -3,6 +3,7 @@ import type { VectorIndex } from '../ann/vector-index.ts';
 import type { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import type { LinearProjection } from '../embed/projection.ts';
+import type { CollectionManifest, IndexSettingsInput } from './manifest.ts';
 import type {
   AddReport,
   CollectionOptions,
@@ -11,8 +12,7 @@ import type {
   IndexStatus,
   RemoveReport,
   SearchHit,
-} from './collection.ts';
-import type { CollectionManifest, IndexSettingsInput } from './manifest.ts';
+} from './types.ts';
 import type { ImageToAdd } from './walk.ts';
 
 /** How a collection searches; both stores take the same options and ignore those their index has no use for. */

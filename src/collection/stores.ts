@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { localStore, risHome } from './collection.ts';
+import { risHome } from './home.ts';
+import { localStore } from './local-store.ts';
 import type { CollectionStore } from './store.ts';
 
 /**

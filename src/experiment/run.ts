@@ -5,7 +5,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Assigner } from '../ann/kmeans.ts';
 import { checkDistanceType, type DistanceType } from '../ann/metric.ts';
 import { Random } from '../ann/random.ts';
-import { walkImages } from '../collection/collection.ts';
+import { walkImages } from '../collection/walk.ts';
 import { ArgumentError, describe, ModelError } from '../errors.ts';
 import { nodeFileStore } from '../node/file-store.ts';
 import {

@@ -6,8 +6,8 @@ import { DEFAULT_EF_SEARCH } from '../ann/hnsw.ts';
 import { IvfPqIndex } from '../ann/ivf-pq.ts';
 import type { Assigner } from '../ann/kmeans.ts';
 import { DEFAULT_NPROBES } from '../ann/vector-index.ts';
-import type { ImageRecord } from '../collection/collection.ts';
 import type { ImageCollection } from '../collection/store.ts';
+import type { ImageRecord } from '../collection/types.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { ArgumentError, RequestError } from '../errors.ts';
 import { hnswTrace } from '../explore/hnsw.ts';
@@ -38,8 +38,8 @@ import {
   type IvfStatus,
   type PartitionPage,
 } from '../explore/types.ts';
-import { readSearchRequest } from './app.ts';
 import { type HostResolver, tooLarge } from './fetch-image.ts';
+import { readSearchRequest } from './search-request.ts';
 
 export interface ExploreRouterOptions {
   /** The served collection of a name, or the error that says why there is none (a registry's `require`). */

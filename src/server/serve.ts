@@ -1,9 +1,10 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { type BuildProgress, indexCollection } from '../collection/build.ts';
-import { type CollectionOptions, localStore } from '../collection/collection.ts';
 import type { DatasetName } from '../collection/datasets.ts';
+import { localStore } from '../collection/local-store.ts';
 import type { CollectionStore } from '../collection/store.ts';
+import type { CollectionOptions } from '../collection/types.ts';
 import { CollectionError, RisError, StateError } from '../errors.ts';
 import { createNodeHnswBuilder } from '../node/hnsw-builder.ts';
 import { createParallelAssigner } from '../node/parallel-assigner.ts';

@@ -5,22 +5,24 @@ import { Random } from '../../ann/random.ts';
 import { Embedder } from '../../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../../embed/image.ts';
 import { ArgumentError, CollectionError, describe, ModelError, RisError } from '../../errors.ts';
-import type {
-  AddReport,
-  CollectionOptions,
-  CollectionProgress,
-  ImageRecord,
-  IndexStatus,
-  RemoveReport,
-  SearchHit,
-} from '../collection.ts';
-import { embedFiles, emptyAddReport } from '../embed-files.ts';
+import { embedFiles } from '../embed-files.ts';
 import { type CollectionManifest, EXACT_SEARCH_BELOW } from '../manifest.ts';
 import { pausePoint } from '../pause.ts';
 import { checkSearchOptions, type ImageCollection, type SearchOptions } from '../store.ts';
+import { makeThumbnail } from '../thumbnail.ts';
+import {
+  type AddReport,
+  type CollectionOptions,
+  type CollectionProgress,
+  emptyAddReport,
+  type ImageRecord,
+  type IndexStatus,
+  type RemoveReport,
+  type SearchHit,
+} from '../types.ts';
 import { type ImageToAdd, labelsFor } from '../walk.ts';
 import { databaseError, type PgDatabase } from './connection.ts';
-import { ImageSource, makeThumbnail } from './images.ts';
+import { ImageSource } from './images.ts';
 import {
   buildLockKey,
   efSearchFor,

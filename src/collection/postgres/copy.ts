@@ -1,8 +1,8 @@
 import { CollectionError } from '../../errors.ts';
-import type { CollectionProgress } from '../collection.ts';
 import type { ImageCollection } from '../store.ts';
+import { makeThumbnail } from '../thumbnail.ts';
+import type { CollectionProgress } from '../types.ts';
 import { type EmbeddedImage, insertImages, type PgCollection } from './collection.ts';
-import { makeThumbnail } from './images.ts';
 import type { PgStore } from './store.ts';
 
 export type CopyProgress = { type: 'copy'; done: number; total: number } | CollectionProgress;

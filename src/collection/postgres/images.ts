@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import sharp from 'sharp';
 import { fetch } from 'undici';
 import { ImageError } from '../../errors.ts';
 
@@ -89,23 +88,4 @@ async function fetchImageFile(url: string, what: string): Promise<Buffer> {
   if (bytes.length > MAX_IMAGE_BYTES)
     throw new ImageError('IMAGE_TOO_LARGE', `The file of ${what} at ${url} is over ${MAX_IMAGE_BYTES} bytes`);
   return bytes;
-}
-
-/**
- * The 256-pixel WebP every store shows (the size and quality of the local store's thumbnail cache). Made
- * for every image a worker stores, so with WebP effort 2 instead of 4: 30 % less time, 2 % more bytes.
- */
-export async function makeThumbnail(bytes: Buffer, what: string): Promise<Buffer> {
-  try {
-    return await sharp(bytes)
-      .rotate()
-      .resize(256, 256, { fit: 'inside', withoutEnlargement: true })
-      .webp({ quality: 80, effort: 2 })
-      .toBuffer();
-  } catch (error) {
-    throw new ImageError(
-      'CORRUPT_IMAGE',
-      `The file of ${what} cannot be decoded any more (${(error as Error).message})`,
-    );
-  }
 }

@@ -2,12 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { CollectionError, RisError } from '../../errors.ts';
-import type { CollectionOptions, CollectionProgress } from '../collection.ts';
 import { pausePoint } from '../pause.ts';
+import { makeThumbnail } from '../thumbnail.ts';
+import type { CollectionOptions, CollectionProgress } from '../types.ts';
 import type { ImageToAdd } from '../walk.ts';
 import { type EmbeddedImage, insertImages, type PgCollection } from './collection.ts';
 import type { PgDatabase } from './connection.ts';
-import { makeThumbnail } from './images.ts';
 
 /**
  * The work queue: ris_jobs holds the images of `ris index --enqueue` until a worker has stored them.

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { Embedder } from '../../embed/embedder.ts';
 import type { LinearProjection } from '../../embed/projection.ts';
 import { ArgumentError, CollectionError } from '../../errors.ts';
-import { Collection, type CollectionOptions, risHome } from '../collection.ts';
+import { checkCollectionName, risHome } from '../home.ts';
 import {
   COLLECTION_FORMAT_VERSION,
   type CollectionManifest,
@@ -12,6 +12,7 @@ import {
   parseManifest,
 } from '../manifest.ts';
 import type { CollectionStore } from '../store.ts';
+import type { CollectionOptions } from '../types.ts';
 import { type CollectionRow, PgCollection } from './collection.ts';
 import { maskUrl, PgDatabase } from './connection.ts';
 import { migrate, SCHEMA_VERSION, schemaVersion } from './schema.ts';
@@ -105,7 +106,7 @@ export class PgStore implements CollectionStore {
   }
 
   async open(name: string, options: CollectionOptions = {}): Promise<PgCollection> {
-    Collection.directory(name, this.home); // the same names as everywhere
+    checkCollectionName(name); // the same names as everywhere
     const row = await this.row(name);
     if (!row) {
       const known = await this.list();
@@ -132,7 +133,7 @@ export class PgStore implements CollectionStore {
 
   /** Creates an empty collection for images under `root`, embedded with `model`. */
   async create(name: string, init: PgCreateInit, options: CollectionOptions = {}): Promise<PgCollection> {
-    Collection.directory(name, this.home);
+    checkCollectionName(name);
     if (init.projection) throw projectionRefused(name);
     if (await this.exists(name)) throw exists(name);
     const settings = indexSettingsSchema.parse(init.index ?? {});

@@ -1,0 +1,204 @@
+import { extname } from 'node:path';
+import { create as contentDisposition } from 'content-disposition';
+import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { z } from 'zod';
+import type { ImageCollection } from '../collection/store.ts';
+import type { ImageRecord } from '../collection/types.ts';
+import type { CropBox, ImageInput } from '../embed/image.ts';
+import { RequestError } from '../errors.ts';
+import { type HostResolver, tooLarge } from './fetch-image.ts';
+import type { CollectionRegistry } from './registry.ts';
+import { readSearchRequest } from './search-request.ts';
+
+/** What the collection routes work with, given by the app. */
+export interface CollectionsRouterOptions {
+  registry: CollectionRegistry;
+  /** The collection a request names, caught up in the background with what other processes changed. */
+  collection: (c: Context) => ImageCollection;
+  /** A query image as the collection's model sees it (queries that arrive together share a forward pass). */
+  embed: (col: ImageCollection, input: ImageInput, crop: CropBox | undefined) => Promise<Float32Array>;
+  /** Largest upload or fetched image, in bytes. */
+  maxBytes: number;
+  allowLoopbackUrls?: boolean;
+  resolveHost?: HostResolver;
+  /** Looks for collections made or deleted since the start (see ServerOptions.discover). */
+  discover?: (name?: string) => Promise<void>;
+  log: (line: string) => void;
+}
+
+const pageQuery = z.object({
+  count: z.coerce.number().int().min(1).max(100).default(20),
+  page: z.coerce.number().int().min(0).default(0),
+  seed: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31)
+    .default(1),
+});
+
+const MIME: Record<string, string> = {
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.png': 'image/png',
+  '.webp': 'image/webp',
+  '.gif': 'image/gif',
+  '.tif': 'image/tiff',
+  '.tiff': 'image/tiff',
+  '.avif': 'image/avif',
+};
+
+/** Links to an image and its thumbnail: the content hash is in the URL, so a removed id never shows another picture from a cache. */
+export function imageLinks(name: string, record: { id: number; sha256: string }) {
+  const base = `/api/collections/${encodeURIComponent(name)}`;
+  const version = record.sha256.slice(0, 16);
+  return {
+    imageUrl: `${base}/images/${record.id}?v=${version}`,
+    thumbnailUrl: `${base}/thumbnails/${record.id}?v=${version}`,
+  };
+}
+
+/** The image a request names by id, or NOT_FOUND. */
+export async function requireImage(
+  col: ImageCollection,
+  idText: string | number | undefined,
+): Promise<ImageRecord> {
+  const id = Number(idText);
+  const record = Number.isInteger(id) && id >= 0 ? await col.get(id) : undefined;
+  if (!record) throw new RequestError('NOT_FOUND', `No image ${idText} in ${col.name}`);
+  return record;
+}
+
+/** Cache headers by content: immutable under the URL that names its hash, revalidated by ETag otherwise. */
+function cacheByContent(c: Context, record: ImageRecord, variant: string): boolean {
+  const etag = `"${record.sha256.slice(0, 32)}-${variant}"`;
+  c.header('ETag', etag);
+  c.header(
+    'Cache-Control',
+    c.req.query('v') === record.sha256.slice(0, 16) ? 'public, max-age=31536000, immutable' : 'no-cache',
+  );
+  return (
+    c.req
+      .header('if-none-match')
+      ?.split(/\s*,\s*/)
+      .includes(etag) ?? false
+  );
+}
+
+/**
+ * The read routes of the served collections: the list, random pages (examples and gallery), images,
+ * thumbnails and search.
+ */
+export function collectionsRouter(options: CollectionsRouterOptions): Hono {
+  const { registry, collection, log, maxBytes } = options;
+  const app = new Hono();
+
+  app.get('/api/collections', async (c) => {
+    await options
+      .discover?.()
+      .catch((error: Error) => log(`listing the collections failed: ${error.message}`));
+    const list = [];
+    for (const entry of registry.list()) {
+      if (entry.state !== 'ready') {
+        list.push(
+          entry.state === 'preparing'
+            ? { name: entry.name, state: entry.state, ...entry.preparation }
+            : { name: entry.name, state: entry.state, reason: entry.reason },
+        );
+        continue;
+      }
+      const col = entry.collection;
+      col.refresh().catch(() => undefined);
+      const status = await col.status();
+      list.push({
+        name: col.name,
+        state: 'ready',
+        model: col.manifest.model,
+        modelId: col.manifest.modelId,
+        size: await col.count(),
+        labels: await col.labels(),
+        // What searches use now: it follows the database (generation) as other processes change it.
+        index: { kind: status.kind, indexed: status.indexed, generation: status.generation },
+      });
+    }
+    return c.json(list);
+  });
+
+  // Random images of a collection, seeded: page after page without repeats (examples and the gallery).
+  const randomPage = async (c: Context) => {
+    const col = collection(c);
+    const { count, page, seed } = pageQuery.parse(c.req.query());
+    const { total, images } = await col.sample(seed, page, count);
+    return c.json({
+      seed,
+      page,
+      total,
+      hasMore: (page + 1) * count < total,
+      images: images.map((record) => ({
+        id: record.id,
+        labels: record.labels,
+        width: record.width,
+        height: record.height,
+        ...imageLinks(col.name, record),
+      })),
+    });
+  };
+  app.get('/api/collections/:name/examples', randomPage);
+  app.get('/api/collections/:name/gallery', randomPage);
+
+  app.get('/api/collections/:name/images/:id', async (c) => {
+    const col = collection(c);
+    const record = await requireImage(col, c.req.param('id'));
+    if (cacheByContent(c, record, 'image')) return c.body(null, 304);
+    const bytes = await col.readImage(record);
+    c.header('Content-Type', MIME[extname(record.path).toLowerCase()] ?? 'application/octet-stream');
+    c.header('Content-Disposition', contentDisposition(record.path.split('/').pop()!, { type: 'inline' }));
+    return c.body(new Uint8Array(bytes));
+  });
+
+  app.get('/api/collections/:name/thumbnails/:id', async (c) => {
+    const col = collection(c);
+    const record = await requireImage(col, c.req.param('id'));
+    if (cacheByContent(c, record, 'thumbnail')) return c.body(null, 304);
+    const bytes = await col.thumbnail(record);
+    c.header('Content-Type', 'image/webp');
+    return c.body(new Uint8Array(bytes));
+  });
+
+  app.post(
+    '/api/collections/:name/search',
+    bodyLimit({ maxSize: maxBytes + 64 * 1024, onError: () => Promise.reject(tooLarge(maxBytes)) }),
+    async (c) => {
+      const col = collection(c);
+      const started = performance.now();
+      const { input, options: parsed } = await readSearchRequest(c, col, {
+        maxBytes,
+        allowLoopbackUrls: options.allowLoopbackUrls,
+        resolveHost: options.resolveHost,
+      });
+      const vector = await options.embed(col, input, parsed.crop);
+      const hits = await col.searchVector(vector, {
+        k: parsed.k,
+        nprobes: parsed.nprobes,
+        efSearch: parsed.efSearch,
+      });
+      return c.json({
+        collection: col.name,
+        timeMs: performance.now() - started,
+        results: hits.map((hit, i) => ({
+          rank: i + 1,
+          id: hit.id,
+          labels: hit.labels,
+          distance: hit.distance,
+          similarity: hit.similarity,
+          width: hit.width,
+          height: hit.height,
+          ...imageLinks(col.name, hit),
+        })),
+      });
+    },
+  );
+
+  return app;
+}
