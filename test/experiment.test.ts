@@ -742,7 +742,8 @@ describe('ris experiment (the real binary)', () => {
   it('the server lists reports newest first, serves their files, starts a cheap seed run and refuses the rest', async () => {
     const collection = await Collection.open('pics', { home: home() });
     try {
-      const app = createApp({ collections: [collection] });
+      const access = { writeToken: 'experiments-test-token' };
+      const app = createApp({ collections: [collection], access });
       const list = async () =>
         (await (await app.request('/api/collections/pics/experiments')).json()) as {
           start: { allowed: boolean; command: string };
@@ -780,16 +781,24 @@ describe('ris experiment (the real binary)', () => {
       const post = (body: object, router = app) =>
         router.request('/api/collections/pics/experiments', {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${access.writeToken}` },
           body: JSON.stringify(body),
         });
+      // Starting a run is a change: without the token nothing starts, and nothing is read first.
+      const anonymous = await app.request('/api/collections/pics/experiments', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(anonymous.status, 401);
+      assert.equal(anonymous.headers.get('www-authenticate'), 'Bearer realm="ris"');
       const sweep = await post({ preset: 'sweep' });
       assert.equal(sweep.status, 409);
       assert.deepEqual(
         ((await sweep.json()) as { error: { command: string } }).error.command,
         'ris experiment pics --preset sweep',
       );
-      const small = createApp({ collections: [collection], experimentMaxImages: 100 });
+      const small = createApp({ collections: [collection], experimentMaxImages: 100, access });
       const large = await post({}, small);
       assert.equal(large.status, 409);
       assert.match(

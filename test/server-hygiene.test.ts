@@ -85,7 +85,7 @@ describe('the server closes what would otherwise pile up', () => {
     const idle = Array.from({ length: 50 }, () => opened());
     const slow = Array.from({ length: 5 }, () => {
       const connection = opened();
-      connection.socket.write('POST /api/collections/pics/search HTTP/1.1\r\nHost: x\r\n');
+      connection.socket.write(`POST /api/collections/pics/search HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`);
       const drip = setInterval(() => connection.socket.write('X-Drip: 1\r\n'), 100);
       void connection.closed.finally(() => clearInterval(drip));
       return connection;
@@ -98,7 +98,7 @@ describe('the server closes what would otherwise pile up', () => {
     const { socket, closed } = opened();
     const body = upload('b0undary');
     socket.write(
-      `POST /api/collections/pics/search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: ${body.length}\r\n\r\n`,
+      `POST /api/collections/pics/search HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: ${body.length}\r\n\r\n`,
     );
     socket.write(body.subarray(0, body.length / 2));
     assert.ok(await closed, 'the stalled upload was closed');
@@ -118,7 +118,7 @@ describe('the server closes what would otherwise pile up', () => {
         const { socket, closed } = opened();
         const body = upload('b0undary');
         socket.write(
-          `POST /api/collections/pics/search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: ${body.length}\r\n\r\n`,
+          `POST /api/collections/pics/search HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: ${body.length}\r\n\r\n`,
         );
         socket.write(body.subarray(0, 200), () => socket.destroy());
         await closed;

@@ -57,6 +57,7 @@ before(async () => {
     collections: ['colours', 'damaged'],
     collectionOptions: { home },
     webRoot,
+    access: { writeToken: TOKEN },
   });
   server.registry.set({
     name: 'later',
@@ -73,6 +74,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+const TOKEN = 'web-views-test-token-0123';
 const open_ = async (path = '/', viewport?: { width: number; height: number }) => {
   const page = await newPage(browser, `${server.url}${path}`, [server.url], viewport);
   await page
@@ -154,7 +156,9 @@ describe('collections in every state', { skip }, () => {
 
 describe('the Experiments view', { skip }, () => {
   it('shows the reports of the collection with their plots and command, and runs the seed preset', async () => {
-    const page = await open_();
+    // The address ris serve prints: the page keeps the token and takes it out of the address bar.
+    const page = await open_(`/?token=${TOKEN}`);
+    assert.equal(new URL(page.url()).search, '');
     await page.getByRole('tab', { name: 'Experiments' }).click();
     await page.getByText("The notebook's index table").first().waitFor();
     await page.getByText('ris experiment colours').first().waitFor();

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import stringWidth from 'string-width';
 import type { HnswBuilder } from '../ann/hnsw-parallel.ts';
 import { openIndex } from '../ann/registry.ts';
-import { imagesToAdd, indexCollection } from '../collection/build.ts';
+import { indexCollection } from '../collection/build.ts';
 import {
   DATASETS,
   type DatasetName,
@@ -10,6 +11,9 @@ import {
   datasetsDir,
   downloadDataset,
 } from '../collection/datasets.ts';
+import { risHome } from '../collection/home.ts';
+import { addPaths, createCollection, deleteCollection, removeImages, rescan } from '../collection/library.ts';
+import type { IndexSettingsInput } from '../collection/manifest.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
@@ -195,8 +199,10 @@ export async function addCommand(
   const bars = progressBars();
   await resumableOnInterrupt('added', bars, () =>
     withCollection(name, { ...options, assigner: true }, async (collection) => {
-      const images = await imagesToAdd(paths, collection.manifest.root, options.labels);
-      const report = await collection.addImages(images, { onProgress: bars.onProgress });
+      const report = await addPaths(collection, paths, {
+        labels: options.labels,
+        onProgress: bars.onProgress,
+      });
       bars.stop();
       print(
         `added ${report.added} images to ${name} (now ${await collection.count()})` +
@@ -221,10 +227,29 @@ export async function removeCommand(
 ): Promise<void> {
   await withCollection(name, options, async (collection) => {
     const parsed = targets.map((t) => (/^\d+$/.test(t) ? Number(t) : t));
-    const { removed, notFound } = await collection.removeImages(parsed);
+    const { removed, notFound } = await removeImages(collection, parsed);
     print(`removed ${removed} of ${targets.length} from ${name} (now ${await collection.count()})`);
     if (notFound.length) print(`not in ${name}: ${notFound.join(', ')}`);
   });
+}
+
+export async function rescanCommand(name: string, options: StoreOption = {}): Promise<void> {
+  const bars = progressBars();
+  await resumableOnInterrupt('embedded', bars, () =>
+    withCollection(name, { ...options, assigner: true }, async (collection) => {
+      const started = performance.now();
+      const report = await rescan(collection, { onProgress: bars.onProgress });
+      bars.stop();
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      print(
+        `rescanned ${name} in ${seconds} s: ${report.added} added, ${report.reembedded} embedded again (changed), ` +
+          `${report.removed} removed (gone), ${report.moved} moved, ${report.unchanged} unchanged` +
+          (report.excluded ? `, ${report.excluded} left out (removed by hand)` : '') +
+          ` (now ${await collection.count()})`,
+      );
+      printProblems({ failures: report.failures, duplicates: [] });
+    }),
+  ).finally(() => bars.stop());
 }
 
 export async function retrainCommand(name: string, options: StoreOption = {}): Promise<void> {
@@ -244,6 +269,7 @@ export interface SearchCommandOptions extends StoreOption {
   crop?: string;
   nprobes?: number;
   efSearch?: number;
+  minSimilarity?: number;
   json?: boolean;
 }
 
@@ -260,6 +286,7 @@ export async function searchCommand(
       crop,
       nprobes: options.nprobes,
       efSearch: options.efSearch,
+      minSimilarity: options.minSimilarity,
     });
     const ms = performance.now() - started;
     if (options.json) {
@@ -276,6 +303,12 @@ export async function searchCommand(
           null,
           2,
         ),
+      );
+      return;
+    }
+    if (hits.length === 0 && options.minSimilarity !== undefined) {
+      print(
+        `no close match in ${name}: nothing is at least ${options.minSimilarity} similar (${ms.toFixed(0)} ms)`,
       );
       return;
     }
@@ -311,14 +344,25 @@ export function parseCrop(value: string | undefined): CropBox | undefined {
 export async function collectionsCommand(
   action: string | undefined,
   name: string | undefined,
-  options: StoreOption & { to?: string; imagesUrl?: string } = {},
+  options: StoreOption & {
+    to?: string;
+    imagesUrl?: string;
+    model?: string;
+    index?: IndexSettingsInput['kind'];
+    folder?: string;
+  } = {},
 ): Promise<void> {
-  if (action && !['list', 'info', 'delete', 'repair', 'copy'].includes(action)) {
+  if (action && !['list', 'info', 'create', 'delete', 'repair', 'copy'].includes(action)) {
     throw new ArgumentError(
       'INVALID_ARGUMENT',
-      `Unknown action "${action}"; use list, info NAME, repair NAME, delete NAME or copy NAME --to postgres://…`,
+      `Unknown action "${action}"; use list, info NAME, create NAME, repair NAME, delete NAME or copy NAME --to postgres://…`,
     );
   }
+  if (action !== 'create' && (options.model ?? options.index ?? options.folder) !== undefined)
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      '--model, --index and --folder go with ris collections create NAME',
+    );
   if (action && action !== 'list' && !name)
     throw new ArgumentError('INVALID_ARGUMENT', `ris collections ${action} needs a collection name`);
   if (action !== 'copy' && (options.to !== undefined || options.imagesUrl !== undefined))
@@ -346,8 +390,21 @@ export async function collectionsCommand(
         bars.stop();
         await threads.close();
       }
+    } else if (action === 'create') {
+      const collection = await createCollection(store, name!, {
+        model: options.model,
+        index: options.index === undefined ? undefined : { kind: options.index },
+        root: options.folder === undefined ? undefined : resolve(options.folder),
+      });
+      print(
+        `created collection ${name} (${collection.manifest.model}); ` +
+          (options.folder === undefined
+            ? 'send it images from the page, or ris add them'
+            : `ris rescan ${name} adds the images of ${collection.manifest.root}`),
+      );
+      await collection.close();
     } else {
-      await store.delete(name!);
+      await deleteCollection(store, name!);
       print(`deleted collection ${name}`);
     }
   } finally {
@@ -469,13 +526,30 @@ export async function startCommand(
   });
 }
 
+/** How `ris serve` and `ris start` guard the library. */
+export interface ServeAccessOptions {
+  /** A file holding the write token; else $RIS_TOKEN; else one made and kept in ris's data folder. */
+  tokenFile?: string;
+  /** Reads need a token too: $RIS_READ_TOKEN, else one made and kept beside the write token. */
+  readToken?: boolean;
+}
+
 /** Serves the page and the API until the process is stopped (Ctrl-C closes the collections). */
-export async function serveCommand(options: ListenOptions & { storeLocation?: string }): Promise<void> {
+export async function serveCommand(
+  options: ListenOptions & ServeAccessOptions & { storeLocation?: string },
+): Promise<void> {
   const { listen } = await import('../server/serve.ts');
-  const { storeLocation, ...listenOptions } = options;
+  const { READ_TOKEN_FILE, writeToken } = await import('../server/auth.ts');
+  const { storeLocation, tokenFile, readToken: readTokenWanted, ...listenOptions } = options;
+  const home = risHome();
+  const write = writeToken({ tokenFile, envToken: process.env.RIS_TOKEN, home });
+  const read = readTokenWanted
+    ? writeToken({ envToken: process.env.RIS_READ_TOKEN, home, file: READ_TOKEN_FILE })
+    : undefined;
   const store = await openStore(storeLocation);
   const server = await listen({
     ...listenOptions,
+    access: { writeToken: write.token, readToken: read?.token },
     store,
     log: (line) => console.error(line),
     collectionOptions: { ...options.collectionOptions, onProgress: progressBars().onProgress },
@@ -483,9 +557,21 @@ export async function serveCommand(options: ListenOptions & { storeLocation?: st
     await store.close();
     throw error;
   });
-  print(`ris is serving ${server.collections.join(', ')}`);
+  for (const warning of [...write.warnings, ...(read?.warnings ?? []), ...server.warnings])
+    console.error(`ris: warning: ${warning}`);
+  print(`ris is serving ${server.collections.join(', ') || 'no collection yet'}`);
   for (const [name, reason] of server.broken) print(`not serving ${name}: ${reason}`);
-  print(`open ${server.url}/ in a browser (API: ${server.url}/api/collections); Ctrl-C stops it`);
+  // As Jupyter does: the address with the token, once, so the page can write (it keeps the token).
+  const printed = write.source === 'new' || write.source === 'stored';
+  print(
+    `open ${server.url}/${printed ? `?token=${write.token}` : ''} in a browser to search and change the library` +
+      (printed
+        ? ` (the token is kept in ${write.path})`
+        : ` (with the token of ${write.source === 'env' ? '$RIS_TOKEN' : write.path})`),
+  );
+  if (read && (read.source === 'new' || read.source === 'stored'))
+    print(`to let others search without changing anything: ${server.url}/?token=${read.token}`);
+  print(`API: ${server.url}/api/collections; Ctrl-C stops it`);
   const stop = () => {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);

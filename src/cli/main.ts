@@ -29,6 +29,18 @@ function int(value: unknown, flag: string, min: number, max: number, optional = 
   return number;
 }
 
+/** A number option in [min, max], checked before any work. */
+function number(value: unknown, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof parsed !== 'number' || !(parsed >= min && parsed <= max))
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      `Expected ${flag} to be a number from ${min} to ${max} but received ${describe(value)}`,
+    );
+  return parsed;
+}
+
 function list(value: unknown): string[] | undefined {
   if (value === undefined) return undefined;
   return String(value)
@@ -38,6 +50,15 @@ function list(value: unknown): string[] | undefined {
 }
 
 const INDEX_KINDS = ['auto', 'flat', 'hnsw', 'ivf-pq'] as const;
+
+function indexKind(value: unknown): (typeof INDEX_KINDS)[number] {
+  if (!(INDEX_KINDS as readonly unknown[]).includes(value))
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      `Expected --index to be one of ${INDEX_KINDS.join(', ')} but received ${describe(value)}`,
+    );
+  return value as (typeof INDEX_KINDS)[number];
+}
 
 const storeOf = (options: { store?: unknown }) =>
   options.store === undefined ? undefined : String(options.store);
@@ -99,12 +120,7 @@ cli
           'INVALID_ARGUMENT',
           'ris index needs --collection NAME (the collection to create or resume)',
         );
-      const kind = options.index ?? 'auto';
-      if (!(INDEX_KINDS as readonly string[]).includes(kind))
-        throw new ArgumentError(
-          'INVALID_ARGUMENT',
-          `Expected --index to be one of ${INDEX_KINDS.join(', ')} but received ${describe(kind)}`,
-        );
+      const kind = indexKind(options.index ?? 'auto');
       if ((kind === 'flat' || kind === 'hnsw') && (options.partitions ?? options.subVectors) !== undefined)
         throw new ArgumentError(
           'INVALID_ARGUMENT',
@@ -160,6 +176,16 @@ cli
   );
 
 cli
+  .command(
+    'rescan <collection>',
+    'Bring a collection in line with its folder: add new files, embed changed ones again, remove gone ones, follow moves',
+  )
+  .example('ris rescan photos')
+  .action((name: string, options: { store?: string }) =>
+    commands.rescanCommand(String(name), { store: storeOf(options) }),
+  );
+
+cli
   .command('search <collection> <image>', 'Find the images most similar to an image file or an http(s) URL')
   .option('-k <k>', 'Number of results (1 to 1000)', { default: 5 })
   .option('--crop <box>', 'Search with a crop of the image: x,y,width,height in pixels')
@@ -170,6 +196,10 @@ cli
   .option(
     '--ef-search <n>',
     'HNSW collections: breadth of the search (more: better recall, slower; default 64)',
+  )
+  .option(
+    '--min-similarity <s>',
+    'Answer only images at least this similar (-1 to 1; ImageNet models: unrelated photos score about 0.3–0.5)',
   )
   .option('--json', 'Print the results as JSON')
   .example('ris search photos cat.jpg -k 10')
@@ -183,6 +213,7 @@ cli
         crop?: string;
         nprobes?: unknown;
         efSearch?: unknown;
+        minSimilarity?: unknown;
         json?: boolean;
         store?: string;
       },
@@ -193,6 +224,7 @@ cli
         crop: options.crop === undefined ? undefined : String(options.crop),
         nprobes: int(options.nprobes, '--nprobes', 1, 1 << 20, true),
         efSearch: int(options.efSearch, '--ef-search', 1, 1 << 20, true),
+        minSimilarity: number(options.minSimilarity, '--min-similarity', -1, 1),
         json: options.json,
       }),
   );
@@ -205,20 +237,34 @@ cli
   .example('ris collections')
   .example('ris collections info caltech101')
   .example('ris collections repair caltech101')
+  .example('ris collections create holiday --model mobilenetv2-int8')
   .example('ris collections delete old-photos')
   .example('ris collections copy photos --to postgres://ris@db.internal/ris')
   .option('--to <store>', 'For copy: the postgres:// database to copy the collection into')
   .option('--images-url <url>', 'For copy: an http(s) base URL the images are also read from')
+  .option('--model <model>', 'For create: the model (default resnet50)')
+  .option('--index <kind>', 'For create: auto (default), flat, hnsw or ivf-pq')
+  .option('--folder <dir>', 'For create: a folder the collection follows (ris rescan, ris serve --watch)')
   .action(
     (
       action: string | undefined,
       name: string | undefined,
-      options: { store?: string; to?: string; imagesUrl?: string },
+      options: {
+        store?: string;
+        to?: string;
+        imagesUrl?: string;
+        model?: string;
+        index?: string;
+        folder?: string;
+      },
     ) =>
       commands.collectionsCommand(action, name === undefined ? undefined : String(name), {
         store: storeOf(options),
         to: options.to === undefined ? undefined : String(options.to),
         imagesUrl: options.imagesUrl === undefined ? undefined : String(options.imagesUrl),
+        model: options.model === undefined ? undefined : String(options.model),
+        index: options.index === undefined ? undefined : indexKind(options.index),
+        folder: options.folder === undefined ? undefined : String(options.folder),
       }),
   );
 
@@ -274,17 +320,47 @@ cli
     '--collections <names>',
     'Comma-separated collections to serve, the first one shown first (default: all)',
   )
-  .option('--max-upload-mb <mb>', 'Largest upload or fetched image, in MB', { default: 20 })
+  .option('--max-upload-mb <mb>', 'Largest search image or fetched image, in MB', { default: 20 })
+  .option('--max-upload-files <n>', 'Files one upload to a collection may send', { default: 100 })
+  .option('--max-upload-request-mb <mb>', 'Bytes one upload to a collection may send, in MB', {
+    default: 200,
+  })
+  .option(
+    '--token-file <file>',
+    'The write token every change needs (else $RIS_TOKEN, else one made and kept in $RIS_HOME/server-token)',
+  )
+  .option('--read-token', 'Searching and viewing need a token too ($RIS_READ_TOKEN, else one made and kept)')
+  .option(
+    '--allowed-host <names>',
+    "Host names to answer to besides this machine's addresses (a proxy's or a LAN name; name or name:port)",
+  )
   .example('ris serve')
   .example('ris serve --port 8080 --collections caltech101,photos')
+  .example('ris serve --host 0.0.0.0 --allowed-host photos.lan:7860')
   .action(
-    (options: { port: unknown; host: string; collections?: string; maxUploadMb: unknown; store?: string }) =>
+    (options: {
+      port: unknown;
+      host: string;
+      collections?: string;
+      maxUploadMb: unknown;
+      maxUploadFiles: unknown;
+      maxUploadRequestMb: unknown;
+      tokenFile?: string;
+      readToken?: boolean;
+      allowedHost?: string | string[];
+      store?: string;
+    }) =>
       commands.serveCommand({
         storeLocation: storeOf(options),
         port: int(options.port, '--port', 0, 65535),
         host: String(options.host),
         collections: list(options.collections),
         maxUploadBytes: int(options.maxUploadMb, '--max-upload-mb', 1, 10_000) * 1e6,
+        maxUploadFiles: int(options.maxUploadFiles, '--max-upload-files', 1, 100_000),
+        maxUploadRequestBytes: int(options.maxUploadRequestMb, '--max-upload-request-mb', 1, 100_000) * 1e6,
+        tokenFile: options.tokenFile === undefined ? undefined : String(options.tokenFile),
+        readToken: Boolean(options.readToken),
+        allowedHosts: [options.allowedHost ?? []].flat().flatMap((v) => list(v) ?? []),
       }),
   );
 

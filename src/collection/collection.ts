@@ -1,13 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { statSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Random } from '../ann/random.ts';
 import { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { applyProjection, type LinearProjection, projectionToJson } from '../embed/projection.ts';
 import { ArgumentError, CollectionError, describe, ImageError, ModelError } from '../errors.ts';
-import { CollectionDb } from './database.ts';
+import { CollectionDb, type Exclusion, type StoredFile, type StoredImage } from './database.ts';
 import { embedFiles } from './embed-files.ts';
 import { collectionDirectory, collectionExists, collectionNames, DATABASE, INDEX, MANIFEST } from './home.ts';
 import { legacyIdFloor, writeAtomicSync } from './index-file.ts';
@@ -23,7 +23,12 @@ import {
 } from './manifest.ts';
 import { checkedManifest, storedProjection } from './manifest-check.ts';
 import { pausePoint } from './pause.ts';
-import { checkSearchOptions, type ImageCollection, type SearchOptions } from './store.ts';
+import {
+  checkSearchOptions,
+  type ImageCollection,
+  type LibraryCollection,
+  type SearchOptions,
+} from './store.ts';
 import { makeThumbnail } from './thumbnail.ts';
 import {
   type AddReport,
@@ -35,6 +40,16 @@ import {
   type RemoveReport,
   type SearchHit,
 } from './types.ts';
+import {
+  addUploadsTo,
+  STAGING_DIR,
+  sweepUploads,
+  UPLOADS_DIR,
+  type Upload,
+  type UploadProgress,
+  type UploadReport,
+  type UploadTarget,
+} from './uploads.ts';
 import { type ImageToAdd, labelsFor } from './walk.ts';
 
 /** Databases up to this size are checked page by page whenever a collection is opened. */
@@ -49,7 +64,7 @@ const CHECK_ON_OPEN_BYTES = 2 * 1024 ** 3;
  * Images are added and removed without retraining. Any number of processes may open a collection; writers
  * queue on SQLite's lock, index saves too, and every reader catches up with what the others wrote.
  */
-export class Collection implements ImageCollection {
+export class Collection implements LibraryCollection {
   /** Search results whose image was removed between the index lookup and reading its row (left out). */
   staleHitsDropped = 0;
   private readonly keeper: LocalIndex;
@@ -91,7 +106,7 @@ export class Collection implements ImageCollection {
   /** Creates an empty collection for images under `root`, embedded with `model`. */
   static async create(
     name: string,
-    init: { model: string; root: string; index?: IndexSettingsInput; projection?: LinearProjection },
+    init: { model: string; root?: string; index?: IndexSettingsInput; projection?: LinearProjection },
     options: CollectionOptions = {},
   ): Promise<Collection> {
     const dir = collectionDirectory(name, options.home);
@@ -119,7 +134,7 @@ export class Collection implements ImageCollection {
       model,
       modelId: embedder.modelId,
       dimension: embedder.dimension,
-      root: resolve(init.root),
+      root: resolve(init.root ?? join(dir, UPLOADS_DIR)),
       index: settings,
       projection:
         projection && projectionText
@@ -183,12 +198,22 @@ export class Collection implements ImageCollection {
         );
       }
       const collection = new Collection(manifest, dir, db, options, storedProjection(db, manifest));
+      collection.sweepUploads();
       await collection.keeper.open();
       return collection;
     } catch (error) {
       db.close();
       throw error;
     }
+  }
+
+  /** Removes the files a killed upload left behind (see sweepUploads), under the write lock. */
+  private sweepUploads(): void {
+    if (!existsSync(join(this.dir, UPLOADS_DIR)) && !existsSync(join(this.dir, STAGING_DIR))) return;
+    this.db.locked(() => {
+      const stored = this.db.paths();
+      sweepUploads(this.dir, (file) => stored.has(this.storedPath(file)));
+    });
   }
 
   /** The embedder of the collection's model, checked to be the very model the vectors came from. */
@@ -294,13 +319,14 @@ export class Collection implements ImageCollection {
     const report = emptyAddReport(images.length - todo.length);
     for await (const { files, failures } of embedFiles(embedder, todo, options.onProgress)) {
       options.signal?.throwIfAborted();
-      const rows = files.map(({ image, bytes, width, height, sha256, vector }) => ({
+      const rows = files.map(({ image, bytes, width, height, sha256, mtimeMs, vector }) => ({
         path: this.storedPath(image.path),
         labels: image.labels ?? labelsFor(image.path, this.manifest.root),
         width,
         height,
         bytes: bytes.length,
         sha256,
+        mtimeMs,
         vector: new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength),
       }));
       const now = new Date().toISOString();
@@ -326,23 +352,132 @@ export class Collection implements ImageCollection {
     return report;
   }
 
-  /** Removes images by id or by stored path (or a path that resolves to one), then updates the index. */
-  async removeImages(targets: (number | string)[]): Promise<RemoveReport> {
+  /**
+   * Embeds and stores files sent to the collection (uploads, images fetched from URLs): each is kept
+   * in uploads/ under a name made from its content (see uploadFileName), moved there and committed in one
+   * step per batch, so a kill leaves either both or an orphan file the next open removes. Files whose
+   * bytes the collection already holds are skipped; files that cannot be used are listed with why. Each
+   * batch is searchable once committed.
+   */
+  async addUploads(
+    uploads: Upload[],
+    options: { onProgress?: (e: CollectionProgress | UploadProgress) => void; signal?: AbortSignal } = {},
+  ): Promise<UploadReport> {
+    try {
+      return await addUploadsTo(this.uploadTarget(), await this.embedder(), uploads, options);
+    } finally {
+      await Promise.all(uploads.map((upload) => rm(upload.file, { force: true })));
+    }
+  }
+
+  /** What addUploads works with: the database, where files go, and the index to update per batch. */
+  private uploadTarget(): UploadTarget {
+    return {
+      db: this.db,
+      uploadsDir: join(this.dir, UPLOADS_DIR),
+      storedPath: (file) => this.storedPath(file),
+      describe: (id) => {
+        const path = this.db.get(id)?.path ?? '';
+        return `image ${id}${path && !isAbsolute(path) ? ` (${path})` : ''}`;
+      },
+      update: () => this.keeper.update(),
+    };
+  }
+
+  /**
+   * Removes images by id or by stored path (or a path that resolves to one), then updates the index. A
+   * file of the collection's folder that is still there is kept out of rescans and folder watching until
+   * it changes (`exclude`, default true; a rescan removing files that are gone or changed passes false);
+   * a file ris kept for an upload is deleted.
+   */
+  async removeImages(
+    targets: (number | string)[],
+    options: { exclude?: boolean } = {},
+  ): Promise<RemoveReport> {
     const notFound: (number | string)[] = [];
+    const found: StoredImage[] = [];
+    for (const target of targets) {
+      const id =
+        typeof target === 'number'
+          ? target
+          : (this.db.idByPath(target) ?? this.db.idByPath(this.storedPath(target)));
+      const record = id === undefined ? undefined : this.db.get(id);
+      if (record) found.push(record);
+      else notFound.push(target);
+    }
+    const isUpload = (record: StoredImage) => this.isUpload(record);
+    const exclusions = new Map<string, Exclusion>();
+    if (options.exclude ?? true) {
+      for (const record of found) {
+        if (isAbsolute(record.path) || isUpload(record)) continue; // only files of the folder it follows
+        const file = await stat(this.absolutePath(record.path)).catch(() => undefined);
+        if (file?.isFile())
+          exclusions.set(record.path, { path: record.path, bytes: file.size, mtimeMs: file.mtimeMs });
+      }
+    }
     let removed = 0;
+    const gone: StoredImage[] = [];
     this.db.write((generation) => {
-      for (const target of targets) {
-        const id =
-          typeof target === 'number'
-            ? target
-            : (this.db.idByPath(target) ?? this.db.idByPath(this.storedPath(target)));
-        if (id !== undefined && this.db.remove(id, generation)) removed++;
-        else notFound.push(target);
+      for (const record of found) {
+        if (this.db.remove(record.id, generation)) {
+          removed++;
+          gone.push(record);
+          const exclusion = exclusions.get(record.path);
+          if (exclusion) this.db.exclude(exclusion);
+        } else notFound.push(record.id); // removed by another process since we looked
       }
     });
     pausePoint('remove:committed');
+    // After the commit: a kill before this leaves an orphan upload, which the next open removes.
+    await Promise.all(
+      gone.filter(isUpload).map((record) => rm(this.absolutePath(record.path), { force: true })),
+    );
     await this.keeper.update();
     return { removed, notFound };
+  }
+
+  /**
+   * Gives images new paths (files renamed or moved inside the folder, with the same bytes): their ids,
+   * vectors and index entries stay; labels follow the folder rule for the new path.
+   */
+  async moveImages(moves: { id: number; path: string; mtimeMs: number | null }[]): Promise<void> {
+    if (moves.length === 0) return;
+    this.db.write(() => {
+      for (const move of moves) {
+        const path = this.storedPath(move.path);
+        this.db.move(move.id, path, labelsFor(this.absolutePath(path), this.manifest.root), move.mtimeMs);
+      }
+    });
+  }
+
+  isUpload(record: { path: string }): boolean {
+    return this.absolutePath(record.path).startsWith(join(this.dir, UPLOADS_DIR) + sep);
+  }
+
+  /** Records the mtime of files found unchanged by their content (stored before mtimes were). */
+  async touchFiles(files: { id: number; mtimeMs: number }[]): Promise<void> {
+    if (files.length === 0) return;
+    this.db.locked(() => {
+      for (const file of files) this.db.touch(file.id, file.mtimeMs);
+    });
+  }
+
+  /** Every image's stored path, size, sha256 and file mtime, for a rescan to compare the folder with. */
+  async storedFiles(): Promise<StoredFile[]> {
+    return this.db.files();
+  }
+
+  /** The folder's files a user removed, kept out of rescans until they change. */
+  async exclusions(): Promise<Exclusion[]> {
+    return this.db.exclusions();
+  }
+
+  /** Ends exclusions of files that changed since they were removed (a rescan then adds them). */
+  async unexclude(paths: string[]): Promise<void> {
+    if (paths.length === 0) return;
+    this.db.write(() => {
+      for (const path of paths) this.db.unexclude(path);
+    });
   }
 
   /** Brings the index up to date with the database and writes it (see LocalIndex.update). */
@@ -378,7 +513,7 @@ export class Collection implements ImageCollection {
    * `staleHitsDropped`), never answered.
    */
   async searchVector(query: Float32Array, options: SearchOptions = {}): Promise<SearchHit[]> {
-    const { k, nprobes, efSearch } = checkSearchOptions(options);
+    const { k, nprobes, efSearch, minSimilarity } = checkSearchOptions(options);
     if (!(query instanceof Float32Array) || query.length !== this.manifest.dimension) {
       throw new ArgumentError(
         'DIMENSION_MISMATCH',
@@ -408,6 +543,7 @@ export class Collection implements ImageCollection {
         continue;
       }
       const distance = result.distances[i]!;
+      if (1 - distance < minSimilarity) break; // nearest first: the rest are less similar still
       hits.push({ ...record, distance, similarity: 1 - distance });
     }
     return hits;

@@ -17,6 +17,23 @@ export interface StoredImage {
   addedAt: string;
 }
 
+/** What a rescan compares a file on disk with: its size and modification time when it was embedded. */
+export interface StoredFile {
+  id: number;
+  path: string;
+  bytes: number;
+  sha256: string;
+  /** The file's mtime in ms when it was embedded; null for images stored before ris recorded it. */
+  mtimeMs: number | null;
+}
+
+/** A file of the collection's folder that a user removed: rescans leave it out until it changes. */
+export interface Exclusion {
+  path: string;
+  bytes: number;
+  mtimeMs: number | null;
+}
+
 /** A row of the images table as SQLite returns it (labels as JSON text), without its vector. */
 export interface ImageRow {
   id: number;
@@ -104,7 +121,7 @@ export class CollectionDb {
           `The database was written by a newer ris (format ${version}); upgrade ris to use it`,
         );
       }
-      return db;
+      return CollectionDb.addFileTracking(db);
     }
     db.transaction(() => {
       // AUTOINCREMENT: an id, once used, is never handed out again (an index may still hold it).
@@ -142,6 +159,27 @@ export class CollectionDb {
       meta.run('generation', tables.has('images') ? '1' : '0');
       meta.run('log_start', tables.has('images') ? '1' : '0');
     }).immediate();
+    return CollectionDb.addFileTracking(db);
+  }
+
+  /**
+   * What rescans and folder watching need, added to any database that lacks it: each image's file mtime,
+   * and the files users removed from a watched folder. Additions only, so an older ris still reads and
+   * writes the database (its rows get no mtime, which a rescan then checks by content).
+   */
+  private static addFileTracking(db: Database.Database): Database.Database {
+    const has = () =>
+      (db.prepare('PRAGMA table_info(images)').all() as { name: string }[]).some(
+        (c) => c.name === 'mtime_ms',
+      );
+    if (has()) return db;
+    db.transaction(() => {
+      if (has()) return; // another process added them while we waited for the lock
+      db.exec(`ALTER TABLE images ADD COLUMN mtime_ms REAL;
+        CREATE TABLE IF NOT EXISTS exclusions (
+          path TEXT PRIMARY KEY, bytes INTEGER NOT NULL, mtime_ms REAL, excluded_at TEXT NOT NULL
+        );`);
+    }).immediate();
     return db;
   }
 
@@ -165,8 +203,17 @@ export class CollectionDb {
       allRows: db.prepare('SELECT id, path, labels, vector FROM images ORDER BY id'),
       oneVector: db.prepare('SELECT vector FROM images LIMIT 1').pluck(),
       insert: db.prepare(
-        'INSERT OR IGNORE INTO images (path, labels, width, height, bytes, sha256, added_at, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO images (path, labels, width, height, bytes, sha256, added_at, vector, mtime_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
+      files: db.prepare('SELECT id, path, bytes, sha256, mtime_ms AS mtimeMs FROM images'),
+      move: db.prepare('UPDATE images SET path = ?, labels = ?, mtime_ms = ? WHERE id = ?'),
+      touch: db.prepare('UPDATE images SET mtime_ms = ? WHERE id = ?'),
+      exclusions: db.prepare('SELECT path, bytes, mtime_ms AS mtimeMs FROM exclusions'),
+      exclude: db.prepare(
+        'INSERT INTO exclusions (path, bytes, mtime_ms, excluded_at) VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes, mtime_ms = excluded.mtime_ms, excluded_at = excluded.excluded_at',
+      ),
+      unexclude: db.prepare('DELETE FROM exclusions WHERE path = ?'),
+      idBySha: db.prepare('SELECT id FROM images WHERE sha256 = ? LIMIT 1').pluck(),
       remove: db.prepare('DELETE FROM images WHERE id = ?'),
       log: db.prepare('INSERT INTO changes (generation, id, op, at) VALUES (?, ?, ?, ?)'),
       changes: db.prepare(
@@ -252,9 +299,17 @@ export class CollectionDb {
       .sort((a, b) => b.count - a.count || a.label.localeCompare(b.label));
   }
 
-  /** Inserts one image (inside `write`); undefined when its path is already stored. */
+  /** The id of an image with these bytes, if any. */
+  idOfSha(sha256: string): number | undefined {
+    return this.guard(() => this.statements.idBySha.get(sha256) as number | undefined);
+  }
+
+  /**
+   * Inserts one image (inside `write`); undefined when its path is already stored. An exclusion of its
+   * path ends: adding a file on purpose takes it back.
+   */
   insert(
-    row: Omit<StoredImage, 'id' | 'addedAt'> & { vector: Uint8Array },
+    row: Omit<StoredImage, 'id' | 'addedAt'> & { vector: Uint8Array; mtimeMs?: number | null },
     generation: number,
     addedAt: string,
   ): number | undefined {
@@ -268,11 +323,43 @@ export class CollectionDb {
       row.sha256,
       addedAt,
       row.vector,
+      row.mtimeMs ?? null,
     );
     if (changes === 0) return undefined;
     const id = Number(lastInsertRowid);
     s.log.run(generation, id, ChangeOp.Add, Date.now());
+    s.unexclude.run(row.path);
     return id;
+  }
+
+  /** Every image's path with what a rescan compares it by. */
+  files(): StoredFile[] {
+    return this.guard(() => this.statements.files.all() as StoredFile[]);
+  }
+
+  /** Gives an image another path (a renamed or moved file with the same bytes), inside `write`. */
+  move(id: number, path: string, labels: string[], mtimeMs: number | null): void {
+    this.statements.move.run(path, JSON.stringify(labels), mtimeMs, id);
+    this.statements.unexclude.run(path);
+  }
+
+  /** Records the mtime of an image's file found unchanged by content (inside `write` or `locked`). */
+  touch(id: number, mtimeMs: number): void {
+    this.statements.touch.run(mtimeMs, id);
+  }
+
+  exclusions(): Exclusion[] {
+    return this.guard(() => this.statements.exclusions.all() as Exclusion[]);
+  }
+
+  /** Keeps a removed file of the folder out of rescans until it changes (inside `write`). */
+  exclude(file: Exclusion): void {
+    this.statements.exclude.run(file.path, file.bytes, file.mtimeMs, new Date().toISOString());
+  }
+
+  /** Ends an exclusion (the file changed, or was added on purpose), inside `write`. */
+  unexclude(path: string): void {
+    this.statements.unexclude.run(path);
   }
 
   /** Deletes one image (inside `write`); false when there was none with that id. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Embedder, EmbedProgress } from '../embed/embedder.ts';
 import type { ImageInput } from '../embed/image.ts';
 import type { RisError } from '../errors.ts';
@@ -13,6 +13,8 @@ export interface EmbeddedFile {
   width: number;
   height: number;
   sha256: string;
+  /** The file's modification time when it was read (ms), for rescans to compare. */
+  mtimeMs: number;
   vector: Float32Array;
 }
 
@@ -27,9 +29,12 @@ export async function* embedFiles(
   onProgress?: (event: EmbedProgress) => void,
 ): AsyncGenerator<{ files: EmbeddedFile[]; failures: { path: string; error: RisError }[] }> {
   const bytesOf = new Map<number, Buffer>();
+  const mtimeOf = new Map<number, number>();
   const inputs = async function* () {
     for (const [i, image] of images.entries()) {
       try {
+        // The time first: a file written while it is read then looks changed to the next rescan.
+        mtimeOf.set(i, (await stat(image.path)).mtimeMs);
         const bytes = await readFile(image.path);
         bytesOf.set(i, bytes);
         yield bytes as ImageInput;
@@ -48,12 +53,19 @@ export async function* embedFiles(
         width: batch.sizes[2 * r]!,
         height: batch.sizes[2 * r + 1]!,
         sha256: createHash('sha256').update(bytes).digest('hex'),
+        mtimeMs: mtimeOf.get(index)!,
         vector: batch.vectors.subarray(r * d, (r + 1) * d),
       };
     });
     const failures = batch.failures.map(({ index, error }) => ({ path: images[index]!.path, error }));
-    for (const index of batch.indices) bytesOf.delete(index);
-    for (const failure of batch.failures) bytesOf.delete(failure.index);
+    for (const index of batch.indices) {
+      bytesOf.delete(index);
+      mtimeOf.delete(index);
+    }
+    for (const failure of batch.failures) {
+      bytesOf.delete(failure.index);
+      mtimeOf.delete(failure.index);
+    }
     yield { files, failures };
   }
 }

@@ -47,6 +47,8 @@ export class LocalIndex {
   private current: VectorIndex | undefined;
   private currentStamp: IndexStamp = NO_STAMP;
   private refreshing: Promise<void> | undefined;
+  /** Updates and builds of this process, one after the other (two uploads at once, an upload and a retrain). */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly db: CollectionDb,
@@ -82,9 +84,11 @@ export class LocalIndex {
    * Loads the index and brings it up to date (a command line reader writes what it caught up with, so
    * the next command starts from it).
    */
-  async open(): Promise<void> {
-    const changed = await this.ensure();
-    if (changed && this.spec.persistsAll) this.save(false);
+  open(): Promise<void> {
+    return this.serially(async () => {
+      const changed = await this.ensure();
+      if (changed && this.spec.persistsAll) this.save(false);
+    });
   }
 
   /**
@@ -92,13 +96,25 @@ export class LocalIndex {
    * and builds it anew when there is none, when it cannot be read, or when an 'auto' collection searching
    * exactly grew past EXACT_SEARCH_BELOW images.
    */
-  async update(options: Progress = {}): Promise<void> {
-    await this.ensure(options);
-    if (this.spec.persistsAll) this.save(false);
+  update(options: Progress = {}): Promise<void> {
+    return this.serially(async () => {
+      await this.ensure(options);
+      if (this.spec.persistsAll) this.save(false);
+    });
   }
 
   /** Builds an index from every stored vector (outside the lock: training takes time), then saves it. */
-  async rebuild(options: Progress = {}): Promise<void> {
+  rebuild(options: Progress = {}): Promise<void> {
+    return this.serially(() => this.build(options));
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async build(options: Progress = {}): Promise<void> {
     const { ids, vectors, generation } = this.db.snapshot(() => ({
       ...this.db.allVectors(this.spec.modelDimension),
       generation: this.db.generation(),
@@ -170,7 +186,7 @@ export class LocalIndex {
       // Grown past (or shrunk below) what this kind of index suits: build the right one instead.
       if (indexKindFor(this.spec.settings, images, this.builtKind()) === this.builtKind())
         return this.catchUp();
-      await this.rebuild(options);
+      await this.build(options);
       return true;
     }
     if (images === 0) {
@@ -184,7 +200,7 @@ export class LocalIndex {
       images,
       reason: why ?? `${INDEX} cannot be used`,
     });
-    await this.rebuild(options);
+    await this.build(options);
     return true;
   }
 

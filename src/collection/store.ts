@@ -3,6 +3,8 @@ import type { VectorIndex } from '../ann/vector-index.ts';
 import type { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import type { LinearProjection } from '../embed/projection.ts';
+import { ArgumentError, describe } from '../errors.ts';
+import type { Exclusion, StoredFile } from './database.ts';
 import type { CollectionManifest, IndexSettingsInput } from './manifest.ts';
 import type {
   AddReport,
@@ -13,6 +15,7 @@ import type {
   RemoveReport,
   SearchHit,
 } from './types.ts';
+import type { Upload, UploadProgress, UploadReport } from './uploads.ts';
 import type { ImageToAdd } from './walk.ts';
 
 /** How a collection searches; both stores take the same options and ignore those their index has no use for. */
@@ -29,20 +32,33 @@ export interface SearchOptions {
    * slower. Default 64 (DEFAULT_EF_SEARCH) locally; in PostgreSQL the collection's setting (40), at least 2k.
    */
   efSearch?: number;
+  /**
+   * Answer only hits at least this similar (1 − cosine distance, −1 to 1); fewer than k, or none, when
+   * nothing else is close enough. Default: no cutoff. Each model's scores have their own scale (see the
+   * registry's `similarity`).
+   */
+  minSimilarity?: number;
 }
 
-/** k, nprobes and efSearch, checked the same way by every store. */
+/** k, nprobes, efSearch and minSimilarity, checked the same way by every store. */
 export function checkSearchOptions(options: SearchOptions): {
   k: number;
   nprobes: number | undefined;
   efSearch: number | undefined;
+  minSimilarity: number;
 } {
   const k = checkInteger(options.k ?? 5, 'k', 1, 1000);
   const nprobes =
     options.nprobes === undefined ? undefined : checkInteger(options.nprobes, 'nprobes', 1, 1 << 20);
   const efSearch =
     options.efSearch === undefined ? undefined : checkInteger(options.efSearch, 'efSearch', 1, 1 << 20);
-  return { k, nprobes, efSearch };
+  const minSimilarity = options.minSimilarity ?? -Infinity;
+  if (options.minSimilarity !== undefined && !(minSimilarity >= -1 && minSimilarity <= 1))
+    throw new ArgumentError(
+      'OUT_OF_RANGE',
+      `Expected minSimilarity from -1 to 1 but received ${describe(options.minSimilarity)}`,
+    );
+  return { k, nprobes, efSearch, minSimilarity };
 }
 
 /**
@@ -87,6 +103,42 @@ export interface ImageCollection {
   close(): Promise<void>;
 }
 
+/**
+ * What a collection offers for keeping a library from the page and for following its folder: files
+ * sent to it, removal that keeps a folder's removed files out, and what a rescan compares the folder with.
+ */
+export interface LibraryCollection extends ImageCollection {
+  /**
+   * Embeds and stores sent files (uploads, fetched URLs); their bytes are kept by ris where every server
+   * of the collection can read them. Skips bytes already in the collection; lists unusable files with why.
+   */
+  addUploads(
+    uploads: Upload[],
+    options?: { onProgress?: (e: CollectionProgress | UploadProgress) => void; signal?: AbortSignal },
+  ): Promise<UploadReport>;
+  /**
+   * Removes images; with `exclude` (the default) a removed file of the collection's folder stays out of
+   * rescans until it changes, and ris's own copy of an uploaded file is deleted.
+   */
+  removeImages(targets: (number | string)[], options?: { exclude?: boolean }): Promise<RemoveReport>;
+  /** New paths for images whose files moved inside the folder (same bytes): ids and vectors stay. */
+  moveImages(moves: { id: number; path: string; mtimeMs: number | null }[]): Promise<void>;
+  /** Records the mtime of files found unchanged by content. */
+  touchFiles(files: { id: number; mtimeMs: number }[]): Promise<void>;
+  /** Every image's stored path, size, sha256 and file mtime. */
+  storedFiles(): Promise<StoredFile[]>;
+  /** Files of the folder a user removed (kept out of rescans until they change). */
+  exclusions(): Promise<Exclusion[]>;
+  unexclude(paths: string[]): Promise<void>;
+  /** Whether an image's file is ris's own copy of an upload (not a file of the user's). */
+  isUpload(record: { path: string }): boolean;
+}
+
+/** Whether a collection can keep a library (uploads, removal with exclusions, rescans). */
+export function isLibraryCollection(collection: ImageCollection): collection is LibraryCollection {
+  return typeof (collection as Partial<LibraryCollection>).addUploads === 'function';
+}
+
 /** Where collections are kept, and the operations on them as a whole. */
 export interface CollectionStore {
   /** Where it is, fit to print (a folder, or a database URL with its password masked). */
@@ -94,9 +146,13 @@ export interface CollectionStore {
   list(): Promise<string[]>;
   exists(name: string): Promise<boolean>;
   open(name: string, options?: CollectionOptions): Promise<ImageCollection>;
+  /**
+   * Creates an empty collection of images under `root` (default: a folder of the collection's own, for
+   * collections that only receive uploads).
+   */
   create(
     name: string,
-    init: { model: string; root: string; index?: IndexSettingsInput; projection?: LinearProjection },
+    init: { model: string; root?: string; index?: IndexSettingsInput; projection?: LinearProjection },
     options?: CollectionOptions,
   ): Promise<ImageCollection>;
   delete(name: string): Promise<void>;

@@ -76,6 +76,29 @@ export interface RegistryEntry {
   sha256: string;
   urls: string[];
   config: ModelConfigInput;
+  /**
+   * Where the similarities of its image queries live, for the page's relevance slider (each model's
+   * scores have their own scale). Default DEFAULT_SIMILARITY_SCALE.
+   */
+  similarity?: SimilarityScale;
+}
+
+/** A range of similarity (1 − cosine distance) and the step a slider moves by over it. */
+export interface SimilarityScale {
+  min: number;
+  max: number;
+  step: number;
+}
+
+/**
+ * ImageNet features of photos: unrelated images score about 0.3–0.5, near copies above 0.9; the whole
+ * range from 0 keeps the slider honest for any model.
+ */
+export const DEFAULT_SIMILARITY_SCALE: SimilarityScale = { min: 0, max: 1, step: 0.01 };
+
+/** The similarity scale of a model (a registry name or a model file path). */
+export function similarityScale(model: string): SimilarityScale {
+  return MODEL_REGISTRY[model]?.similarity ?? DEFAULT_SIMILARITY_SCALE;
 }
 
 const zoo = (folder: string, file: string) => [

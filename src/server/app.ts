@@ -2,15 +2,29 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
-import type { ImageCollection } from '../collection/store.ts';
+import type { CollectionStore, ImageCollection } from '../collection/store.ts';
+import type { CollectionOptions } from '../collection/types.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
+import { RequestError } from '../errors.ts';
+import {
+  type Access,
+  accessGuard,
+  allowedHosts,
+  grants,
+  type HostRule,
+  hostGuard,
+  READ_COOKIE,
+} from './auth.ts';
 import { SearchBatcher } from './batcher.ts';
 import { collectionsRouter } from './collections.ts';
+import { EventHub, eventsRouter } from './events.ts';
 import { experimentsRouter } from './experiments.ts';
 import { exploreRouter } from './explore.ts';
 import type { HostResolver } from './fetch-image.ts';
 import { errorHandler } from './http-errors.ts';
+import { libraryRouter } from './library.ts';
 import { CollectionRegistry } from './registry.ts';
 
 export interface ServerOptions {
@@ -36,7 +50,30 @@ export interface ServerOptions {
    * given a name, resolves once that collection, if just found, has opened.
    */
   discover?: (name?: string) => Promise<void>;
+  /**
+   * Who may read and write: the write token every change needs, and a read token reads need (default:
+   * reads are open). Without a write token nothing can be changed over HTTP.
+   */
+  access?: Access;
+  /**
+   * The Host names requests may carry (DNS rebinding: a page of another site naming this server by its
+   * own host name is refused). Default: localhost, 127.0.0.1 and [::1], any port.
+   */
+  hosts?: HostRule[];
+  /** Where collections are made and deleted from the page; without one the served set is fixed. */
+  store?: CollectionStore;
+  /** How collections made from the page are opened. */
+  collectionOptions?: CollectionOptions;
+  /** Files per upload request. Default 100. */
+  maxUploadFiles?: number;
+  /** Bytes per upload request, all files together. Default 200 MB. */
+  maxUploadRequestBytes?: number;
+  /** Where library events go (GET /api/events); default: a hub of the app's own. */
+  hub?: EventHub;
 }
+
+/** A JSON body of any other route is at most this (a name, some options, a list of URLs). */
+const JSON_BODY_LIMIT = 256 * 1024;
 
 export const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url));
 
@@ -56,6 +93,7 @@ const pageSecurity = secureHeaders({
 /** The ris HTTP API over opened collections. The app is separate from `listen`, so tests call it directly. */
 export function createApp(options: ServerOptions): Hono {
   const maxBytes = options.maxUploadBytes ?? 20_000_000;
+  const access = options.access ?? {};
   const registry = options.registry ?? CollectionRegistry.of(options.collections ?? []);
   const log = options.log ?? ((line: string) => console.error(line));
   const batchers = new WeakMap<ImageCollection, SearchBatcher>();
@@ -67,6 +105,7 @@ export function createApp(options: ServerOptions): Hono {
     }
     return found;
   };
+  const hub = options.hub ?? new EventHub(registry, options.discover);
   const app = new Hono();
   /** A query image as the collection's model sees it; queries that arrive together share a forward pass. */
   const embedQuery = (col: ImageCollection, input: ImageInput, crop: CropBox | undefined) =>
@@ -79,14 +118,42 @@ export function createApp(options: ServerOptions): Hono {
     return col;
   };
 
+  app.onError(errorHandler(log));
+  // Before anything else: a request naming another host (DNS rebinding) is refused, then one without the
+  // token a change or (with a read token) a read needs, then a body larger than its route takes.
+  app.use('*', hostGuard(options.hosts ?? allowedHosts('127.0.0.1', 0).map((rule) => ({ name: rule.name }))));
   // API answers are never sniffed into another type (an image file holding HTML stays an image); other
   // origins may still show the images, so no Cross-Origin-Resource-Policy here.
   app.use('/api/*', secureHeaders({ crossOriginResourcePolicy: false, crossOriginOpenerPolicy: false }));
-
-  app.onError(errorHandler(log));
+  app.use('/api/*', accessGuard(access));
+  const jsonLimit = bodyLimit({
+    maxSize: JSON_BODY_LIMIT,
+    onError: () =>
+      Promise.reject(
+        new RequestError('UPLOAD_TOO_LARGE', `The request body is over ${JSON_BODY_LIMIT / 1024} KB`),
+      ),
+  });
+  app.use('/api/*', async (c, next) => {
+    // Searches and uploads cap their own bodies (images); every other route takes small JSON.
+    const own = /^\/api\/collections\/[^/]+\/(search|explore(\/[^/]+)?|images)$/.test(c.req.path);
+    if (c.req.method === 'GET' || c.req.method === 'HEAD' || own) return next();
+    return jsonLimit(c, next);
+  });
   app.notFound((c) =>
     c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}` } }, 404),
   );
+
+  // What the page may offer: write controls only with the write token. With a read token, a page that
+  // shows it gets a cookie for what it loads without headers (images, the event stream).
+  app.get('/api/session', (c) => {
+    const granted = grants(c, access);
+    if (granted.read && access.readToken !== undefined)
+      c.header(
+        'Set-Cookie',
+        `${READ_COOKIE}=${encodeURIComponent(access.readToken)}; Path=/api; HttpOnly; SameSite=Strict`,
+      );
+    return c.json({ ...granted, readTokenRequired: access.readToken !== undefined });
+  });
 
   app.get('/api/health', (c) =>
     c.json({
@@ -117,6 +184,25 @@ export function createApp(options: ServerOptions): Hono {
       allowLoopbackUrls: options.allowLoopbackUrls,
       resolveHost: options.resolveHost,
       discover: options.discover,
+      log,
+    }),
+  );
+  app.route('/', eventsRouter(hub));
+  app.route(
+    '/',
+    libraryRouter({
+      registry,
+      store: options.store,
+      collectionOptions: options.collectionOptions,
+      collection,
+      hub,
+      limits: {
+        maxFiles: options.maxUploadFiles ?? 100,
+        maxBytes: options.maxUploadRequestBytes ?? 200_000_000,
+        maxUrlBytes: maxBytes,
+        allowLoopbackUrls: options.allowLoopbackUrls,
+        resolveHost: options.resolveHost,
+      },
       log,
     }),
   );

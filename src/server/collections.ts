@@ -5,6 +5,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { ImageCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
+import { similarityScale } from '../embed/config.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { RequestError } from '../errors.ts';
 import { type HostResolver, tooLarge } from './fetch-image.ts';
@@ -118,6 +119,8 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
         modelId: col.manifest.modelId,
         size: await col.count(),
         labels: await col.labels(),
+        // The page's relevance slider follows the model's score scale.
+        similarity: similarityScale(col.manifest.model),
         // What searches use now: it follows the database (generation) as other processes change it.
         index: { kind: status.kind, indexed: status.indexed, generation: status.generation },
       });
@@ -182,6 +185,7 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
         k: parsed.k,
         nprobes: parsed.nprobes,
         efSearch: parsed.efSearch,
+        minSimilarity: parsed.minSimilarity,
       });
       return c.json({
         collection: col.name,

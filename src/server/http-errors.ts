@@ -59,6 +59,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   EXPERIMENT_RUNNING: 409,
   NO_PARTITIONS: 409,
   HNSW_UNAVAILABLE: 409,
+  UNAUTHORIZED: 401,
+  HOST_NOT_ALLOWED: 403,
+  ORIGIN_NOT_ALLOWED: 403,
+  UNSUPPORTED_CONTENT_TYPE: 415,
 };
 
 export function statusFor(error: unknown): number {
@@ -105,6 +109,10 @@ export function errorHandler(log: (line: string) => void): ErrorHandler {
         ? { ...error.details, code: error.code, message: error.message }
         : { code: 'INTERNAL', message: 'Internal error' };
     if (status === 503) c.header('Retry-After', '1');
+    // A refused request's body may not have been read (401 before it, 413 part way): the connection
+    // cannot carry another request, and a client told so does not try.
+    if (c.req.header('content-length') !== undefined || c.req.header('transfer-encoding') !== undefined)
+      c.header('Connection', 'close');
     if (!(error instanceof RisError)) console.error(error);
     return c.json({ error: body }, status as 400);
   };

@@ -15,6 +15,7 @@ const searchOptions = z.object({
   k: z.coerce.number().int().min(1).max(50).default(5),
   nprobes: z.coerce.number().int().min(1).max(4096).optional(),
   efSearch: z.coerce.number().int().min(1).max(4096).optional(),
+  minSimilarity: z.coerce.number().min(-1).max(1).optional(),
   crop: cropSchema.optional(),
 });
 /** A multipart `crop` field: JSON {"left","top","width","height"}, or x,y,width,height as the CLI takes it. */

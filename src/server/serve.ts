@@ -9,9 +9,11 @@ import { CollectionError, RisError, StateError } from '../errors.ts';
 import { createNodeHnswBuilder } from '../node/hnsw-builder.ts';
 import { createParallelAssigner } from '../node/parallel-assigner.ts';
 import { createApp, type ServerOptions } from './app.ts';
+import { allowedHosts, type HostRule } from './auth.ts';
+import { EventHub } from './events.ts';
 import { type CollectionEntry, CollectionRegistry, type Preparation } from './registry.ts';
 
-export interface ListenOptions extends Omit<ServerOptions, 'collections' | 'registry'> {
+export interface ListenOptions extends Omit<ServerOptions, 'collections' | 'registry' | 'hosts' | 'store'> {
   port?: number;
   host?: string;
   /** Collections to serve. Default: all of them (broken ones are listed as broken, not fatal). */
@@ -21,6 +23,11 @@ export interface ListenOptions extends Omit<ServerOptions, 'collections' | 'regi
   store?: CollectionStore;
   /** Datasets to download and index in the background once serving; they join when ready. */
   prepare?: { dataset: DatasetName; model?: string }[];
+  /**
+   * Host names to answer to besides this machine's own addresses (`name` for any port, `name:port`):
+   * the name of a reverse proxy, or of this machine on a network.
+   */
+  allowedHosts?: string[];
   /** Connection limits in milliseconds; default CONNECTION_LIMITS. */
   connectionLimits?: Partial<Record<keyof typeof CONNECTION_LIMITS, number>>;
 }
@@ -50,6 +57,8 @@ export interface RunningServer {
   registry: CollectionRegistry;
   /** Resolves when every background preparation has ended (ready or failed). */
   prepared: Promise<void>;
+  /** What a user should know about how the server is reachable (listening on every interface, …). */
+  warnings: string[];
   close: () => Promise<void>;
 }
 
@@ -125,9 +134,21 @@ export async function listen(options: ListenOptions = {}): Promise<RunningServer
     }
     if (name !== undefined) await opening.get(name);
   };
-  const { collections: _names, store: _store, ...serverOptions } = options;
-  const app = createApp({ ...serverOptions, registry, log, discover: explicit ? undefined : discover });
+  const { collections: _names, store: _store, allowedHosts: extraHosts, ...serverOptions } = options;
   const host = options.host ?? '127.0.0.1';
+  // Filled once the port is known (port 0 picks one): the app reads the array on every request.
+  const hosts: HostRule[] = [];
+  const hub = new EventHub(registry, explicit ? undefined : discover);
+  const app = createApp({
+    hub,
+    ...serverOptions,
+    registry,
+    log,
+    discover: explicit ? undefined : discover,
+    hosts,
+    store,
+    collectionOptions,
+  });
   const stopping = new AbortController();
   const limits = { ...CONNECTION_LIMITS, ...options.connectionLimits };
   const server = await new Promise<Server>((resolve, reject) => {
@@ -158,14 +179,26 @@ export async function listen(options: ListenOptions = {}): Promise<RunningServer
   );
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 7860);
+  hosts.push(...allowedHosts(host, port, extraHosts));
+  const warnings: string[] = [];
+  if (host === '0.0.0.0' || host === '::')
+    warnings.push(
+      `listening on every interface (${host}): anyone who can reach this machine on port ${port} can search ${options.access?.readToken ? 'with the read token' : 'every collection served and see its images'}` +
+        `${options.access?.writeToken ? ', and change the library with the write token' : ''}; it answers to ${hosts
+          .filter((h) => h.port !== undefined)
+          .map((h) => h.name)
+          .join(', ')}${extraHosts?.length ? ` and ${extraHosts.join(', ')}` : ''}`,
+    );
   return {
     url: `http://${urlHost(host)}:${port}`,
     collections: registry.ready().map((c) => c.name),
     broken: entries.flatMap((e) => (e.state === 'broken' ? [[e.name, e.reason] as [string, string]] : [])),
     registry,
     prepared,
+    warnings,
     close: async () => {
       stopping.abort(new Error('the server is stopping'));
+      hub.close(); // ends the pages' event streams, which would keep the server open
       await new Promise<void>((done) => {
         server.close(() => done());
         server.closeIdleConnections();

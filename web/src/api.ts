@@ -17,6 +17,7 @@ import type {
   PartitionPage,
   ProjectionTrace,
 } from '../../src/explore/types.ts';
+import { withToken } from './token.ts';
 
 export interface CollectionInfo {
   name: string;
@@ -99,7 +100,7 @@ export class ApiError extends Error {
 async function request<T>(path: string, init?: RequestInit): Promise<T> {
   let response: Response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(path, withToken(init));
   } catch (error) {
     if (error instanceof DOMException && error.name === 'AbortError') throw error;
     throw new ApiError('NETWORK', 'The ris server cannot be reached; is `ris serve` still running?');

@@ -527,7 +527,7 @@ export class PgCollection implements ImageCollection {
    * `nprobes` (the local index's breadth).
    */
   async searchVector(query: Float32Array, options: SearchOptions = {}): Promise<SearchHit[]> {
-    const { k, nprobes, efSearch } = checkSearchOptions(options);
+    const { k, nprobes, efSearch, minSimilarity } = checkSearchOptions(options);
     const d = this.manifest.dimension;
     if (!(query instanceof Float32Array) || query.length !== d)
       throw new ArgumentError(
@@ -570,9 +570,11 @@ export class PgCollection implements ImageCollection {
           ]);
       return hits;
     });
-    return rows.map((row) => {
+    return rows.flatMap((row) => {
       const distance = Number(row.distance);
-      return { ...this.record(row), distance, similarity: 1 - distance };
+      return 1 - distance >= minSimilarity
+        ? [{ ...this.record(row), distance, similarity: 1 - distance }]
+        : [];
     });
   }
 

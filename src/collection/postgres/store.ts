@@ -29,7 +29,8 @@ export function postgresStore(url: string, options: { home?: string } = {}): PgS
 /** What creating a Postgres collection takes beyond what every store takes. */
 export interface PgCreateInit {
   model: string;
-  root: string;
+  /** Where the images' files are; default a folder of the collection's own (uploads only). */
+  root?: string;
   index?: IndexSettingsInput;
   /** Not supported here yet: a collection with a learned projection stays in a local store. */
   projection?: LinearProjection;
@@ -145,7 +146,7 @@ export class PgStore implements CollectionStore {
       model,
       modelId: embedder.modelId,
       dimension: embedder.dimension,
-      root: resolve(init.root),
+      root: resolve(init.root ?? join(this.dirOf(name), 'uploads')),
       index: settings,
       projection: null,
       createdAt: new Date().toISOString(),

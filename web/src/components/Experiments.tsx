@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from '../api.ts';
+import { withToken } from '../token.ts';
 
 // The Experiments API (src/server/experiments.ts), typed here; these helpers can move into api.ts.
 
@@ -62,7 +63,7 @@ const relative = (url: string) => url.replace(/^\//, '');
 async function request<T>(path: string, init?: RequestInit): Promise<T> {
   let response: Response;
   try {
-    response = await fetch(relative(path), init);
+    response = await fetch(relative(path), withToken(init));
   } catch (error) {
     if (error instanceof DOMException && error.name === 'AbortError') throw error;
     throw new ApiError('NETWORK', 'The ris server cannot be reached; is `ris serve` still running?');
