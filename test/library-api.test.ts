@@ -180,15 +180,19 @@ describe('the write token', () => {
   it('searching and reading need no token; the page learns what it may do', async () => {
     assert.equal((await searchTop('pics', sample)).length, 3);
     assert.equal((await fetch(`${base}/api/collections`)).status, 200);
+    // The page splits uploads into requests the server takes (this one is started with 6 files, 2 MB).
+    const uploads = { maxFiles: 6, maxBytes: 2_000_000 };
     assert.deepEqual(await (await fetch(`${base}/api/session`)).json(), {
       read: true,
       write: false,
       readTokenRequired: false,
+      uploads,
     });
     assert.deepEqual(await (await fetch(`${base}/api/session`, { headers: auth })).json(), {
       read: true,
       write: true,
       readTokenRequired: false,
+      uploads,
     });
   });
 

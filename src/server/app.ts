@@ -106,6 +106,10 @@ export function createApp(options: ServerOptions): Hono {
     return found;
   };
   const hub = options.hub ?? new EventHub(registry, options.discover);
+  const uploadLimits = {
+    maxFiles: options.maxUploadFiles ?? 100,
+    maxBytes: options.maxUploadRequestBytes ?? 200_000_000,
+  };
   const app = new Hono();
   /** A query image as the collection's model sees it; queries that arrive together share a forward pass. */
   const embedQuery = (col: ImageCollection, input: ImageInput, crop: CropBox | undefined) =>
@@ -143,8 +147,9 @@ export function createApp(options: ServerOptions): Hono {
     c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}` } }, 404),
   );
 
-  // What the page may offer: write controls only with the write token. With a read token, a page that
-  // shows it gets a cookie for what it loads without headers (images, the event stream).
+  // What the page may offer: write controls only with the write token, and uploads split into requests
+  // the server takes. With a read token, a page that shows it gets a cookie for what it loads without
+  // headers (images, the event stream).
   app.get('/api/session', (c) => {
     const granted = grants(c, access);
     if (granted.read && access.readToken !== undefined)
@@ -152,7 +157,11 @@ export function createApp(options: ServerOptions): Hono {
         'Set-Cookie',
         `${READ_COOKIE}=${encodeURIComponent(access.readToken)}; Path=/api; HttpOnly; SameSite=Strict`,
       );
-    return c.json({ ...granted, readTokenRequired: access.readToken !== undefined });
+    return c.json({
+      ...granted,
+      readTokenRequired: access.readToken !== undefined,
+      uploads: { maxFiles: uploadLimits.maxFiles, maxBytes: uploadLimits.maxBytes },
+    });
   });
 
   app.get('/api/health', (c) =>
@@ -197,8 +206,7 @@ export function createApp(options: ServerOptions): Hono {
       collection,
       hub,
       limits: {
-        maxFiles: options.maxUploadFiles ?? 100,
-        maxBytes: options.maxUploadRequestBytes ?? 200_000_000,
+        ...uploadLimits,
         maxUrlBytes: maxBytes,
         allowLoopbackUrls: options.allowLoopbackUrls,
         resolveHost: options.resolveHost,

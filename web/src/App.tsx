@@ -15,10 +15,16 @@ import { Explore } from './components/Explore.tsx';
 import { Gallery } from './components/Gallery.tsx';
 import { ImageDialog } from './components/ImageDialog.tsx';
 import { ImagePane } from './components/ImagePane.tsx';
+import { AccessNotice, LockedPage } from './components/LibraryAccess.tsx';
+import { LibraryPanel } from './components/LibraryPanel.tsx';
+import { LibraryUndo } from './components/LibraryUndo.tsx';
 import { Results } from './components/Results.tsx';
+import { clampCutoff, SimilarityCutoff } from './components/SimilarityCutoff.tsx';
 import { Tabs } from './components/Tabs.tsx';
 import { UrlForm } from './components/UrlForm.tsx';
 import { Webcam } from './components/Webcam.tsx';
+import { DEFAULT_UPLOAD_LIMITS } from './library-api.ts';
+import { type StreamEvent, useActivity, useLibraryEvents } from './library-events.ts';
 import {
   checkImageUrl,
   type Query,
@@ -27,11 +33,16 @@ import {
   queryFromUrl,
   searchInputFor,
 } from './query.ts';
+import { useRemovals } from './removals.ts';
+import { useSession } from './session.ts';
 import { useStoredState } from './stored-state.ts';
+import { useUploads } from './uploads.ts';
 
 /** The reference app shows 1–5 results; the setting raises the slider's end to 20. */
 const USUAL_MAX_RESULTS = 5;
 const LARGE_MAX_RESULTS = 20;
+/** A model's scale, for a server that does not say it. */
+const DEFAULT_SCALE = { min: 0, max: 1, step: 0.01 };
 const URL_ERRORS = new Set([
   'URL_NOT_ALLOWED',
   'URL_FETCH_FAILED',
@@ -55,22 +66,41 @@ export function App() {
   const [lastSearched, setLastSearched] = useState<Query | null>(null);
   const [webcamOn, setWebcamOn] = useState(false);
   const [tab, setTab] = useState<'examples' | 'url'>('examples');
-  const [view, setView] = useState<'search' | 'explore' | 'experiments'>('search');
+  const [view, setView] = useState<'search' | 'library' | 'explore' | 'experiments'>('search');
   const [urlText, setUrlText] = useState('');
   const [urlError, setUrlError] = useState<string | null>(null);
   const [allowMore, setAllowMore] = useStoredState('ris.allowMoreResults', false);
   const [count, setCount] = useStoredState('ris.resultCount', 3);
-  const [response, setResponse] = useState<{ k: number; body: SearchResponse; serial: number } | null>(null);
+  const [response, setResponse] = useState<{
+    k: number;
+    minSimilarity: number | null;
+    body: SearchResponse;
+    serial: number;
+  } | null>(null);
   const [searching, setSearching] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [enlarged, setEnlarged] = useState<ImageRef | null>(null);
   const pendingSearch = useRef<AbortController | null>(null);
+  // The library: what this page may do, the changes it makes, and what every page hears.
+  const { access, notice, dismissNotice, tokenRefused } = useSession();
+  const session = access.state === 'ready' ? access.session : null;
+  const canWrite = session?.write ?? false;
+  const [generations, setGenerations] = useState<Map<string, number>>(new Map());
+  const [activity, hearActivity] = useActivity();
+  /** The relevance cutoff of each collection (none by default). */
+  const [cutoffs, setCutoffs] = useState<Record<string, number | null>>({});
 
   const maxResults = allowMore ? LARGE_MAX_RESULTS : USUAL_MAX_RESULTS;
   const shownCount = Math.min(count, maxResults);
   const showError = useCallback((message: string) => setError(message), []);
   const current = collections?.find((c): c is CollectionInfo => c.name === collection && c.state === 'ready');
   const preparing = collections?.some((c) => c.state === 'preparing') ?? false;
+  const removals = useRemovals({ onRefused: tokenRefused, onError: showError });
+  const uploads = useUploads({ limits: session?.uploads ?? DEFAULT_UPLOAD_LIMITS, onRefused: tokenRefused });
+  const scaleOf = (name: string) =>
+    collections?.find((c): c is CollectionInfo => c.name === name && c.state === 'ready')?.similarity ??
+    DEFAULT_SCALE;
+  const cutoffFor = (name: string) => clampCutoff(cutoffs[name] ?? null, scaleOf(name));
 
   // Before the first paint, so a light page does not flash dark.
   useLayoutEffect(() => {
@@ -78,6 +108,7 @@ export function App() {
   }, [theme]);
 
   useEffect(() => {
+    if (access.state !== 'ready') return;
     listCollections()
       .then((list) => {
         setCollections(list);
@@ -100,7 +131,41 @@ export function App() {
           showError('No collection can be searched yet: see the collection list for why.');
       })
       .catch((failure) => showError(`The collections could not be listed: ${errorText(failure)}`));
-  }, [showError]);
+  }, [showError, access.state]);
+
+  /** Lists the collections again (one made, deleted or changed here or elsewhere). */
+  const refreshCollections = async () => {
+    const list = await listCollections();
+    setCollections(list);
+    return list;
+  };
+
+  // What every open page hears: collections made or deleted, sizes changing, work in progress.
+  useLibraryEvents(access.state === 'ready', (event: StreamEvent) => {
+    if (event.type === 'connected' || event.type === 'collections')
+      refreshCollections()
+        .then((list) => {
+          if (!collection || list.some((c) => c.name === collection)) return;
+          // The collection shown was deleted (here or elsewhere): show another.
+          const next = list.find((c) => c.state === 'ready')?.name ?? '';
+          showError(`The collection ${collection} was deleted${next ? `; showing ${next} instead` : ''}.`);
+          showCollection(next);
+          setResponse(null);
+        })
+        .catch(() => undefined);
+    else if (event.type === 'changed') {
+      setCollections(
+        (list) =>
+          list?.map((c) =>
+            c.name === event.collection && c.state === 'ready' ? { ...c, size: event.size } : c,
+          ) ?? list,
+      );
+      setGenerations((now) => new Map(now).set(event.collection, event.generation));
+    } else if (event.type === 'progress') {
+      uploads.onEvent(event);
+      if (!uploads.isMine(event.id)) hearActivity(event);
+    }
+  });
 
   // While a dataset is being prepared, follow its progress; it becomes choosable once ready.
   useEffect(() => {
@@ -117,7 +182,12 @@ export function App() {
   }, [preparing]);
 
   /** Searches `target` with `query`; the results and Last searched change only when it succeeds. */
-  const runSearch = async (query: Query | null, target = collection, k = maxResults) => {
+  const runSearch = async (
+    query: Query | null,
+    target = collection,
+    k = maxResults,
+    minSimilarity = cutoffFor(target),
+  ) => {
     if (!query) {
       showError(
         'Choose an image to search first: upload, drop or paste one, capture it, or pick an example.',
@@ -131,9 +201,14 @@ export function App() {
     setError(null);
     try {
       const input = await searchInputFor(query, target);
-      const body = await search(target, input, { k, crop: query.crop, signal: controller.signal });
+      const body = await search(target, input, {
+        k,
+        crop: query.crop,
+        minSimilarity: minSimilarity ?? undefined,
+        signal: controller.signal,
+      });
       if (controller.signal.aborted) return;
-      setResponse((previous) => ({ k, body, serial: (previous?.serial ?? 0) + 1 }));
+      setResponse((previous) => ({ k, minSimilarity, body, serial: (previous?.serial ?? 0) + 1 }));
       setLastSearched(query);
       // On a narrow screen the results are below the examples: bring them into view.
       const heading = document.getElementById('results-heading');
@@ -157,13 +232,32 @@ export function App() {
     }
   };
 
-  const chooseCollection = (name: string) => {
+  /** Shows `name` in the header, the address, the examples and the gallery. */
+  const showCollection = (name: string) => {
     setCollection(name);
     const address = new URL(location.href);
-    address.searchParams.set('collection', name);
+    if (name) address.searchParams.set('collection', name);
+    else address.searchParams.delete('collection');
     history.replaceState(null, '', address);
+  };
+  const chooseCollection = (name: string) => {
+    showCollection(name);
     if (lastSearched) void runSearch(lastSearched, name);
     else setResponse(null);
+  };
+
+  /** A new cutoff: the results follow at once; a lower one than the last search had asks again. */
+  const setCutoff = (value: number | null) => {
+    setCutoffs((now) => ({ ...now, [collection]: value }));
+    const asked = response?.minSimilarity ?? null;
+    if (
+      response &&
+      lastSearched &&
+      response.body.collection === collection &&
+      asked !== null &&
+      (value === null || value < asked)
+    )
+      void runSearch(lastSearched, collection, response.k, value);
   };
 
   /** Every way into To search ends here: a new image there replaces the live camera. */
@@ -270,8 +364,14 @@ export function App() {
           Light theme
         </button>
       </header>
+      <AccessNotice notice={notice} onDismiss={dismissNotice} />
 
-      <main>
+      {access.state === 'locked' && (
+        <main>
+          <LockedPage />
+        </main>
+      )}
+      <main hidden={access.state !== 'ready'}>
         <Tabs
           label="Views"
           selected={view}
@@ -413,14 +513,28 @@ export function App() {
                           />
                           Allow up to {LARGE_MAX_RESULTS} results
                         </label>
+                        {current && (
+                          <SimilarityCutoff
+                            scale={current.similarity ?? DEFAULT_SCALE}
+                            value={cutoffFor(collection)}
+                            onChange={setCutoff}
+                          />
+                        )}
                       </div>
                       <Results
                         response={response?.body ?? null}
                         serial={response?.serial ?? 0}
                         count={shownCount}
                         loading={searching}
+                        minSimilarity={response ? cutoffFor(response.body.collection) : null}
                         onEnlarge={setEnlarged}
                         onSearch={searchWith}
+                        onRemove={
+                          canWrite && response
+                            ? (hit) => removals.remove(response.body.collection, hit)
+                            : undefined
+                        }
+                        isRemoved={(id) => !!response && removals.isRemoved(response.body.collection, id)}
                       />
                     </section>
                   </div>
@@ -432,12 +546,45 @@ export function App() {
                         key={collection}
                         collection={collection}
                         total={current.size}
+                        generation={generations.get(collection)}
                         onEnlarge={setEnlarged}
                         onError={showError}
+                        onRemove={canWrite ? (image) => removals.remove(collection, image) : undefined}
+                        isRemoved={(id) => removals.isRemoved(collection, id)}
+                        removalsSent={() => removals.sentTo(collection)}
                       />
                     )}
                   </section>
                 </>
+              ),
+            },
+            {
+              id: 'library',
+              title: 'Library',
+              panel: session && collections && (
+                <LibraryPanel
+                  session={session}
+                  collections={collections}
+                  collection={collection}
+                  activity={activity}
+                  uploads={uploads}
+                  onChoose={chooseCollection}
+                  onRefused={tokenRefused}
+                  onCreated={(name) =>
+                    void refreshCollections()
+                      .then(() => chooseCollection(name))
+                      .catch((failure) => showError(errorText(failure)))
+                  }
+                  onDeleted={(name) =>
+                    void refreshCollections()
+                      .then((list) => {
+                        if (name !== collection) return;
+                        showCollection(list.find((c) => c.state === 'ready')?.name ?? '');
+                        setResponse(null);
+                      })
+                      .catch((failure) => showError(errorText(failure)))
+                  }
+                />
               ),
             },
             {
@@ -464,6 +611,7 @@ export function App() {
       </main>
 
       <ImageDialog image={enlarged} onClose={() => setEnlarged(null)} onSearch={searchWith} />
+      <LibraryUndo removals={removals} />
     </>
   );
 }

@@ -19,6 +19,13 @@ import type {
 } from '../../src/explore/types.ts';
 import { withToken } from './token.ts';
 
+/** A range of similarity (1 − cosine distance) and the step a slider moves by over it (the model's scale). */
+export interface SimilarityScale {
+  min: number;
+  max: number;
+  step: number;
+}
+
 export interface CollectionInfo {
   name: string;
   state: 'ready';
@@ -27,6 +34,8 @@ export interface CollectionInfo {
   modelId: string;
   /** Each label with its number of images, most frequent first. */
   labels: { label: string; count: number }[];
+  /** Where the model's similarities live, for the relevance cutoff. */
+  similarity: SimilarityScale;
 }
 
 /** A dataset the server downloads and indexes in the background; it joins once ready. */
@@ -97,7 +106,7 @@ export class ApiError extends Error {
   }
 }
 
-async function request<T>(path: string, init?: RequestInit): Promise<T> {
+export async function request<T>(path: string, init?: RequestInit): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, withToken(init));
@@ -116,7 +125,7 @@ async function request<T>(path: string, init?: RequestInit): Promise<T> {
   return body as T;
 }
 
-const collectionPath = (name: string) => `api/collections/${encodeURIComponent(name)}`;
+export const collectionPath = (name: string) => `api/collections/${encodeURIComponent(name)}`;
 
 export const listCollections = () => request<CollectionEntry[]>('api/collections');
 
@@ -138,21 +147,23 @@ export function randomImages(
 export function search(
   collection: string,
   input: SearchInput,
-  options: { k: number; crop?: CropBox | null; signal?: AbortSignal },
+  options: { k: number; crop?: CropBox | null; minSimilarity?: number; signal?: AbortSignal },
 ): Promise<SearchResponse> {
   const path = `${collectionPath(collection)}/search`;
   const crop = options.crop ?? undefined;
+  const { minSimilarity } = options;
   if ('file' in input) {
     const form = new FormData();
     form.append('image', input.file, 'query');
     form.append('k', String(options.k));
     if (crop) form.append('crop', JSON.stringify(crop));
+    if (minSimilarity !== undefined) form.append('minSimilarity', String(minSimilarity));
     return request(path, { method: 'POST', body: form, signal: options.signal });
   }
   return request(path, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...input, k: options.k, crop }),
+    body: JSON.stringify({ ...input, k: options.k, crop, minSimilarity }),
     signal: options.signal,
   });
 }
