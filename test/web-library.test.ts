@@ -28,6 +28,9 @@ import { writeClassFolders } from './fixtures/collection-images.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 import { listenOnLoopback } from './helpers.ts';
 
+/** As the page waits before it sends a removal (web/src/removals.ts). */
+const UNDO_MS = 6_000;
+
 const TOKEN = 'web-library-test-token-0123456789';
 const READ_TOKEN = 'web-library-read-token-0123456789';
 let dir: string;
@@ -83,9 +86,11 @@ before(async () => {
     picks.push(file);
   }
   const fetched = await picture(11);
+  const far = await picture(40);
   files = createServer((req, res) => {
     if (req.url === '/photos/tournesol%20%C3%A9t%C3%A9.jpg')
       return res.writeHead(200, { 'content-type': 'image/jpeg' }).end(fetched);
+    if (req.url === '/far.jpg') return res.writeHead(200, { 'content-type': 'image/jpeg' }).end(far);
     res.writeHead(404).end();
   });
   filesBase = await listenOnLoopback(files);
@@ -114,7 +119,8 @@ after(async () => {
 });
 
 const open = async (path = '/', viewport?: { width: number; height: number }) => {
-  const page = await newPage(browser, `${server.url}${path}`, [server.url], viewport);
+  // The test's image server too: the Image URL field shows a preview from it.
+  const page = await newPage(browser, `${server.url}${path}`, [server.url, filesBase], viewport);
   await page
     .getByRole('combobox', { name: 'Collection' })
     .locator('option')
@@ -325,4 +331,266 @@ describe('the library panel', { skip }, () => {
     await reader.getByRole('row', { name: /holiday-2024 11 / }).waitFor();
     await tab(reader, 'Search');
   });
+
+  it('passes axe-core in both themes with what was sent listed, fits a narrow screen (test/artifacts/web-library.png)', async () => {
+    await tab(writer, 'Library');
+    assert.deepEqual(await accessibilityViolations(writer), [], 'dark theme');
+    await writer.getByRole('button', { name: 'Light theme' }).click();
+    assert.deepEqual(await accessibilityViolations(writer), [], 'light theme');
+    await mkdir(ARTIFACTS, { recursive: true });
+    await writeFile(join(ARTIFACTS, 'web-library.png'), await writer.screenshot({ fullPage: true }));
+    await writer.getByRole('button', { name: 'Light theme' }).click();
+    await writer.setViewportSize({ width: 390, height: 844 });
+    const overflow = await writer.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
+    assert.ok(overflow <= 0, `the Library view is ${overflow}px wider than a 390px screen`);
+    await writer.setViewportSize({ width: 1280, height: 900 });
+    assert.deepEqual(await accessibilityViolations(reader), [], 'the reader, without write controls');
+  });
+
+  it('removes from a result card with undo and without, from a gallery tile, and when the page is closed meanwhile', async () => {
+    const deletes: string[] = [];
+    writer.on('request', (request) => {
+      if (request.method() === 'DELETE') deletes.push(request.url());
+    });
+    await tab(writer, 'Search');
+    await gallery(writer)
+      .getByRole('button', { name: /^Enlarge/ })
+      .first()
+      .click();
+    await writer.getByRole('dialog').getByRole('button', { name: 'Search with this image' }).click();
+    const cards = writer.locator('.result');
+    await cards.nth(2).waitFor();
+    const idOf = async (card: Locator) =>
+      Number(new URL((await card.locator('img').getAttribute('src'))!, server.url).pathname.split('/').pop());
+    const first = await idOf(cards.first());
+    const toast = writer.locator('.undo-toast');
+
+    // Undone: nothing is sent, the card comes back.
+    await cards.first().getByRole('button', { name: 'Remove from collection' }).click();
+    await toast.getByText(new RegExp(`#${first} from holiday-2024\\.`)).waitFor();
+    assert.notEqual(await idOf(cards.first()), first, 'gone from the results at once');
+    assert.equal(
+      await gallery(writer)
+        .getByRole('button', { name: new RegExp(`#${first}$`) })
+        .count(),
+      0,
+      'and from the gallery',
+    );
+    assert.equal(await writer.evaluate(() => document.activeElement?.textContent), 'Undo', 'focus on Undo');
+    assert.deepEqual(await accessibilityViolations(writer), [], 'with a removal to undo');
+    await writeFile(join(ARTIFACTS, 'web-library-undo.png'), await writer.screenshot());
+    await writer.keyboard.press('Enter');
+    await toast.waitFor({ state: 'detached' });
+    assert.equal(await idOf(cards.first()), first, 'back after undo');
+    await new Promise((resolve) => setTimeout(resolve, UNDO_MS + 500));
+    assert.deepEqual(deletes, []);
+    assert.equal(await imageStatus('holiday-2024', first), 200);
+
+    // Not undone: removed once the time is up; the other page's gallery follows.
+    await cards.first().getByRole('button', { name: 'Remove from collection' }).click();
+    await toast.waitFor({ state: 'detached', timeout: UNDO_MS + 5_000 });
+    await waitFor(async () => (await imageStatus('holiday-2024', first)) === 404);
+    assert.equal(deletes.length, 1);
+    await galleryCount(reader, /^10 of 10 images/);
+
+    // From a gallery tile, removed now; the grid keeps its order (the page's own change).
+    await galleryCount(writer, /^10 of 10 images/);
+    const tiles = () =>
+      gallery(writer)
+        .getByRole('button', { name: /^Enlarge/ })
+        .evaluateAll((list) => list.map((b) => b.getAttribute('aria-label')));
+    const before = await tiles();
+    const tile = gallery(writer)
+      .getByRole('button', { name: /^Remove / })
+      .nth(1);
+    const tileId = Number((await tile.getAttribute('aria-label'))!.split('#').pop());
+    await tile.click();
+    await toast.getByRole('button', { name: 'Remove now' }).click();
+    await waitFor(async () => (await imageStatus('holiday-2024', tileId)) === 404);
+    await galleryCount(writer, /^9 of 9 images/);
+    assert.deepEqual(
+      await tiles(),
+      before.filter((label) => !label!.endsWith(`#${tileId}`)),
+    );
+
+    // Closed within the undo time: the page sends the removal as it goes.
+    const last = await idOf(cards.first());
+    await cards.first().getByRole('button', { name: 'Remove from collection' }).click();
+    await toast.waitFor();
+    await writer.close();
+    await waitFor(async () => (await imageStatus('holiday-2024', last)) === 404);
+    await galleryCount(reader, /^8 of 8 images/);
+    await writer.context().close();
+  });
+
+  it('takes a cutoff on the model\'s scale: results below it go, and nothing close says "no close match"', async () => {
+    writer = await open(`/?token=${TOKEN}&collection=holiday-2024`);
+    const sent: string[] = [];
+    writer.on('request', (request) => {
+      if (request.url().endsWith('/search')) sent.push(request.postData() ?? '');
+    });
+    const slider = writer.getByRole('slider', { name: 'Minimum similarity' });
+    const scale = (
+      (await (await fetch(`${server.url}/api/collections`)).json()) as {
+        name: string;
+        similarity: { min: number; max: number; step: number };
+      }[]
+    ).find((c) => c.name === 'holiday-2024')!.similarity;
+    assert.deepEqual(
+      [await slider.getAttribute('min'), await slider.getAttribute('max'), await slider.getAttribute('step')],
+      [String(scale.min), String(scale.max), String(scale.step)],
+    );
+    assert.equal(await slider.getAttribute('aria-valuetext'), 'off', 'no cutoff by default');
+    // An image unlike any of the collection, by URL (the search request is JSON the test can read).
+    await writer.getByRole('tab', { name: 'Image URL' }).click();
+    await writer.getByRole('textbox', { name: 'Image URL' }).fill(`${filesBase}/far.jpg`);
+    await writer.getByRole('button', { name: 'Use this URL' }).click();
+    await writer.getByRole('button', { name: 'Search', exact: true }).click();
+    const cards = writer.locator('.result');
+    await cards.nth(2).waitFor();
+    assert.doesNotMatch(sent.at(-1)!, /minSimilarity/);
+    const similarities = (await writer.locator('.result .similarity strong').allTextContents()).map(Number);
+
+    // Above every result: none is shown, not even the least bad.
+    await slider.fill(String(scale.max));
+    await writer.getByText('No close match').waitFor();
+    assert.equal(await cards.count(), 0);
+    await writer.getByRole('button', { name: 'Search', exact: true }).click();
+    await waitFor(async () => JSON.parse(sent.at(-1) ?? '{}').minSimilarity === scale.max);
+    await writer.getByText('No close match').waitFor();
+    assert.equal(await cards.count(), 0);
+
+    // Between the first and the second result: one is left; lower again, and the search is asked anew.
+    const between = Math.ceil(((similarities[0]! + similarities[1]!) / 2) * 100) / 100;
+    const asked = sent.length;
+    await slider.fill(between.toFixed(2));
+    await waitFor(async () => sent.length > asked);
+    assert.equal(JSON.parse(sent.at(-1)!).minSimilarity, between);
+    await writer.waitForFunction(() => document.querySelectorAll('.result').length === 1);
+    assert.equal(
+      await writer.getByRole('slider', { name: 'Minimum similarity' }).getAttribute('aria-valuetext'),
+      between.toFixed(2),
+    );
+    await slider.fill(String(scale.min));
+    await cards.nth(2).waitFor();
+    assert.doesNotMatch(sent.at(-1)!, /minSimilarity/);
+
+    // A model whose scores live elsewhere: the slider follows its scale.
+    MODEL_REGISTRY[model] = { ...MODEL_REGISTRY.resnet50!, similarity: { min: 0.5, max: 0.9, step: 0.005 } };
+    try {
+      await writer.reload();
+      await slider.waitFor();
+      assert.deepEqual(
+        [
+          await slider.getAttribute('min'),
+          await slider.getAttribute('max'),
+          await slider.getAttribute('step'),
+        ],
+        ['0.5', '0.9', '0.005'],
+      );
+      await slider.fill('0.75');
+      assert.equal(await writer.locator('output[for="min-similarity"]').textContent(), '0.750');
+    } finally {
+      delete MODEL_REGISTRY[model];
+    }
+  });
+
+  it('deletes a collection once its name is typed; every page sees it go', async () => {
+    await tab(writer, 'Library');
+    await writer.getByRole('button', { name: 'Delete holiday-2024' }).click();
+    const dialog = writer.getByRole('dialog', { name: 'Delete the collection holiday-2024?' });
+    const confirm = dialog.getByRole('button', { name: 'Delete collection' });
+    assert.equal(await confirm.isDisabled(), true);
+    await dialog.getByRole('textbox', { name: 'Type holiday-2024 to confirm' }).fill('holiday');
+    assert.equal(await confirm.isDisabled(), true, 'not with part of the name');
+    await dialog.getByRole('textbox', { name: 'Type holiday-2024 to confirm' }).fill('holiday-2024');
+    assert.deepEqual(await accessibilityViolations(writer), [], 'with the dialog open');
+    await writeFile(join(ARTIFACTS, 'web-library-delete.png'), await writer.screenshot());
+    await confirm.click();
+    await dialog.waitFor({ state: 'hidden' });
+    await writer.getByRole('status').getByText('Deleted the collection holiday-2024.').waitFor();
+    assert.equal(await writer.getByRole('rowheader', { name: 'holiday-2024' }).count(), 0);
+    assert.equal(await select(writer).inputValue(), 'colours');
+    assert.equal(existsSync(join(home, 'collections', 'holiday-2024')), false);
+    // The reader was showing it: it says so, and shows another.
+    await reader
+      .getByRole('alert')
+      .getByText('The collection holiday-2024 was deleted; showing colours instead.')
+      .waitFor();
+    assert.deepEqual(await select(reader).locator('option').allTextContents(), ['colours']);
+    await closePage(reader);
+  });
+
+  it('forgets a token the server refuses, and says so', async () => {
+    const wrong = await open('/?token=not-the-token');
+    await wrong
+      .getByRole('alert')
+      .getByText(/did not accept the token this page was given/)
+      .waitFor();
+    assert.equal(await wrong.evaluate(() => localStorage.getItem('ris-token')), null);
+    await tab(wrong, 'Library');
+    assert.equal(await wrong.getByRole('button', { name: 'Create collection' }).count(), 0);
+    await closePage(wrong);
+
+    // The server was restarted with another token since the page got it: the first change is refused.
+    await writer.evaluate(() => localStorage.setItem('ris-token', 'a-token-of-another-day'));
+    await writer.getByRole('textbox', { name: 'Name' }).fill('refused');
+    await writer.getByRole('button', { name: 'Create collection' }).click();
+    await writer
+      .getByRole('alert')
+      .getByText(/refused this page's token/)
+      .waitFor();
+    assert.equal(await writer.getByRole('button', { name: 'Create collection' }).count(), 0);
+    assert.equal(await writer.evaluate(() => localStorage.getItem('ris-token')), null);
+    assert.equal(existsSync(join(home, 'collections', 'refused')), false);
+    await closePage(writer);
+  });
+
+  it('a server that needs a read token shows nothing without it and says how to get it', async () => {
+    const guarded = await listen({
+      port: 0,
+      collectionOptions: { home },
+      webRoot,
+      access: { writeToken: TOKEN, readToken: READ_TOKEN },
+      log: () => undefined,
+    });
+    try {
+      const locked = await newPage(browser, `${guarded.url}/`, [guarded.url]);
+      await locked.getByRole('heading', { name: 'This server needs a token' }).waitFor();
+      await locked
+        .getByText(/ends in \?token=/)
+        .first()
+        .waitFor();
+      assert.equal(await locked.getByRole('tab').count(), 0, 'no view without the token');
+      assert.deepEqual(await accessibilityViolations(locked), []);
+      await closePage(locked);
+
+      // With the read token: searching and images (by the session's cookie), no change offered.
+      const page = await newPage(browser, `${guarded.url}/?token=${READ_TOKEN}`, [guarded.url]);
+      await page
+        .getByRole('region', { name: 'Gallery' })
+        .getByRole('button', { name: /^Enlarge/ })
+        .first()
+        .waitFor();
+      await page.waitForFunction(() =>
+        [...document.querySelectorAll('.gallery img')].every((i) => (i as HTMLImageElement).naturalWidth > 0),
+      );
+      assert.equal(await page.getByRole('button', { name: /^Remove/ }).count(), 0);
+      await tab(page, 'Library');
+      await page.getByText('This page can search but not change the library').first().waitFor();
+      await closePage(page);
+    } finally {
+      await guarded.close();
+    }
+  });
 });
+
+async function waitFor(condition: () => Promise<boolean>, timeout = 10_000) {
+  const until = Date.now() + timeout;
+  while (!(await condition())) {
+    assert.ok(Date.now() < until, `not within ${timeout} ms: ${condition}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

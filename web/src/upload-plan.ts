@@ -124,7 +124,7 @@ export function parseUrlList(text: string): { urls: string[]; invalid: NotSent[]
 }
 
 export function megabytes(bytes: number): string {
-  if (bytes < 1e6) return `${Math.max(1, Math.round(bytes / 1e3))} KB`;
+  if (bytes < 1e6) return `${bytes === 0 ? 0 : Math.max(1, Math.round(bytes / 1e3))} KB`;
   const mb = bytes / 1e6;
   return `${mb >= 10 ? Math.round(mb) : mb.toFixed(1).replace(/\.0$/, '')} MB`;
 }

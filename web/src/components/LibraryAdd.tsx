@@ -1,5 +1,6 @@
 import { useRef, useState } from 'preact/hooks';
 import { filesFromDrop, filesFromInput } from '../dropped-files.ts';
+import { plural } from '../format.ts';
 import type { UploadLimits } from '../library-api.ts';
 import {
   megabytes,
@@ -16,8 +17,6 @@ interface LibraryAddProps {
   onFiles: (title: string, send: ToSend[], notSent: NotSent[]) => void;
   onUrls: (urls: string[], invalid: NotSent[], label: string) => void;
 }
-
-const plural = (n: number, word: string) => `${n.toLocaleString('en')} ${word}${n === 1 ? '' : 's'}`;
 
 /** "trip: 12 files", "2 folders and 3 files (40 files)": what a drop held, for its row. */
 export function describePicked(picked: Picked[]): string {

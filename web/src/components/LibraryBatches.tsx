@@ -1,3 +1,4 @@
+import { plural } from '../format.ts';
 import { megabytes } from '../upload-plan.ts';
 import type { BatchView, DropView, FileOutcome } from '../uploads.ts';
 
@@ -92,8 +93,8 @@ export function LibraryBatches({ drops, onCancel, onClear }: LibraryBatchesProps
                     <span id={id} class="batch-text">
                       {name}:{' '}
                       {batch.kind === 'files'
-                        ? `${batch.files} files, ${megabytes(batch.bytes)}`
-                        : `${batch.files} addresses`}
+                        ? `${plural(batch.files, 'file')}, ${megabytes(batch.bytes)}`
+                        : plural(batch.files, 'address')}
                       {batch.label && <> · label {batch.label}</>} · {phaseText(batch)}
                     </span>
                     <progress aria-labelledby={id} max={1} value={fraction(batch)} />

@@ -10,11 +10,19 @@ import {
 /** As the server names collections (src/collection/home.ts): a folder name, a URL segment, a key. */
 const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 
-const INDEXES: { value: IndexChoice; text: string }[] = [
-  { value: 'auto', text: 'Automatic: exact below 2,048 images, then HNSW (IVF-PQ past a million)' },
-  { value: 'flat', text: 'Exact (flat): every image compared, best recall, slowest when large' },
-  { value: 'hnsw', text: 'HNSW: a graph, fast with high recall, more memory' },
-  { value: 'ivf-pq', text: 'IVF-PQ: compressed, least memory, lower recall (from 256 images)' },
+const INDEXES: { value: IndexChoice; name: string; about: string }[] = [
+  {
+    value: 'auto',
+    name: 'Automatic',
+    about: 'Exact search below 2,048 images, then HNSW; IVF-PQ past a million.',
+  },
+  { value: 'flat', name: 'Exact (flat)', about: 'Every image compared: best recall, slow when large.' },
+  { value: 'hnsw', name: 'HNSW', about: 'A graph: fast, with high recall; takes more memory.' },
+  {
+    value: 'ivf-pq',
+    name: 'IVF-PQ',
+    about: 'Compressed: least memory, lower recall (exact search below 256 images).',
+  },
 ];
 
 interface LibraryCreateProps {
@@ -104,14 +112,18 @@ export function LibraryCreate({ existing, onCreated, onRefused }: LibraryCreateP
         <select
           id="new-collection-index"
           value={index}
+          aria-describedby="new-collection-index-hint"
           onChange={(event) => setIndex(event.currentTarget.value as IndexChoice)}
         >
           {INDEXES.map((choice) => (
             <option key={choice.value} value={choice.value}>
-              {choice.text}
+              {choice.name}
             </option>
           ))}
         </select>
+        <span id="new-collection-index-hint" class="hint">
+          {INDEXES.find((choice) => choice.value === index)?.about}
+        </span>
       </div>
       {error && (
         <p class="field-error" role="alert">
