@@ -447,11 +447,24 @@ describe('the library panel', { skip }, () => {
     await writer.getByRole('tab', { name: 'Image URL' }).click();
     await writer.getByRole('textbox', { name: 'Image URL' }).fill(`${filesBase}/far.jpg`);
     await writer.getByRole('button', { name: 'Use this URL' }).click();
+    // Every image of the collection as a result, to count those above a cutoff.
+    await writer.getByRole('checkbox', { name: 'Allow up to 20 results' }).check();
+    await writer.getByRole('slider', { name: 'Number of results' }).fill('20');
     await writer.getByRole('button', { name: 'Search', exact: true }).click();
     const cards = writer.locator('.result');
-    await cards.nth(2).waitFor();
+    await cards.nth(7).waitFor();
     assert.doesNotMatch(sent.at(-1)!, /minSimilarity/);
-    const similarities = (await writer.locator('.result .similarity strong').allTextContents()).map(Number);
+    // The similarities as the server has them (the page shows two decimals).
+    const exact = (
+      (await (
+        await fetch(`${server.url}/api/collections/holiday-2024/search`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ url: `${filesBase}/far.jpg`, k: 20 }),
+        })
+      ).json()) as { results: { similarity: number }[] }
+    ).results.map((r) => r.similarity);
+    assert.equal(exact.length, 8);
 
     // Above every result: none is shown, not even the least bad.
     await slider.fill(String(scale.max));
@@ -462,19 +475,21 @@ describe('the library panel', { skip }, () => {
     await writer.getByText('No close match').waitFor();
     assert.equal(await cards.count(), 0);
 
-    // Between the first and the second result: one is left; lower again, and the search is asked anew.
-    const between = Math.ceil(((similarities[0]! + similarities[1]!) / 2) * 100) / 100;
+    // A step of the slider between two results: those above it are left; lowering asks the search anew.
+    const gap = exact.findIndex((s, i) => i + 1 < exact.length && Math.floor(s * 100) / 100 > exact[i + 1]!);
+    assert.ok(gap >= 0, `no slider step between two results: ${exact.join(', ')}`);
+    const between = Math.floor(exact[gap]! * 100) / 100;
     const asked = sent.length;
     await slider.fill(between.toFixed(2));
     await waitFor(async () => sent.length > asked);
     assert.equal(JSON.parse(sent.at(-1)!).minSimilarity, between);
-    await writer.waitForFunction(() => document.querySelectorAll('.result').length === 1);
+    await writer.waitForFunction((n) => document.querySelectorAll('.result').length === n, gap + 1);
     assert.equal(
       await writer.getByRole('slider', { name: 'Minimum similarity' }).getAttribute('aria-valuetext'),
       between.toFixed(2),
     );
     await slider.fill(String(scale.min));
-    await cards.nth(2).waitFor();
+    await cards.nth(7).waitFor();
     assert.doesNotMatch(sent.at(-1)!, /minSimilarity/);
 
     // A model whose scores live elsewhere: the slider follows its scale.

@@ -71,16 +71,13 @@ export function App() {
   const [urlError, setUrlError] = useState<string | null>(null);
   const [allowMore, setAllowMore] = useStoredState('ris.allowMoreResults', false);
   const [count, setCount] = useStoredState('ris.resultCount', 3);
-  const [response, setResponse] = useState<{
-    k: number;
-    minSimilarity: number | null;
-    body: SearchResponse;
-    serial: number;
-  } | null>(null);
+  const [response, setResponse] = useState<{ k: number; body: SearchResponse; serial: number } | null>(null);
   const [searching, setSearching] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [enlarged, setEnlarged] = useState<ImageRef | null>(null);
   const pendingSearch = useRef<AbortController | null>(null);
+  /** What the latest search asked for (it may still be on its way): a lower cutoff must ask again. */
+  const lastAsked = useRef<{ collection: string; minSimilarity: number | null } | null>(null);
   // The library: what this page may do, the changes it makes, and what every page hears.
   const { access, notice, dismissNotice, tokenRefused } = useSession();
   const session = access.state === 'ready' ? access.session : null;
@@ -197,6 +194,7 @@ export function App() {
     pendingSearch.current?.abort();
     const controller = new AbortController();
     pendingSearch.current = controller;
+    lastAsked.current = { collection: target, minSimilarity };
     setSearching(true);
     setError(null);
     try {
@@ -208,7 +206,7 @@ export function App() {
         signal: controller.signal,
       });
       if (controller.signal.aborted) return;
-      setResponse((previous) => ({ k, minSimilarity, body, serial: (previous?.serial ?? 0) + 1 }));
+      setResponse((previous) => ({ k, body, serial: (previous?.serial ?? 0) + 1 }));
       setLastSearched(query);
       // On a narrow screen the results are below the examples: bring them into view.
       const heading = document.getElementById('results-heading');
@@ -249,15 +247,14 @@ export function App() {
   /** A new cutoff: the results follow at once; a lower one than the last search had asks again. */
   const setCutoff = (value: number | null) => {
     setCutoffs((now) => ({ ...now, [collection]: value }));
-    const asked = response?.minSimilarity ?? null;
+    const asked = lastAsked.current;
     if (
-      response &&
       lastSearched &&
-      response.body.collection === collection &&
-      asked !== null &&
-      (value === null || value < asked)
+      asked?.collection === collection &&
+      asked.minSimilarity !== null &&
+      (value === null || value < asked.minSimilarity)
     )
-      void runSearch(lastSearched, collection, response.k, value);
+      void runSearch(lastSearched, collection, response?.k ?? maxResults, value);
   };
 
   /** Every way into To search ends here: a new image there replaces the live camera. */
