@@ -384,6 +384,11 @@ describe('the library panel', { skip }, () => {
     await writer.keyboard.press('Enter');
     await toast.waitFor({ state: 'detached' });
     assert.equal(await idOf(cards.first()), first, 'back after undo');
+    await writer.waitForFunction(
+      (id) => document.activeElement?.getAttribute('data-removes-id') === String(id),
+      first,
+      { timeout: 2_000 },
+    );
     await new Promise((resolve) => setTimeout(resolve, UNDO_MS + 500));
     assert.deepEqual(deletes, []);
     assert.equal(await imageStatus('holiday-2024', first), 200);

@@ -4,7 +4,8 @@ import { type Removals, UNDO_MS } from '../removals.ts';
 
 /**
  * The removals that can still be undone, at the bottom of the window. The button a user pressed goes
- * with the image it removed, so the keyboard focus moves to the new removal's Undo.
+ * with the image it removed, so the keyboard focus moves to the new removal's Undo, and back to the
+ * image's remove button when it is undone.
  */
 export function LibraryUndo({ removals }: { removals: Removals }) {
   const { pending } = removals;
@@ -23,7 +24,17 @@ export function LibraryUndo({ removals }: { removals: Removals }) {
           <span class="undo-text">
             Removed {labelText(removal.image)} #{removal.image.id} from {removal.collection}.
           </span>
-          <button type="button" class="undo-button" onClick={() => removals.undo(removal.key)}>
+          <button
+            type="button"
+            class="undo-button"
+            onClick={() => {
+              removals.undo(removal.key);
+              // Once the image is back on the page (the next render).
+              setTimeout(() =>
+                document.querySelector<HTMLElement>(`[data-removes-id="${removal.image.id}"]`)?.focus(),
+              );
+            }}
+          >
             Undo
           </button>
           <button type="button" onClick={() => removals.commit(removal.key)}>

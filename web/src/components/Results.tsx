@@ -81,6 +81,7 @@ export function Results({
               <button
                 type="button"
                 class="remove-button"
+                data-removes-id={hit.id}
                 aria-describedby={`result-${hit.rank}`}
                 onClick={() => onRemove(hit)}
               >

@@ -30,6 +30,7 @@ export function Thumbnails({ images, action, onPick, onRemove }: ThumbnailsProps
             <button
               type="button"
               class="tile-remove"
+              data-removes-id={image.id}
               title="Remove from the collection"
               aria-label={`Remove ${labelText(image)} #${image.id}`}
               onClick={() => onRemove(image)}
