@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Random } from '../ann/random.ts';
 import { Embedder } from '../embed/embedder.ts';
@@ -9,6 +9,7 @@ import { applyProjection, type LinearProjection, projectionToJson } from '../emb
 import { ArgumentError, CollectionError, describe, ImageError, ModelError } from '../errors.ts';
 import { CollectionDb, type Exclusion, type StoredFile, type StoredImage } from './database.ts';
 import { embedFiles } from './embed-files.ts';
+import { exclusionsFor } from './exclusions.ts';
 import { collectionDirectory, collectionExists, collectionNames, DATABASE, INDEX, MANIFEST } from './home.ts';
 import { legacyIdFloor, writeAtomicSync } from './index-file.ts';
 import { indexSearchOptions } from './index-policy.ts';
@@ -42,13 +43,15 @@ import {
 } from './types.ts';
 import {
   addUploadsTo,
+  imageInWords,
+  localUploadKeeper,
   STAGING_DIR,
   sweepUploads,
   UPLOADS_DIR,
   type Upload,
+  type UploadKeeper,
   type UploadProgress,
   type UploadReport,
-  type UploadTarget,
 } from './uploads.ts';
 import { type ImageToAdd, labelsFor } from './walk.ts';
 
@@ -363,25 +366,21 @@ export class Collection implements LibraryCollection {
     uploads: Upload[],
     options: { onProgress?: (e: CollectionProgress | UploadProgress) => void; signal?: AbortSignal } = {},
   ): Promise<UploadReport> {
-    try {
-      return await addUploadsTo(this.uploadTarget(), await this.embedder(), uploads, options);
-    } finally {
-      await Promise.all(uploads.map((upload) => rm(upload.file, { force: true })));
-    }
+    return addUploadsTo(this.uploadKeeper(), () => this.embedder(), uploads, options);
   }
 
-  /** What addUploads works with: the database, where files go, and the index to update per batch. */
-  private uploadTarget(): UploadTarget {
-    return {
+  /** How addUploads keeps files here: the database, where files go, and the index to update per batch. */
+  private uploadKeeper(): UploadKeeper {
+    return localUploadKeeper({
       db: this.db,
       uploadsDir: join(this.dir, UPLOADS_DIR),
       storedPath: (file) => this.storedPath(file),
       describe: (id) => {
-        const path = this.db.get(id)?.path ?? '';
-        return `image ${id}${path && !isAbsolute(path) ? ` (${path})` : ''}`;
+        const path = this.db.get(id)?.path;
+        return imageInWords(id, path === undefined ? undefined : { path, upload: this.isUpload({ path }) });
       },
       update: () => this.keeper.update(),
-    };
+    });
   }
 
   /**
@@ -408,12 +407,8 @@ export class Collection implements LibraryCollection {
     const isUpload = (record: StoredImage) => this.isUpload(record);
     const exclusions = new Map<string, Exclusion>();
     if (options.exclude ?? true) {
-      for (const record of found) {
-        if (isAbsolute(record.path) || isUpload(record)) continue; // only files of the folder it follows
-        const file = await stat(this.absolutePath(record.path)).catch(() => undefined);
-        if (file?.isFile())
-          exclusions.set(record.path, { path: record.path, bytes: file.size, mtimeMs: file.mtimeMs });
-      }
+      const removed = found.map((record) => ({ ...record, mtimeMs: null }));
+      for (const exclusion of await exclusionsFor(removed, this)) exclusions.set(exclusion.path, exclusion);
     }
     let removed = 0;
     const gone: StoredImage[] = [];
@@ -448,6 +443,10 @@ export class Collection implements LibraryCollection {
         this.db.move(move.id, path, labelsFor(this.absolutePath(path), this.manifest.root), move.mtimeMs);
       }
     });
+  }
+
+  get followsFolder(): boolean {
+    return resolve(this.manifest.root) !== resolve(this.dir, UPLOADS_DIR);
   }
 
   isUpload(record: { path: string }): boolean {

@@ -47,6 +47,16 @@ export async function rescanFolder(
   collection: LibraryCollection,
   options: { scope?: string[]; onProgress?: (e: RescanProgress) => void; signal?: AbortSignal } = {},
 ): Promise<RescanReport> {
+  const report: RescanReport = {
+    added: 0,
+    reembedded: 0,
+    removed: 0,
+    moved: 0,
+    excluded: 0,
+    unchanged: 0,
+    failures: [],
+  };
+  if (!collection.followsFolder) return report; // its root is ris's own: nothing of the user's to follow
   const root = resolve(collection.manifest.root);
   const rootStat = await stat(root).catch(() => undefined);
   if (!rootStat?.isDirectory()) {
@@ -69,15 +79,6 @@ export async function rescanFolder(
   }
   const excluded = new Map((await collection.exclusions()).map((e) => [e.path, e]));
 
-  const report: RescanReport = {
-    added: 0,
-    reembedded: 0,
-    removed: 0,
-    moved: 0,
-    excluded: 0,
-    unchanged: 0,
-    failures: [],
-  };
   const fresh: DiskFile[] = [];
   const changed: { disk: DiskFile; old: StoredFile }[] = [];
   const touched: { id: number; mtimeMs: number }[] = [];

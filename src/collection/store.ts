@@ -132,6 +132,11 @@ export interface LibraryCollection extends ImageCollection {
   unexclude(paths: string[]): Promise<void>;
   /** Whether an image's file is ris's own copy of an upload (not a file of the user's). */
   isUpload(record: { path: string }): boolean;
+  /**
+   * Whether it follows a folder of the user's (its root: rescans and watching compare the two); false for
+   * a collection made without one, whose images are only what is sent or added to it.
+   */
+  readonly followsFolder: boolean;
 }
 
 /** Whether a collection can keep a library (uploads, removal with exclusions, rescans). */

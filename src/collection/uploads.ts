@@ -10,12 +10,12 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, rm } from 'node:fs/promises';
+import { basename, isAbsolute, join } from 'node:path';
 import type { Embedder, EmbedProgress } from '../embed/embedder.ts';
-import type { ErrorCode } from '../errors.ts';
+import type { ErrorCode, RisError } from '../errors.ts';
 import type { CollectionDb } from './database.ts';
-import { embedFiles } from './embed-files.ts';
+import { type EmbeddedFile, embedFiles } from './embed-files.ts';
 import { pausePoint } from './pause.ts';
 import { IMAGE_EXTENSIONS, type ImageToAdd } from './walk.ts';
 
@@ -90,6 +90,15 @@ function sniffExtension(head: Uint8Array): string {
   return '.jpg'; // sharp decodes by content, not by name; the name only has to look like an image
 }
 
+/**
+ * An image in words for a report: "image 12 (cats/kitten.jpg)", naming its file only where that names no
+ * folder of the server (a path relative to the collection's root, or the name ris keeps an upload under).
+ */
+export function imageInWords(id: number, file?: { path: string; upload: boolean }): string {
+  const shown = !file ? '' : file.upload ? basename(file.path) : isAbsolute(file.path) ? '' : file.path;
+  return `image ${id}${shown ? ` (${shown})` : ''}`;
+}
+
 /** Makes a folder's new entries (renames into it) survive a power cut. */
 export function syncFolder(dir: string): void {
   const fd = openSync(dir, 'r');
@@ -135,16 +144,30 @@ function safeList(dir: string): string[] {
   }
 }
 
-/** What addUploadsTo needs of a local collection. */
-export interface UploadTarget {
-  db: CollectionDb;
-  /** Where kept files go (made when needed). */
-  uploadsDir: string;
-  /** A file's path as the collection stores it. */
-  storedPath(file: string): string;
-  /** An image of the collection, in words for a report ("image 12 (cats/kitten.jpg)"). */
-  describe(id: number): string;
-  /** Brings the index up to date with what was committed. */
+/** A sent file, embedded, with the name ris keeps it under: what a store is given to keep. */
+export interface UploadToKeep {
+  upload: Upload;
+  /** Its name as kept (see uploadFileName). */
+  keptName: string;
+  file: EmbeddedFile;
+}
+
+/** What became of a file a store was given: its new image, the image that has its bytes, or why not. */
+export type KeptUpload = { id: number } | { sameAs: string } | { error: RisError };
+
+/**
+ * How a store keeps sent files (its part of addUploadsTo): where their bytes go, in one transaction per
+ * batch with their rows.
+ */
+export interface UploadKeeper {
+  /** Of `sha256s`, those some image holds already, each with that image in words ("image 12 (cats/a.jpg)"). */
+  holders(sha256s: string[]): Promise<Map<string, string>>;
+  /**
+   * Keeps a batch (bytes, rows and what the store shows of them) in one transaction; a file whose bytes
+   * another process stored meanwhile is `sameAs` that image.
+   */
+  keep(batch: UploadToKeep[]): Promise<KeptUpload[]>;
+  /** Makes what was kept searchable (called after each batch). */
   update(): Promise<void>;
 }
 
@@ -153,22 +176,44 @@ type Outcome =
   | { kind: 'skipped'; name: string; reason: string }
   | { kind: 'failed'; name: string; code: ErrorCode | 'INTERNAL'; message: string };
 
-/** Embeds and stores uploads into a local collection (Collection.addUploads). */
+/**
+ * Embeds sent files and has `keeper` store them, the same way in every store: files whose bytes the
+ * collection holds (or an earlier file of the same request) are skipped naming that image, files that
+ * cannot be used are failed with their code and a message naming the file as sent (never where it was
+ * staged), each batch is kept in one transaction and made searchable before the next; the report lists
+ * every file in the order sent. The staged files are gone when it returns or throws (kept, or removed).
+ */
 export async function addUploadsTo(
-  target: UploadTarget,
-  embedder: Embedder,
+  keeper: UploadKeeper,
+  embedder: () => Promise<Embedder>,
   uploads: Upload[],
   options: { onProgress?: (e: EmbedProgress | UploadProgress) => void; signal?: AbortSignal } = {},
 ): Promise<UploadReport> {
+  try {
+    return await embedAndKeep(keeper, await embedder(), uploads, options);
+  } finally {
+    await Promise.all(uploads.map((upload) => rm(upload.file, { force: true })));
+  }
+}
+
+async function embedAndKeep(
+  keeper: UploadKeeper,
+  embedder: Embedder,
+  uploads: Upload[],
+  options: { onProgress?: (e: EmbedProgress | UploadProgress) => void; signal?: AbortSignal },
+): Promise<UploadReport> {
   const outcomes: Outcome[] = new Array(uploads.length);
+  const sha256s: string[] = [];
+  for (const upload of uploads) sha256s.push(await fileSha256(upload.file));
+  const holders = await keeper.holders([...new Set(sha256s)]);
   const indexOf = new Map<string, number>();
   const firstOf = new Map<string, number>();
   const todo: ImageToAdd[] = [];
   for (const [index, upload] of uploads.entries()) {
-    const sha256 = await fileSha256(upload.file);
-    const stored = target.db.idOfSha(sha256);
+    const sha256 = sha256s[index]!;
+    const holder = holders.get(sha256);
     const earlier = firstOf.get(sha256);
-    if (stored !== undefined) outcomes[index] = alreadyThere(upload.name, target.describe(stored));
+    if (holder !== undefined) outcomes[index] = alreadyThere(upload.name, holder);
     else if (earlier !== undefined)
       outcomes[index] = {
         kind: 'skipped',
@@ -181,60 +226,37 @@ export async function addUploadsTo(
       todo.push({ path: upload.file, labels: upload.labels ?? [] });
     }
   }
+  const failed = (index: number, error: RisError): Outcome => {
+    const { name, file } = uploads[index]!;
+    // Messages name the staged file: name the file as it was sent instead.
+    return { kind: 'failed', name, code: error.code, message: error.message.split(file).join(name) };
+  };
   let done = uploads.length - todo.length;
   options.onProgress?.({ type: 'upload', done, total: uploads.length });
   for await (const { files, failures } of embedFiles(embedder, todo, options.onProgress)) {
     options.signal?.throwIfAborted();
     for (const { path, error } of failures) {
       const index = indexOf.get(path)!;
-      const name = uploads[index]!.name;
-      // The message names the staged file: name the file as it was sent instead.
-      outcomes[index] = {
-        kind: 'failed',
-        name,
-        code: error.code,
-        message: error.message.split(path).join(name),
-      };
+      outcomes[index] = failed(index, error);
     }
     if (files.length > 0) {
-      await Promise.all(files.map((file) => syncFile(file.image.path)));
-      mkdirSync(target.uploadsDir, { recursive: true });
-      const now = new Date().toISOString();
-      target.db.write((generation) => {
-        for (const file of files) {
-          const index = indexOf.get(file.image.path)!;
-          const upload = uploads[index]!;
-          const same = target.db.idOfSha(file.sha256); // another process sent these bytes meanwhile
-          if (same !== undefined) {
-            outcomes[index] = alreadyThere(upload.name, target.describe(same));
-            continue;
-          }
-          const kept = join(target.uploadsDir, uploadFileName(upload.name, file.sha256, file.bytes));
-          renameSync(upload.file, kept);
-          const id = target.db.insert(
-            {
-              path: target.storedPath(kept),
-              labels: upload.labels ?? [],
-              width: file.width,
-              height: file.height,
-              bytes: file.bytes.length,
-              sha256: file.sha256,
-              mtimeMs: file.mtimeMs,
-              vector: new Uint8Array(file.vector.buffer, file.vector.byteOffset, file.vector.byteLength),
-            },
-            generation,
-            now,
-          );
-          outcomes[index] =
-            id === undefined
-              ? alreadyThere(upload.name, 'a file of the same name and bytes')
-              : { kind: 'added', id, name: upload.name };
-        }
-        syncFolder(target.uploadsDir);
-        pausePoint('upload:moved'); // files in place, rows not committed: a kill here leaves orphans
+      const batch = files.map((file): UploadToKeep => {
+        const upload = uploads[indexOf.get(file.image.path)!]!;
+        return { upload, keptName: uploadFileName(upload.name, file.sha256, file.bytes), file };
       });
+      const kept = await keeper.keep(batch);
       pausePoint('upload:committed');
-      await target.update();
+      for (const [i, result] of kept.entries()) {
+        const index = indexOf.get(batch[i]!.upload.file)!;
+        const name = uploads[index]!.name;
+        outcomes[index] =
+          'id' in result
+            ? { kind: 'added', id: result.id, name }
+            : 'sameAs' in result
+              ? alreadyThere(name, result.sameAs)
+              : failed(index, result.error);
+      }
+      await keeper.update();
     }
     done += files.length + failures.length;
     options.onProgress?.({ type: 'upload', done, total: uploads.length });
@@ -248,6 +270,68 @@ export async function addUploadsTo(
     else report.failed.push({ index, name: outcome.name, code: outcome.code, message: outcome.message });
   }
   return report;
+}
+
+/** What a local collection's UploadKeeper works with. */
+export interface LocalUploadTarget {
+  db: CollectionDb;
+  /** Where kept files go (made when needed). */
+  uploadsDir: string;
+  /** A file's path as the collection stores it. */
+  storedPath(file: string): string;
+  /** An image of the collection, in words for a report ("image 12 (cats/kitten.jpg)"). */
+  describe(id: number): string;
+  /** Brings the index up to date with what was committed. */
+  update(): Promise<void>;
+}
+
+/**
+ * A local collection keeps sent files in its uploads/ folder: each batch is synced, moved there and
+ * committed under SQLite's write lock, so a kill leaves either both or an orphan file the next open removes.
+ */
+export function localUploadKeeper(target: LocalUploadTarget): UploadKeeper {
+  return {
+    holders: async (sha256s) => {
+      const found = new Map<string, string>();
+      for (const sha256 of sha256s) {
+        const id = target.db.idOfSha(sha256);
+        if (id !== undefined) found.set(sha256, target.describe(id));
+      }
+      return found;
+    },
+    keep: async (batch) => {
+      await Promise.all(batch.map(({ upload }) => syncFile(upload.file)));
+      mkdirSync(target.uploadsDir, { recursive: true });
+      const now = new Date().toISOString();
+      return target.db.write((generation) => {
+        const kept = batch.map(({ upload, keptName, file }): KeptUpload => {
+          const same = target.db.idOfSha(file.sha256); // another process sent these bytes meanwhile
+          if (same !== undefined) return { sameAs: target.describe(same) };
+          const path = join(target.uploadsDir, keptName);
+          renameSync(upload.file, path);
+          const id = target.db.insert(
+            {
+              path: target.storedPath(path),
+              labels: upload.labels ?? [],
+              width: file.width,
+              height: file.height,
+              bytes: file.bytes.length,
+              sha256: file.sha256,
+              mtimeMs: file.mtimeMs,
+              vector: new Uint8Array(file.vector.buffer, file.vector.byteOffset, file.vector.byteLength),
+            },
+            generation,
+            now,
+          );
+          return id === undefined ? { sameAs: 'a file of the same name and bytes' } : { id };
+        });
+        syncFolder(target.uploadsDir);
+        pausePoint('upload:moved'); // files in place, rows not committed: a kill here leaves orphans
+        return kept;
+      });
+    },
+    update: () => target.update(),
+  };
 }
 
 function alreadyThere(name: string, what: string): Outcome {

@@ -1,14 +1,15 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import type pg from 'pg';
 import { Random } from '../../ann/random.ts';
 import { Embedder } from '../../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../../embed/image.ts';
-import { ArgumentError, CollectionError, describe, ModelError, RisError } from '../../errors.ts';
+import { ArgumentError, CollectionError, describe, ImageError, ModelError, RisError } from '../../errors.ts';
+import type { Exclusion, StoredFile } from '../database.ts';
 import { embedFiles } from '../embed-files.ts';
+import { exclusionsFor } from '../exclusions.ts';
 import { type CollectionManifest, EXACT_SEARCH_BELOW } from '../manifest.ts';
 import { pausePoint } from '../pause.ts';
-import { checkSearchOptions, type ImageCollection, type SearchOptions } from '../store.ts';
+import { checkSearchOptions, type LibraryCollection, type SearchOptions } from '../store.ts';
 import { makeThumbnail } from '../thumbnail.ts';
 import {
   type AddReport,
@@ -20,9 +21,24 @@ import {
   type RemoveReport,
   type SearchHit,
 } from '../types.ts';
+import { addUploadsTo, type Upload, type UploadProgress, type UploadReport } from '../uploads.ts';
 import { type ImageToAdd, labelsFor } from '../walk.ts';
 import { databaseError, type PgDatabase } from './connection.ts';
 import { ImageSource } from './images.ts';
+import {
+  deleteImages,
+  exclusions,
+  findImages,
+  isUploadPath,
+  moveImages,
+  type PgLibraryTarget,
+  pgUploadKeeper,
+  readUpload,
+  storedFiles,
+  touchFiles,
+  unexclude,
+} from './library.ts';
+import { type EmbeddedImage, insertImages } from './rows.ts';
 import {
   buildLockKey,
   efSearchFor,
@@ -35,6 +51,8 @@ import {
   vectorParam,
 } from './vectors.ts';
 
+export { type EmbeddedImage, insertImages } from './rows.ts';
+
 /** A collection's row in ris_collections, as read. */
 export interface CollectionRow {
   id: number;
@@ -44,6 +62,8 @@ export interface CollectionRow {
   settings: Partial<PgSettings>;
   image_count: number;
   generation: number;
+  /** False for a collection made without a folder of the user's (see LibraryCollection.followsFolder). */
+  follows_folder: boolean;
 }
 
 /** What a Postgres collection has beyond the manifest every store has. */
@@ -52,21 +72,6 @@ export interface PgSettings {
   m: number;
   efConstruction: number;
   efSearch: number;
-}
-
-/** One embedded image, ready to be stored with its vector and thumbnail. */
-export interface EmbeddedImage {
-  path: string;
-  labels: string[];
-  width: number;
-  height: number;
-  bytes: number;
-  sha256: string;
-  vector: Float32Array;
-  /** The WebP thumbnail; null to leave it to be made on first use. */
-  thumbnail: Buffer | null;
-  /** When it was first added (a copy keeps the original's); default now. */
-  addedAt?: string;
 }
 
 const IMAGE_COLUMNS = 'id, path, labels, width, height, bytes, sha256, added_at';
@@ -82,68 +87,6 @@ interface ImageRow {
   added_at: Date;
 }
 
-/** Stores one image (row, vector and thumbnail in one statement); what it tells about duplicates. */
-const INSERT_IMAGE = `
-  WITH same AS (
-    SELECT path FROM ris_images WHERE collection_id = $1 AND sha256 = $6 ORDER BY id LIMIT 1
-  ), added AS (
-    INSERT INTO ris_images (collection_id, path, labels, width, height, sha256, bytes, embedding, added_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::vector, coalesce($10::timestamptz, now()))
-    ON CONFLICT (collection_id, path) DO NOTHING
-    RETURNING id
-  ), thumbnail AS (
-    INSERT INTO ris_thumbnails (image_id, webp) SELECT id, $9 FROM added WHERE $9::bytea IS NOT NULL
-  )
-  SELECT (SELECT id FROM added) AS id, (SELECT path FROM same) AS same`;
-
-/**
- * Stores embedded images in the caller's transaction, each row with its vector and thumbnail, and bumps
- * the collection's size and generation once. An image whose path is already stored is left as it is.
- */
-export async function insertImages(
-  client: pg.PoolClient,
-  collectionId: number,
-  images: EmbeddedImage[],
-): Promise<{
-  ids: number[];
-  added: EmbeddedImage[];
-  duplicates: { path: string; sameAs: string }[];
-  alreadyPresent: number;
-}> {
-  const ids: number[] = [];
-  const added: EmbeddedImage[] = [];
-  const duplicates: { path: string; sameAs: string }[] = [];
-  let alreadyPresent = 0;
-  for (const image of images) {
-    const { rows } = await client.query<{ id: number | null; same: string | null }>(INSERT_IMAGE, [
-      collectionId,
-      image.path,
-      image.labels,
-      image.width,
-      image.height,
-      image.sha256,
-      image.bytes,
-      vectorParam(image.vector),
-      image.thumbnail,
-      image.addedAt ?? null,
-    ]);
-    const row = rows[0]!;
-    if (row.id === null) {
-      alreadyPresent++;
-      continue;
-    }
-    if (row.same !== null) duplicates.push({ path: image.path, sameAs: row.same });
-    ids.push(Number(row.id));
-    added.push(image);
-  }
-  if (ids.length > 0)
-    await client.query(
-      'UPDATE ris_collections SET image_count = image_count + $2, generation = generation + 1 WHERE id = $1',
-      [collectionId, ids.length],
-    );
-  return { ids, added, duplicates, alreadyPresent };
-}
-
 /**
  * A collection in PostgreSQL with pgvector. Holds nothing but its manifest and its model: sizes, labels,
  * images and vectors are read from the database on every call, so whatever another process (a worker, a
@@ -153,27 +96,31 @@ export async function insertImages(
  * EXACT_SEARCH_BELOW images; then a pgvector HNSW index of its own is built (CONCURRENTLY: writers go on
  * meanwhile) and searches use it with `hnsw.ef_search` set for the search's k.
  */
-export class PgCollection implements ImageCollection {
+export class PgCollection implements LibraryCollection {
   /** Hits are read with their rows in the same statement: a removed image is never answered. */
   readonly staleHitsDropped = 0;
   readonly source: ImageSource;
   readonly settings: PgSettings;
   private embedderPromise: Promise<Embedder> | undefined;
   private idsCache: { generation: number; ids: Uint32Array } | undefined;
+  readonly id: number;
+  readonly followsFolder: boolean;
   private readonly rootHere: boolean;
+  private readonly library: PgLibraryTarget;
 
   constructor(
     private readonly db: PgDatabase,
-    readonly id: number,
+    row: Pick<CollectionRow, 'id' | 'images_url' | 'settings' | 'follows_folder'>,
     readonly manifest: CollectionManifest,
-    imagesUrl: string | null,
-    settings: Partial<PgSettings>,
     readonly dir: string,
     private readonly options: CollectionOptions = {},
   ) {
-    this.source = new ImageSource(manifest.root, imagesUrl ?? undefined);
-    this.settings = { ...HNSW_DEFAULTS, ...settings };
+    this.id = row.id;
+    this.followsFolder = row.follows_folder;
+    this.source = new ImageSource(manifest.root, row.images_url ?? undefined);
+    this.settings = { ...HNSW_DEFAULTS, ...row.settings };
     this.rootHere = existsSync(manifest.root);
+    this.library = { db, id: row.id, gone: () => this.gone() };
   }
 
   get name(): string {
@@ -329,9 +276,12 @@ export class PgCollection implements ImageCollection {
     return rel.startsWith('..') || isAbsolute(rel) ? absolute : rel.split(sep).join('/');
   }
 
-  /** Where an image is for this machine: its file under the root, or its URL when the root is not here. */
+  /**
+   * Where an image is for this machine: its file under the root, or its URL when the root is not here (a
+   * file sent to the collection is in the database, and keeps its path).
+   */
   absolutePath(stored: string): string {
-    if (!this.rootHere) {
+    if (!this.rootHere && !isUploadPath(stored)) {
       const url = this.source.urlOf(stored);
       if (url) return url;
     }
@@ -375,7 +325,7 @@ export class PgCollection implements ImageCollection {
           ),
         ),
       );
-      for (const [r, { image, bytes, width, height, sha256, vector }] of files.entries()) {
+      for (const [r, { image, bytes, width, height, sha256, mtimeMs, vector }] of files.entries()) {
         const thumbnail = thumbnails[r]!;
         if (thumbnail instanceof RisError) {
           report.failures.push({ path: image.path, error: thumbnail });
@@ -388,6 +338,7 @@ export class PgCollection implements ImageCollection {
           height,
           bytes: bytes.length,
           sha256,
+          mtimeMs,
           vector,
           thumbnail,
         });
@@ -406,34 +357,89 @@ export class PgCollection implements ImageCollection {
     return report;
   }
 
-  /** Removes images by id or by stored path (or a path that resolves to one), in one transaction. */
-  async removeImages(targets: (number | string)[]): Promise<RemoveReport> {
-    const notFound: (number | string)[] = [];
-    const removed = await this.db.transaction(async (client) => {
-      let count = 0;
-      for (const target of targets) {
-        const { rows } =
-          typeof target === 'number'
-            ? await client.query('DELETE FROM ris_images WHERE collection_id = $1 AND id = $2 RETURNING id', [
-                this.id,
-                target,
-              ])
-            : await client.query(
-                'DELETE FROM ris_images WHERE collection_id = $1 AND path IN ($2, $3) RETURNING id',
-                [this.id, target, this.storedPath(target)],
-              );
-        if (rows.length > 0) count += rows.length;
-        else notFound.push(target);
-      }
-      if (count > 0)
-        await client.query(
-          'UPDATE ris_collections SET image_count = image_count - $2, generation = generation + 1 WHERE id = $1',
-          [this.id, count],
-        );
-      return count;
-    });
+  /**
+   * Embeds and stores files sent to the collection (uploads, images fetched from URLs), their bytes kept
+   * in the database with their rows so every server reads them (see pgUploadKeeper and addUploadsTo):
+   * same bytes skipped, unusable files listed with why, each batch searchable once committed.
+   */
+  async addUploads(
+    uploads: Upload[],
+    options: { onProgress?: (e: CollectionProgress | UploadProgress) => void; signal?: AbortSignal } = {},
+  ): Promise<UploadReport> {
+    const keeper = pgUploadKeeper(this.library, () => this.ensureIndex(options));
+    return addUploadsTo(keeper, () => this.embedder(), uploads, options);
+  }
+
+  /**
+   * Removes images by id or by stored path (or a path that resolves to one), in one transaction, with
+   * their thumbnails and, for files sent to the collection, the bytes ris kept. A file of the collection's
+   * folder is kept out of rescans until it changes (`exclude`, default true; see exclusionsFor).
+   */
+  async removeImages(
+    targets: (number | string)[],
+    options: { exclude?: boolean } = {},
+  ): Promise<RemoveReport> {
+    const found = await findImages(
+      this.library,
+      targets.map((given) => ({
+        given,
+        paths: typeof given === 'number' ? [] : [given, this.storedPath(given)],
+      })),
+    );
+    const rows = [...new Map([...found.values()].map((row) => [row.id, row])).values()];
+    const exclusions = new Map<number, Exclusion>();
+    if (options.exclude ?? true) {
+      const byPath = new Map(rows.map((row) => [row.path, row.id]));
+      for (const exclusion of await exclusionsFor(rows, this))
+        exclusions.set(byPath.get(exclusion.path)!, exclusion);
+    }
+    const deleted =
+      rows.length > 0
+        ? await deleteImages(
+            this.library,
+            rows.map((row) => row.id),
+            exclusions,
+          )
+        : new Set<number>();
     pausePoint('remove:committed');
-    return { removed, notFound };
+    const notFound = targets.filter((given) => !deleted.has(found.get(given)?.id ?? -1));
+    return { removed: deleted.size, notFound };
+  }
+
+  /** New paths for images whose files moved inside the folder (same bytes): ids and vectors stay. */
+  async moveImages(moves: { id: number; path: string; mtimeMs: number | null }[]): Promise<void> {
+    await moveImages(
+      this.library,
+      moves.map((move) => {
+        const path = this.storedPath(move.path);
+        return { ...move, path, labels: labelsFor(this.source.locate(path), this.manifest.root) };
+      }),
+    );
+  }
+
+  /** Records the mtime of files found unchanged by their content. */
+  async touchFiles(files: { id: number; mtimeMs: number }[]): Promise<void> {
+    await touchFiles(this.library, files);
+  }
+
+  /** Every image's stored path, size, sha256 and file mtime, for a rescan to compare the folder with. */
+  storedFiles(): Promise<StoredFile[]> {
+    return storedFiles(this.library);
+  }
+
+  /** The folder's files a user removed, kept out of rescans until they change. */
+  exclusions(): Promise<Exclusion[]> {
+    return exclusions(this.library);
+  }
+
+  /** Ends exclusions of files that changed since they were removed (a rescan then adds them). */
+  async unexclude(paths: string[]): Promise<void> {
+    await unexclude(this.library, paths);
+  }
+
+  /** Whether an image is a file sent to the collection (kept in the database, not a file of the user's). */
+  isUpload(record: { path: string }): boolean {
+    return isUploadPath(record.path);
   }
 
   /** The smallest size at which searches use the HNSW index ('flat' collections never do). */
@@ -583,8 +589,15 @@ export class PgCollection implements ImageCollection {
     return undefined;
   }
 
+  /** The bytes of an image: a file sent to the collection from the database, any other from its file. */
   async readImage(record: ImageRecord): Promise<Buffer> {
-    return this.source.read(record.path, `image ${record.id}`, this.name);
+    if (!this.isUpload(record)) return this.source.read(record.path, `image ${record.id}`, this.name);
+    const bytes = await readUpload(this.library, record.id);
+    if (bytes) return bytes;
+    throw new ImageError(
+      'IMAGE_NOT_FOUND',
+      `Image ${record.id} of collection "${this.name}" was removed; search again for what is there now`,
+    );
   }
 
   /** The WebP stored with the image; made from the file (and stored) when a copy left it out. */

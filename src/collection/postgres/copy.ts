@@ -2,7 +2,8 @@ import { CollectionError } from '../../errors.ts';
 import type { ImageCollection } from '../store.ts';
 import { makeThumbnail } from '../thumbnail.ts';
 import type { CollectionProgress } from '../types.ts';
-import { type EmbeddedImage, insertImages, type PgCollection } from './collection.ts';
+import type { PgCollection } from './collection.ts';
+import { type EmbeddedImage, insertImages } from './rows.ts';
 import type { PgStore } from './store.ts';
 
 export type CopyProgress = { type: 'copy'; done: number; total: number } | CollectionProgress;
@@ -41,7 +42,7 @@ export async function copyCollection(
       );
     }
     if (options.imagesUrl !== undefined) await target.setImagesUrl(name, options.imagesUrl);
-  } else collection = await target.insert(source.manifest, options.imagesUrl);
+  } else collection = await target.insert(source.manifest, { imagesUrl: options.imagesUrl });
   try {
     const { ids, vectors, paths, labels } = await source.storedVectors();
     const d = source.manifest.dimension;

@@ -15,6 +15,12 @@ import type { PgDatabase } from './connection.ts';
  *   2,000 dimensions, pgvector's limit for `vector` in HNSW), made once it is large enough.
  * - ris_thumbnails: a 256-pixel WebP per image, written with the image, so servers need no image files.
  * - ris_jobs: images waiting to be embedded (`ris index --enqueue`), claimed by workers with a lease.
+ * - ris_uploads (2): the bytes of files sent to a collection (uploads, fetched URLs), one row per image,
+ *   so that every server of the collection reads them; deleted with their image (and collection).
+ * - ris_exclusions (2): files of a collection's folder a user removed, kept out of rescans until they
+ *   change (path, size and mtime when removed).
+ * Version 2 also gives images their file's mtime (null for images stored before: a rescan compares those
+ * by content) and collections whether they follow a folder of the user's.
  */
 export const MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
@@ -66,6 +72,28 @@ export const MIGRATIONS: { version: number; name: string; sql: string }[] = [
         UNIQUE (collection_id, path)
       );
       CREATE INDEX ris_jobs_pending ON ris_jobs (collection_id, id) WHERE state = 'pending';
+    `,
+  },
+  {
+    version: 2,
+    name: 'the library: uploaded files, exclusions, file mtimes',
+    sql: `
+      ALTER TABLE ris_images ADD COLUMN mtime_ms double precision;
+      ALTER TABLE ris_collections ADD COLUMN follows_folder boolean NOT NULL DEFAULT true;
+      CREATE TABLE ris_uploads (
+        image_id bigint PRIMARY KEY REFERENCES ris_images (id) ON DELETE CASCADE,
+        data bytea NOT NULL
+      );
+      -- Photos do not compress: stored out of line as they are, without pglz trying.
+      ALTER TABLE ris_uploads ALTER COLUMN data SET STORAGE EXTERNAL;
+      CREATE TABLE ris_exclusions (
+        collection_id bigint NOT NULL REFERENCES ris_collections (id) ON DELETE CASCADE,
+        path text NOT NULL,
+        bytes bigint NOT NULL,
+        mtime_ms double precision,
+        excluded_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (collection_id, path)
+      );
     `,
   },
 ];

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { Embedder } from '../../embed/embedder.ts';
 import type { LinearProjection } from '../../embed/projection.ts';
 import { ArgumentError, CollectionError } from '../../errors.ts';
@@ -13,6 +14,7 @@ import {
 } from '../manifest.ts';
 import type { CollectionStore } from '../store.ts';
 import type { CollectionOptions } from '../types.ts';
+import { sweepUploads } from '../uploads.ts';
 import { type CollectionRow, PgCollection } from './collection.ts';
 import { maskUrl, PgDatabase } from './connection.ts';
 import { migrate, SCHEMA_VERSION, schemaVersion } from './schema.ts';
@@ -100,7 +102,8 @@ export class PgStore implements CollectionStore {
   async row(name: string): Promise<CollectionRow | undefined> {
     await this.ready();
     const { rows } = await this.db.query<CollectionRow>(
-      'SELECT id, name, manifest, images_url, settings, image_count, generation FROM ris_collections WHERE name = $1',
+      `SELECT id, name, manifest, images_url, settings, image_count, generation, follows_folder
+       FROM ris_collections WHERE name = $1`,
       [name],
     );
     return rows[0] && { ...rows[0], id: Number(rows[0].id) };
@@ -121,18 +124,15 @@ export class PgStore implements CollectionStore {
       `the manifest of "${name}" in ${this.location}`,
       name,
     );
-    return new PgCollection(
-      this.db,
-      row.id,
-      manifest,
-      row.images_url,
-      row.settings,
-      this.dirOf(name),
-      options,
-    );
+    // Files staged by requests that died (kill -9) on this machine.
+    sweepUploads(this.dirOf(name), () => true);
+    return new PgCollection(this.db, row, manifest, this.dirOf(name), options);
   }
 
-  /** Creates an empty collection for images under `root`, embedded with `model`. */
+  /**
+   * Creates an empty collection for images under `root`, embedded with `model`. Without a root, its
+   * images are what is sent to it (kept in the database) or added by path: it follows no folder.
+   */
   async create(name: string, init: PgCreateInit, options: CollectionOptions = {}): Promise<PgCollection> {
     checkCollectionName(name);
     if (init.projection) throw projectionRefused(name);
@@ -152,7 +152,11 @@ export class PgStore implements CollectionStore {
       createdAt: new Date().toISOString(),
     };
     try {
-      const collection = await this.insert(manifest, init.imagesUrl, options);
+      const collection = await this.insert(
+        manifest,
+        { imagesUrl: init.imagesUrl, followsFolder: init.root !== undefined },
+        options,
+      );
       collection.adoptEmbedder(embedder);
       return collection;
     } catch (error) {
@@ -161,27 +165,29 @@ export class PgStore implements CollectionStore {
     }
   }
 
-  /** A new collection from a manifest as it is (a copy from another store: same model, same vectors). */
+  /**
+   * A new collection from a manifest as it is (a copy from another store: same model, same vectors), with
+   * an images URL and whether it follows its root folder (default true).
+   */
   async insert(
     manifest: CollectionManifest,
-    imagesUrl: string | undefined,
+    place: { imagesUrl?: string; followsFolder?: boolean } = {},
     options: CollectionOptions = {},
   ): Promise<PgCollection> {
+    const { imagesUrl, followsFolder = true } = place;
     await this.ready();
     if (manifest.projection) throw projectionRefused(manifest.name);
     if (imagesUrl !== undefined) checkImagesUrl(imagesUrl);
     const { rows } = await this.db.query<{ id: number }>(
-      `INSERT INTO ris_collections (name, manifest, images_url) VALUES ($1, $2, $3)
+      `INSERT INTO ris_collections (name, manifest, images_url, follows_folder) VALUES ($1, $2, $3, $4)
        ON CONFLICT (name) DO NOTHING RETURNING id`,
-      [manifest.name, JSON.stringify(manifest), imagesUrl ?? null],
+      [manifest.name, JSON.stringify(manifest), imagesUrl ?? null, followsFolder],
     );
     if (!rows[0]) throw exists(manifest.name); // another process created it meanwhile
     return new PgCollection(
       this.db,
-      Number(rows[0].id),
+      { id: Number(rows[0].id), images_url: imagesUrl ?? null, settings: {}, follows_folder: followsFolder },
       manifest,
-      imagesUrl ?? null,
-      {},
       this.dirOf(manifest.name),
       options,
     );
@@ -197,12 +203,22 @@ export class PgStore implements CollectionStore {
     if (!rowCount) throw notFound(name);
   }
 
-  /** Deletes a collection: its index, then its row (its images, thumbnails and queue go with it). */
+  /**
+   * Deletes a collection: its index, then its row (its images, thumbnails, the files sent to it, its
+   * exclusions and queue go with it), then what this machine derived from it (its folder under ris's
+   * home: staged uploads, experiment reports). The folder its images came from is never touched.
+   */
   async delete(name: string): Promise<void> {
     const row = await this.row(name);
     if (!row) throw notFound(name);
     await this.db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${hnswIndexName(row.id)}`);
     await this.db.query('DELETE FROM ris_collections WHERE id = $1', [row.id]);
+    const own = this.dirOf(name);
+    const root = resolve(String((row.manifest as { root?: unknown } | null)?.root ?? ''));
+    // A root a user chose inside that folder (odd, but theirs) keeps the folder where it is.
+    const rel = relative(own, root);
+    if (root === join(own, 'uploads') || rel.startsWith('..') || isAbsolute(rel))
+      await rm(own, { recursive: true, force: true });
   }
 
   /**
