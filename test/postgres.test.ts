@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { indexCollection } from '../src/collection/build.ts';
 import { Collection } from '../src/collection/collection.ts';
+import { removeImages, rescan } from '../src/collection/library.ts';
 import { maskUrl } from '../src/collection/postgres/connection.ts';
 import { SCHEMA_VERSION } from '../src/collection/postgres/schema.ts';
 import { postgresStore } from '../src/collection/postgres/store.ts';
@@ -72,23 +73,31 @@ describe('schema migrations', () => {
       const b = postgresStore(fresh.url);
       const [x, y] = await Promise.all([a.migrate(), b.migrate()]);
       assert.deepEqual([x.from, y.from], [0, 0], 'both started from an empty database');
-      assert.deepEqual([x.applied.length, y.applied.length].sort(), [0, 1]);
+      assert.deepEqual([x.applied.length, y.applied.length].sort(), [0, SCHEMA_VERSION]);
       assert.deepEqual(await a.schemaVersion(), { version: SCHEMA_VERSION, latest: SCHEMA_VERSION });
       const again = await ris(home, ['migrate', '--store', fresh.url]);
       assert.equal(again.code, 0, again.stderr);
-      assert.match(again.stdout, /version 1, up to date/);
+      assert.match(again.stdout, new RegExp(`version ${SCHEMA_VERSION}, up to date`));
       assert.ok(!again.stdout.includes(TEST_PASSWORD));
       const c = new pg.Client({ connectionString: fresh.url });
       await c.connect();
       const { rows } = await c.query(`SELECT version FROM ris_schema_migrations ORDER BY version`);
       assert.deepEqual(
         rows.map((r) => r.version),
-        [1],
+        [1, 2],
       );
       const tables = await c.query(`SELECT tablename FROM pg_tables WHERE tablename LIKE 'ris_%' ORDER BY 1`);
       assert.deepEqual(
         tables.rows.map((r) => r.tablename),
-        ['ris_collections', 'ris_images', 'ris_jobs', 'ris_schema_migrations', 'ris_thumbnails'],
+        [
+          'ris_collections',
+          'ris_exclusions',
+          'ris_images',
+          'ris_jobs',
+          'ris_schema_migrations',
+          'ris_thumbnails',
+          'ris_uploads',
+        ],
       );
       // A schema from a newer ris is refused, not touched.
       await c.query(`INSERT INTO ris_schema_migrations (version, name) VALUES (99, 'from the future')`);
@@ -96,10 +105,52 @@ describe('schema migrations', () => {
       const newer = postgresStore(fresh.url);
       await assert.rejects(newer.list(), (error: unknown) => {
         assert.equal((error as CollectionError).code, 'DATABASE_UNUSABLE');
-        assert.match((error as Error).message, /version 99, newer than this ris knows \(1\); upgrade ris/);
+        assert.match(
+          (error as Error).message,
+          new RegExp(`version 99, newer than this ris knows \\(${SCHEMA_VERSION}\\); upgrade ris`),
+        );
         return true;
       });
       await Promise.all([a.close(), b.close(), newer.close()]);
+    } finally {
+      await fresh.close();
+    }
+  });
+});
+
+describe('schema version 2 on a database of version 1', () => {
+  it('is added in place: collections keep their images, which rescans then compare by content once', async () => {
+    const fresh = await startTestDatabase();
+    try {
+      const photos = await folder('upgraded', 2, 3, 21);
+      const store = postgresStore(fresh.url, { home });
+      const { collection } = await indexCollection('upgraded', photos, { model, store });
+      const ids = (await collection.storedVectors()).ids;
+      await collection.close();
+      await store.close();
+      // What ris before the library left: the same tables without version 2's columns and tables.
+      const c = new pg.Client({ connectionString: fresh.url });
+      await c.connect();
+      await c.query(`DROP TABLE ris_uploads, ris_exclusions;
+        ALTER TABLE ris_images DROP COLUMN mtime_ms;
+        ALTER TABLE ris_collections DROP COLUMN follows_folder;
+        DELETE FROM ris_schema_migrations WHERE version = 2`);
+      const upgraded = postgresStore(fresh.url, { home });
+      const again = await upgraded.open('upgraded');
+      assert.deepEqual(await upgraded.schemaVersion(), { version: 2, latest: SCHEMA_VERSION });
+      assert.deepEqual((await again.storedVectors()).ids, ids);
+      assert.equal(again.followsFolder, true);
+      assert.ok((await again.storedFiles()).every((f) => f.mtimeMs === null));
+      const nothing = { added: 0, reembedded: 0, removed: 0, moved: 0, excluded: 0, failures: [] };
+      // No mtime yet: each file is read once, found unchanged, and its time kept for the next rescan.
+      assert.deepEqual(await rescan(again), { ...nothing, unchanged: 6 });
+      assert.ok((await again.storedFiles()).every((f) => typeof f.mtimeMs === 'number'));
+      await removeImages(again, [ids[0]!]);
+      assert.equal((await again.exclusions()).length, 1);
+      assert.deepEqual(await rescan(again), { ...nothing, excluded: 1, unchanged: 5 });
+      await again.close();
+      await upgraded.close();
+      await c.end();
     } finally {
       await fresh.close();
     }
@@ -114,7 +165,7 @@ describe('schema migrations through the CLI', () => {
       assert.equal(first.code, 0, first.stderr);
       assert.match(
         first.stdout,
-        /^schema at postgres:\/\/ris:\*\*\*\*@.*: version 1 \(was 0\)\n {2}applied 1: /,
+        /^schema at postgres:\/\/ris:\*\*\*\*@.*: version 2 \(was 0\)\n {2}applied 1: .*\n {2}applied 2: /,
       );
       assert.ok(!first.stdout.includes(TEST_PASSWORD));
     } finally {

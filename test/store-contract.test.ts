@@ -1,13 +1,36 @@
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import sharp from 'sharp';
 import { imagesToAdd, indexCollection } from '../src/collection/build.ts';
+import {
+  addUploads,
+  createCollection,
+  deleteCollection,
+  removeImages,
+  rescan,
+} from '../src/collection/library.ts';
 import { localStore } from '../src/collection/local-store.ts';
 import { postgresStore } from '../src/collection/postgres/store.ts';
-import type { CollectionStore, ImageCollection } from '../src/collection/store.ts';
-import { ArgumentError, CollectionError } from '../src/index.ts';
+import { type CollectionStore, type ImageCollection, isLibraryCollection } from '../src/collection/store.ts';
+import { STAGING_DIR, stagingPath, type Upload, type UploadReport } from '../src/collection/uploads.ts';
+import { type ArgumentError, RisError } from '../src/index.ts';
+import { listen } from '../src/server/serve.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { startTestDatabase, type TestDatabase } from './fixtures/pg-server.ts';
 import { tinyConfig, tinyModel, writeTinyModel } from './fixtures/tiny-models.ts';
@@ -65,9 +88,12 @@ after(async () => {
   );
 });
 
+/** A rescan's report where nothing changed; each case spreads what did over it. */
+const nothing = { added: 0, reembedded: 0, removed: 0, moved: 0, excluded: 0, unchanged: 0, failures: [] };
+
 const codeOf = (code: string) => (error: unknown) => {
-  assert.ok(error instanceof CollectionError || error instanceof ArgumentError, String(error));
-  assert.equal((error as CollectionError).code, code, (error as Error).message);
+  assert.ok(error instanceof RisError, String(error));
+  assert.equal((error as RisError).code, code, (error as Error).message);
   return true;
 };
 
@@ -304,6 +330,333 @@ for (const subject of subjects) {
     });
   });
 }
+
+/** JPEGs unlike the class folders' and unlike each other, one per seed. */
+const pictures = new Map<number, Buffer>();
+async function picture(seed: number): Promise<Buffer> {
+  let bytes = pictures.get(seed);
+  if (!bytes) {
+    const raw = Buffer.alloc(48 * 48 * 3);
+    for (let i = 0; i < raw.length; i++) raw[i] = (i * seed * 31 + seed * 97) % 251;
+    bytes = await sharp(raw, { raw: { width: 48, height: 48, channels: 3 } })
+      .jpeg()
+      .toBuffer();
+    pictures.set(seed, bytes);
+  }
+  return bytes;
+}
+
+/** Files as the server receives them: staged in the collection's own folder, then handed over. */
+async function staged(
+  collection: ImageCollection,
+  files: { name: string; bytes: Uint8Array; labels?: string[]; index?: number }[],
+): Promise<Upload[]> {
+  await mkdir(join(collection.dir, STAGING_DIR), { recursive: true });
+  const uploads: Upload[] = [];
+  for (const { name, bytes, labels, index } of files) {
+    const file = stagingPath(collection.dir);
+    await writeFile(file, bytes);
+    uploads.push({ name, file, labels, index });
+  }
+  return uploads;
+}
+
+/** How many files ris keeps for uploads: in the collections' uploads folders, or in the database. */
+async function keptCopies(subject: Subject): Promise<number> {
+  if (subject.name === 'local') {
+    const collections = join(dir, 'home', 'collections');
+    let n = 0;
+    for (const name of await readdir(collections))
+      n += (await readdir(join(collections, name, 'uploads')).catch(() => [])).length;
+    return n;
+  }
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    return Number((await client.query('SELECT count(*) AS n FROM ris_uploads')).rows[0].n);
+  } finally {
+    await client.end();
+  }
+}
+
+for (const subject of subjects) {
+  describe(`store contract, the library: ${subject.name}`, () => {
+    it('takes files sent to it: each answered in order, same bytes skipped naming the image, bad files failed by their name', async () => {
+      const store = storeOf(subject);
+      const sent = await createCollection(store, 'sent', { model });
+      assert.ok(isLibraryCollection(sent));
+      assert.equal(sent.followsFolder, false);
+      const [a, b, c] = [await picture(1), await picture(2), await picture(3)];
+      const progress: { done: number; total: number }[] = [];
+      const report = await addUploads(
+        sent,
+        await staged(sent, [
+          { name: 'Été à la plage 1.jpg', bytes: a, labels: ['plage'] },
+          { name: 'notes.txt', bytes: Buffer.from('not an image at all') },
+          { name: '../../etc/b.jpg', bytes: b, labels: ['plage'] },
+          { name: 'copy of Été.jpg', bytes: a },
+          { name: 'truncated.jpg', bytes: c.subarray(0, 200) },
+          { name: 'empty.jpg', bytes: new Uint8Array(0) },
+        ]),
+        { onProgress: (e) => e.type === 'upload' && progress.push({ done: e.done, total: e.total }) },
+      );
+      assert.deepEqual(
+        report.added.map((x) => [x.index, x.name]),
+        [
+          [0, 'Été à la plage 1.jpg'],
+          [2, '../../etc/b.jpg'],
+        ],
+      );
+      assert.deepEqual(report.skipped, [
+        {
+          index: 3,
+          name: 'copy of Été.jpg',
+          reason: 'the same bytes as "Été à la plage 1.jpg", sent with it',
+        },
+      ]);
+      assert.deepEqual(
+        report.failed.map((f) => [f.index, f.name, f.code]),
+        [
+          [1, 'notes.txt', 'UNSUPPORTED_IMAGE'],
+          [4, 'truncated.jpg', 'CORRUPT_IMAGE'],
+          [5, 'empty.jpg', 'EMPTY_IMAGE'],
+        ],
+      );
+      for (const failure of report.failed) {
+        assert.ok(failure.message.includes(failure.name), failure.message);
+        assert.ok(!failure.message.includes(dir), `no server path: ${failure.message}`);
+      }
+      assert.deepEqual(progress.at(-1), { done: 6, total: 6 });
+      // Nothing left staged; searchable once answered; served back byte for byte; labelled as sent.
+      assert.deepEqual(await readdir(join(sent.dir, STAGING_DIR)), []);
+      const [first, second] = [report.added[0]!, report.added[1]!];
+      const hit = (await sent.search(a, { k: 1 }))[0]!;
+      assert.equal(hit.id, first.id);
+      assert.ok(hit.similarity > 0.999);
+      assert.ok(sent.isUpload(hit));
+      assert.deepEqual(await sent.readImage(hit), a);
+      assert.equal((await sent.thumbnail(hit)).subarray(8, 12).toString('latin1'), 'WEBP');
+      assert.match(hit.path, /[0-9a-f]{16}-Été à la plage 1\.jpg$/);
+      assert.match((await sent.get(second.id))!.path, /[0-9a-f]{16}-b\.jpg$/);
+      assert.deepEqual(await sent.labels(), [{ label: 'plage', count: 2 }]);
+      assert.equal(await keptCopies(subject), 2);
+      // Sent again (another request, its files after two refused on arrival): skipped, naming the image.
+      const again = await addUploads(sent, await staged(sent, [{ name: 'again.jpg', bytes: b, index: 2 }]));
+      assert.deepEqual(again.added, []);
+      assert.equal(again.skipped[0]!.index, 2);
+      assert.match(
+        again.skipped[0]!.reason,
+        new RegExp(
+          `^already in the collection: image ${second.id} \\([0-9a-f]{16}-b\\.jpg\\) has the same bytes$`,
+        ),
+      );
+      assert.equal(await sent.count(), 2);
+      assert.deepEqual(await readdir(join(sent.dir, STAGING_DIR)), []);
+      await sent.close();
+    });
+
+    it('sent from two places at once, the same bytes are kept once', async () => {
+      const [x, y] = [await storeOf(subject).open('sent'), await storeOf(subject).open('sent')];
+      const bytes = await picture(4);
+      const [p, q] = await Promise.all([
+        addUploads(x, await staged(x, [{ name: 'from x.jpg', bytes }])),
+        addUploads(y, await staged(y, [{ name: 'from y.jpg', bytes }])),
+      ]);
+      assert.equal(p.added.length + q.added.length, 1, JSON.stringify([p, q]));
+      const [added, skipped] = p.added.length ? [p, q] : [q, p];
+      assert.match(
+        skipped.skipped[0]!.reason,
+        new RegExp(`^already in the collection: image ${added.added[0]!.id} `),
+      );
+      assert.equal(await x.count(), 3);
+      assert.equal(await keptCopies(subject), 3);
+      await x.close();
+      await y.close();
+    });
+
+    it('removes a sent file with the copy ris kept; the same bytes come back as a new image', async () => {
+      const sent = await storeOf(subject).open('sent');
+      const bytes = await picture(2);
+      const old = (await sent.search(bytes, { k: 1 }))[0]!;
+      assert.deepEqual(await removeImages(sent, [old.id]), { removed: 1, notFound: [] });
+      assert.equal(await sent.get(old.id), undefined);
+      assert.equal(await keptCopies(subject), 2);
+      await assert.rejects(sent.readImage(old), codeOf('IMAGE_NOT_FOUND'));
+      assert.ok(isLibraryCollection(sent));
+      assert.deepEqual(await sent.exclusions(), [], 'a sent file is not kept out of anything');
+      assert.deepEqual(await removeImages(sent, [old.id]), { removed: 0, notFound: [old.id] });
+      const back = await addUploads(sent, await staged(sent, [{ name: 'back.jpg', bytes }]));
+      assert.equal(back.added.length, 1);
+      assert.ok(back.added[0]!.id > old.id);
+      assert.equal((await sent.search(bytes, { k: 1 }))[0]!.id, back.added[0]!.id);
+      assert.deepEqual(await sent.readImage((await sent.get(back.added[0]!.id))!), bytes);
+      // A collection that follows no folder has nothing to rescan.
+      assert.deepEqual(await rescan(sent), {
+        added: 0,
+        reembedded: 0,
+        removed: 0,
+        moved: 0,
+        excluded: 0,
+        unchanged: 0,
+        failures: [],
+      });
+      assert.equal(await sent.count(), 3);
+      await sent.close();
+    });
+
+    it('follows its folder: a removed file stays out of rescans until it changes; a moved file keeps its id and vector', async () => {
+      const root = join(dir, `followed-${subject.name}`);
+      await writeClassFolders(root, 2, 3, 64, 11);
+      const followed = await createCollection(storeOf(subject), 'followed', { model, root });
+      assert.ok(isLibraryCollection(followed));
+      assert.equal(followed.followsFolder, true);
+      assert.deepEqual(await rescan(followed), { ...nothing, added: 6 });
+      const idOf = async (file: string) => (await followed.search(join(root, file), { k: 1 }))[0]!;
+      // Removed by hand: kept out, until the file changes.
+      const removed = await idOf('class0/img001.jpg');
+      assert.equal(removed.path, 'class0/img001.jpg');
+      await removeImages(followed, [removed.id]);
+      const onDisk = await stat(join(root, 'class0/img001.jpg'));
+      assert.deepEqual(await followed.exclusions(), [
+        { path: 'class0/img001.jpg', bytes: onDisk.size, mtimeMs: onDisk.mtimeMs },
+      ]);
+      assert.deepEqual(await rescan(followed), { ...nothing, excluded: 1, unchanged: 5 });
+      assert.equal(await followed.count(), 5);
+      await writeFile(join(root, 'class0/img001.jpg'), await picture(5));
+      assert.deepEqual(await rescan(followed), { ...nothing, added: 1, unchanged: 5 });
+      assert.deepEqual(await followed.exclusions(), []);
+      assert.equal((await idOf('class0/img001.jpg')).path, 'class0/img001.jpg');
+      // Moved to another folder: the same id and vector under the new path, labelled by it.
+      const before = await idOf('class0/img002.jpg');
+      const vectorOf = async (id: number) => {
+        const { ids, vectors } = await followed.storedVectors();
+        const row = ids.indexOf(id);
+        const d = followed.manifest.dimension;
+        return vectors.slice(row * d, (row + 1) * d);
+      };
+      const vector = await vectorOf(before.id);
+      await rename(join(root, 'class0/img002.jpg'), join(root, 'class1/moved é.jpg'));
+      assert.deepEqual(await rescan(followed), { ...nothing, moved: 1, unchanged: 5 });
+      const moved = (await followed.get(before.id))!;
+      assert.equal(moved.path, 'class1/moved é.jpg');
+      assert.deepEqual(moved.labels, ['class1']);
+      assert.deepEqual(await vectorOf(before.id), vector);
+      assert.equal((await idOf('class1/moved é.jpg')).id, before.id);
+      assert.deepEqual(await followed.readImage(moved), await readFile(join(root, 'class1/moved é.jpg')));
+      // Touched but unchanged: read again, not embedded again; its new time is kept.
+      const later = new Date(Date.now() + 60_000);
+      await utimes(join(root, 'class1/img000.jpg'), later, later);
+      assert.deepEqual(await rescan(followed), { ...nothing, unchanged: 6 });
+      const file = (await followed.storedFiles()).find((f) => f.path === 'class1/img000.jpg')!;
+      assert.equal(file.mtimeMs, (await stat(join(root, 'class1/img000.jpg'))).mtimeMs);
+      // Gone from the folder: removed, and not kept out.
+      await rm(join(root, 'class1/img001.jpg'));
+      assert.deepEqual(await rescan(followed), { ...nothing, removed: 1, unchanged: 5 });
+      assert.deepEqual(await followed.exclusions(), []);
+      await followed.close();
+    });
+
+    it('deleting a collection removes the files ris kept for it, never the folder its images came from', async () => {
+      const store = storeOf(subject);
+      const sent = await store.open('sent');
+      const own = sent.dir;
+      await sent.close();
+      assert.ok((await keptCopies(subject)) > 0);
+      await deleteCollection(store, 'sent');
+      assert.equal(await keptCopies(subject), 0);
+      assert.equal(existsSync(own), false, 'its folder of ris is gone');
+      assert.equal(await store.exists('sent'), false);
+      const root = join(dir, `followed-${subject.name}`);
+      const files = async () => [...(await readdir(root, { recursive: true }))].sort();
+      const before = await files();
+      await deleteCollection(store, 'followed');
+      assert.deepEqual(await files(), before);
+      assert.equal(before.length, 7);
+    });
+  });
+}
+
+describe('store contract: two servers on one PostgreSQL database', () => {
+  it('a file sent through one is found, served and removed through the other', async () => {
+    const token = 'contract-test-token-0123456789';
+    const auth = { authorization: `Bearer ${token}` };
+    const serve = (machine: string) =>
+      listen({
+        port: 0,
+        store: storeOf(subjects[1]!),
+        access: { writeToken: token },
+        log: () => undefined,
+        collectionOptions: { home: join(dir, machine) },
+      });
+    // A server needs a collection to start with; the one sent to is made through A once both run.
+    const first = await createCollection(storeOf(subjects[1]!), 'served-first', { model });
+    await first.close();
+    // Two machines: each its own home (staging, derived files), one database.
+    const [a, b] = [await serve('machine-a'), await serve('machine-b')];
+    try {
+      const models = (await (await fetch(`${a.url}/api/models`)).json()) as { name: string; label: string }[];
+      const created = await fetch(`${a.url}/api/collections`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'shared', model: models.find((m) => m.label === 'tiny.onnx')!.name }),
+      });
+      assert.equal(created.status, 201);
+      const send = async (base: string, files: { name: string; bytes: Buffer }[]) => {
+        const body = new FormData();
+        for (const file of files) body.append('image', new Blob([new Uint8Array(file.bytes)]), file.name);
+        const response = await fetch(`${base}/api/collections/shared/images`, {
+          method: 'POST',
+          headers: auth,
+          body,
+        });
+        assert.equal(response.status, 200);
+        return (await response.json()) as UploadReport;
+      };
+      const [one, two] = [await picture(6), await picture(7)];
+      const sent = await send(a.url, [
+        { name: 'one é.jpg', bytes: one },
+        { name: 'two.jpg', bytes: two },
+      ]);
+      assert.equal(sent.added.length, 2);
+      const [idOne, idTwo] = [sent.added[0]!.id, sent.added[1]!.id];
+      // Machine B has never seen the collection nor the files: it finds, shows and serves them.
+      const search = async (base: string, bytes: Buffer) => {
+        const body = new FormData();
+        body.append('image', new Blob([new Uint8Array(bytes)]), 'q.jpg');
+        body.append('k', '1');
+        const response = await fetch(`${base}/api/collections/shared/search`, { method: 'POST', body });
+        assert.equal(response.status, 200);
+        return ((await response.json()) as { results: { id: number; similarity: number }[] }).results;
+      };
+      assert.equal((await search(b.url, one))[0]!.id, idOne);
+      const image = await fetch(`${b.url}/api/collections/shared/images/${idOne}`);
+      assert.equal(image.status, 200);
+      assert.deepEqual(Buffer.from(await image.arrayBuffer()), one);
+      assert.match(image.headers.get('content-disposition') ?? '', /one/);
+      const thumbnail = await fetch(`${b.url}/api/collections/shared/thumbnails/${idTwo}`);
+      assert.equal(thumbnail.headers.get('content-type'), 'image/webp');
+      // The same bytes sent through B are the image sent through A.
+      const again = await send(b.url, [{ name: 'two again.jpg', bytes: two }]);
+      assert.deepEqual(again.added, []);
+      assert.match(again.skipped[0]!.reason, new RegExp(`image ${idTwo} \\([0-9a-f]{16}-two\\.jpg\\)`));
+      // Removed through B: gone for A too, with its bytes.
+      const removed = await fetch(`${b.url}/api/collections/shared/images/${idOne}`, {
+        method: 'DELETE',
+        headers: auth,
+      });
+      assert.equal(removed.status, 204);
+      assert.equal((await fetch(`${a.url}/api/collections/shared/images/${idOne}`)).status, 404);
+      assert.notEqual((await search(a.url, one))[0]!.id, idOne);
+      const deleted = await fetch(`${b.url}/api/collections/shared`, { method: 'DELETE', headers: auth });
+      assert.equal(deleted.status, 204);
+      assert.equal(await keptCopies(subjects[1]!), 0);
+      await deleteCollection(storeOf(subjects[1]!), 'served-first');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
 
 describe('store contract: both stores answer alike', () => {
   it('the same images give the same ranking and similarities in both stores', async () => {

@@ -228,8 +228,11 @@ async function embedAndKeep(
   }
   const failed = (index: number, error: RisError): Outcome => {
     const { name, file } = uploads[index]!;
-    // Messages name the staged file: name the file as it was sent instead.
-    return { kind: 'failed', name, code: error.code, message: error.message.split(file).join(name) };
+    // A message names the staged file, or no file (the bytes were decoded): name the file as it was sent.
+    const message = error.message.includes(file)
+      ? error.message.split(file).join(name)
+      : `${name}: ${error.message}`;
+    return { kind: 'failed', name, code: error.code, message };
   };
   let done = uploads.length - todo.length;
   options.onProgress?.({ type: 'upload', done, total: uploads.length });
