@@ -458,10 +458,13 @@ for (const subject of subjects) {
     it('sent from two places at once, the same bytes are kept once', async () => {
       const [x, y] = [await storeOf(subject).open('sent'), await storeOf(subject).open('sent')];
       const bytes = await picture(4);
-      const [p, q] = await Promise.all([
-        addUploads(x, await staged(x, [{ name: 'from x.jpg', bytes }])),
-        addUploads(y, await staged(y, [{ name: 'from y.jpg', bytes }])),
-      ]);
+      // Models loaded and files staged first: both look for the bytes before either has stored them.
+      await Promise.all([x.embedder(), y.embedder()]);
+      const [forX, forY] = [
+        await staged(x, [{ name: 'from x.jpg', bytes }]),
+        await staged(y, [{ name: 'from y.jpg', bytes }]),
+      ];
+      const [p, q] = await Promise.all([addUploads(x, forX), addUploads(y, forY)]);
       assert.equal(p.added.length + q.added.length, 1, JSON.stringify([p, q]));
       const [added, skipped] = p.added.length ? [p, q] : [q, p];
       assert.match(
