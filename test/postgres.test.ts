@@ -8,11 +8,21 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { indexCollection } from '../src/collection/build.ts';
 import { Collection } from '../src/collection/collection.ts';
-import { removeImages, rescan } from '../src/collection/library.ts';
+import {
+  addUploads,
+  createCollection,
+  deleteCollection,
+  removeImages,
+  rescan,
+} from '../src/collection/library.ts';
+import { localStore } from '../src/collection/local-store.ts';
 import { maskUrl } from '../src/collection/postgres/connection.ts';
+import { copyCollection } from '../src/collection/postgres/copy.ts';
 import { SCHEMA_VERSION } from '../src/collection/postgres/schema.ts';
 import { postgresStore } from '../src/collection/postgres/store.ts';
 import { hnswIndexName } from '../src/collection/postgres/vectors.ts';
+import { isLibraryCollection } from '../src/collection/store.ts';
+import { STAGING_DIR, stagingPath } from '../src/collection/uploads.ts';
 import { CollectionError } from '../src/index.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { startTestDatabase, TEST_PASSWORD, type TestDatabase } from './fixtures/pg-server.ts';
@@ -688,6 +698,74 @@ describe('servers and copies', () => {
     } finally {
       http.close();
     }
+  });
+
+  it('collections copy: what a library keeps goes too (files sent, into the database; removals; file times)', async () => {
+    const local = localStore(join(dir, 'copy-home'));
+    const sentHere = await createCollection(local, 'sent-copy', { model });
+    const sources = await folder('sent-src', 1, 2, 91);
+    const bytes = [
+      await readFile(join(sources, 'sent-src-0', 'img000.jpg')),
+      await readFile(join(sources, 'sent-src-0', 'img001.jpg')),
+    ];
+    await mkdir(join(sentHere.dir, STAGING_DIR), { recursive: true });
+    const uploads = [];
+    for (const [i, content] of bytes.entries()) {
+      const file = stagingPath(sentHere.dir);
+      await writeFile(file, content);
+      uploads.push({ name: `sent ${i}.jpg`, file });
+    }
+    assert.equal((await addUploads(sentHere, uploads)).added.length, 2);
+    const photos = await folder('followed-copy', 2, 2, 81);
+    const followedHere = await createCollection(local, 'followed-copy', { model, root: photos });
+    assert.ok(isLibraryCollection(followedHere));
+    assert.equal((await rescan(followedHere)).added, 4);
+    await removeImages(followedHere, ['followed-copy-0/img000.jpg']);
+    const store = postgresStore(database.url, { home: join(dir, 'copy-pg-home') });
+    await copyCollection(sentHere, store);
+    await copyCollection(followedHere, store);
+    const [files, exclusions] = [await followedHere.storedFiles(), await followedHere.exclusions()];
+    await sentHere.close();
+    await followedHere.close();
+    // The local collection and its files are gone: the copy serves what was sent from the database.
+    await deleteCollection(local, 'sent-copy');
+    const sent = await store.open('sent-copy');
+    assert.equal(sent.followsFolder, false);
+    const { ids, paths } = await sent.storedVectors();
+    assert.equal(ids.length, 2);
+    for (const [i, id] of ids.entries()) {
+      const record = (await sent.get(id))!;
+      assert.match(paths[i]!, /^\/ris:uploads\/[0-9a-f]{16}-sent \d\.jpg$/);
+      assert.ok(sent.isUpload(record));
+      assert.deepEqual(await sent.readImage(record), bytes[Number(/sent (\d)/.exec(paths[i]!)![1])]);
+    }
+    const kept = () =>
+      count(
+        'SELECT count(*) AS n FROM ris_uploads u JOIN ris_images i ON i.id = u.image_id WHERE i.collection_id = $1',
+        [sent.id],
+      );
+    assert.equal(await kept(), 2);
+    await removeImages(sent, [ids[0]!]);
+    assert.equal(await kept(), 1);
+    await sent.close();
+    // The folder's removals and its files' times came along: a rescan finds nothing to do.
+    const followed = await store.open('followed-copy');
+    assert.equal(followed.followsFolder, true);
+    assert.deepEqual(await followed.exclusions(), exclusions);
+    const times = (list: { path: string; mtimeMs: number | null }[]) =>
+      list.map((f) => [f.path, f.mtimeMs]).sort();
+    assert.deepEqual(times(await followed.storedFiles()), times(files));
+    assert.deepEqual(await rescan(followed), {
+      added: 0,
+      reembedded: 0,
+      removed: 0,
+      moved: 0,
+      excluded: 1,
+      unchanged: 3,
+      failures: [],
+    });
+    await followed.close();
+    await store.close();
   });
 
   it('collections copy: a local collection into Postgres with the same vectors, answers and thumbnails', {

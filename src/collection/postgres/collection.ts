@@ -106,7 +106,8 @@ export class PgCollection implements LibraryCollection {
   readonly id: number;
   readonly followsFolder: boolean;
   private readonly rootHere: boolean;
-  private readonly library: PgLibraryTarget;
+  /** What the library's statements (./library.ts) work on. */
+  readonly library: PgLibraryTarget;
 
   constructor(
     private readonly db: PgDatabase,

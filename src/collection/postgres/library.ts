@@ -171,14 +171,7 @@ export async function deleteImages(
     );
     const deleted = new Set(rows.map((r) => Number(r.id)));
     const kept = [...deleted].flatMap((id) => exclusions.get(id) ?? []);
-    if (kept.length > 0)
-      await client.query(
-        `INSERT INTO ris_exclusions (collection_id, path, bytes, mtime_ms)
-         SELECT $1, * FROM unnest($2::text[], $3::int8[], $4::float8[])
-         ON CONFLICT (collection_id, path) DO UPDATE
-           SET bytes = excluded.bytes, mtime_ms = excluded.mtime_ms, excluded_at = now()`,
-        [target.id, kept.map((e) => e.path), kept.map((e) => e.bytes), kept.map((e) => e.mtimeMs)],
-      );
+    if (kept.length > 0) await excludeIn(client, target.id, kept);
     if (deleted.size > 0)
       await client.query(
         'UPDATE ris_collections SET image_count = image_count - $2, generation = generation + 1 WHERE id = $1',
@@ -186,6 +179,21 @@ export async function deleteImages(
       );
     return deleted;
   });
+}
+
+/** Keeps files of the collection's folder out of rescans (a copy's exclusions), as deleteImages does. */
+export async function addExclusions(target: PgLibraryTarget, kept: Exclusion[]): Promise<void> {
+  if (kept.length > 0) await excludeIn(target.db, target.id, kept);
+}
+
+function excludeIn(client: Runner, collectionId: number, kept: Exclusion[]) {
+  return client.query(
+    `INSERT INTO ris_exclusions (collection_id, path, bytes, mtime_ms)
+     SELECT $1, * FROM unnest($2::text[], $3::int8[], $4::float8[])
+     ON CONFLICT (collection_id, path) DO UPDATE
+       SET bytes = excluded.bytes, mtime_ms = excluded.mtime_ms, excluded_at = now()`,
+    [collectionId, kept.map((e) => e.path), kept.map((e) => e.bytes), kept.map((e) => e.mtimeMs)],
+  );
 }
 
 /** New paths and labels for moved files (same bytes): ids, vectors and thumbnails stay. */
