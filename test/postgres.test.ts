@@ -160,6 +160,14 @@ describe('schema version 2 on a database of version 1', () => {
       assert.deepEqual(await rescan(again), { ...nothing, excluded: 1, unchanged: 5 });
       await again.close();
       await upgraded.close();
+      // The command line rescans a PostgreSQL collection as it does a local one.
+      await rm(join(photos, 'upgraded-1', 'img002.jpg'));
+      const cli = await ris(home, ['rescan', 'upgraded', '--store', fresh.url]);
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(
+        cli.stdout,
+        /^rescanned upgraded in [\d.]+ s: 0 added, 0 embedded again \(changed\), 1 removed \(gone\), 0 moved, 4 unchanged, 1 left out \(removed by hand\) \(now 4\)\n$/,
+      );
       await c.end();
     } finally {
       await fresh.close();
