@@ -21,6 +21,7 @@ import { copyCollection } from '../src/collection/postgres/copy.ts';
 import { SCHEMA_VERSION } from '../src/collection/postgres/schema.ts';
 import { postgresStore } from '../src/collection/postgres/store.ts';
 import { hnswIndexName } from '../src/collection/postgres/vectors.ts';
+import { emptyRescanReport } from '../src/collection/rescan.ts';
 import { isLibraryCollection } from '../src/collection/store.ts';
 import { STAGING_DIR, stagingPath } from '../src/collection/uploads.ts';
 import { CollectionError } from '../src/index.ts';
@@ -151,7 +152,7 @@ describe('schema version 2 on a database of version 1', () => {
       assert.deepEqual((await again.storedVectors()).ids, ids);
       assert.equal(again.followsFolder, true);
       assert.ok((await again.storedFiles()).every((f) => f.mtimeMs === null));
-      const nothing = { added: 0, reembedded: 0, removed: 0, moved: 0, excluded: 0, failures: [] };
+      const nothing = emptyRescanReport();
       // No mtime yet: each file is read once, found unchanged, and its time kept for the next rescan.
       assert.deepEqual(await rescan(again), { ...nothing, unchanged: 6 });
       assert.ok((await again.storedFiles()).every((f) => typeof f.mtimeMs === 'number'));
@@ -763,15 +764,7 @@ describe('servers and copies', () => {
     const times = (list: { path: string; mtimeMs: number | null }[]) =>
       list.map((f) => [f.path, f.mtimeMs]).sort();
     assert.deepEqual(times(await followed.storedFiles()), times(files));
-    assert.deepEqual(await rescan(followed), {
-      added: 0,
-      reembedded: 0,
-      removed: 0,
-      moved: 0,
-      excluded: 1,
-      unchanged: 3,
-      failures: [],
-    });
+    assert.deepEqual(await rescan(followed), { ...emptyRescanReport(), excluded: 1, unchanged: 3 });
     await followed.close();
     await store.close();
   });

@@ -27,6 +27,7 @@ import {
 } from '../src/collection/library.ts';
 import { localStore } from '../src/collection/local-store.ts';
 import { postgresStore } from '../src/collection/postgres/store.ts';
+import { emptyRescanReport } from '../src/collection/rescan.ts';
 import { type CollectionStore, type ImageCollection, isLibraryCollection } from '../src/collection/store.ts';
 import { STAGING_DIR, stagingPath, type Upload, type UploadReport } from '../src/collection/uploads.ts';
 import { type ArgumentError, RisError } from '../src/index.ts';
@@ -89,7 +90,7 @@ after(async () => {
 });
 
 /** A rescan's report where nothing changed; each case spreads what did over it. */
-const nothing = { added: 0, reembedded: 0, removed: 0, moved: 0, excluded: 0, unchanged: 0, failures: [] };
+const nothing = emptyRescanReport();
 
 const codeOf = (code: string) => (error: unknown) => {
   assert.ok(error instanceof RisError, String(error));
@@ -494,15 +495,7 @@ for (const subject of subjects) {
       assert.equal((await sent.search(bytes, { k: 1 }))[0]!.id, back.added[0]!.id);
       assert.deepEqual(await sent.readImage((await sent.get(back.added[0]!.id))!), bytes);
       // A collection that follows no folder has nothing to rescan.
-      assert.deepEqual(await rescan(sent), {
-        added: 0,
-        reembedded: 0,
-        removed: 0,
-        moved: 0,
-        excluded: 0,
-        unchanged: 0,
-        failures: [],
-      });
+      assert.deepEqual(await rescan(sent), nothing);
       assert.equal(await sent.count(), 3);
       await sent.close();
     });

@@ -24,6 +24,11 @@ export interface RescanReport {
   failures: { path: string; error: RisError }[];
 }
 
+/** A rescan's report before it counts anything. */
+export function emptyRescanReport(): RescanReport {
+  return { added: 0, reembedded: 0, removed: 0, moved: 0, excluded: 0, unchanged: 0, failures: [] };
+}
+
 /** Progress of a rescan: the files found ('scan'), then the embedding of new and changed ones. */
 export type RescanProgress = CollectionProgress | { type: 'scan'; images: number };
 
@@ -47,15 +52,7 @@ export async function rescanFolder(
   collection: LibraryCollection,
   options: { scope?: string[]; onProgress?: (e: RescanProgress) => void; signal?: AbortSignal } = {},
 ): Promise<RescanReport> {
-  const report: RescanReport = {
-    added: 0,
-    reembedded: 0,
-    removed: 0,
-    moved: 0,
-    excluded: 0,
-    unchanged: 0,
-    failures: [],
-  };
+  const report = emptyRescanReport();
   if (!collection.followsFolder) return report; // its root is ris's own: nothing of the user's to follow
   const root = resolve(collection.manifest.root);
   const rootStat = await stat(root).catch(() => undefined);

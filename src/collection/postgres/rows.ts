@@ -1,14 +1,9 @@
 import type pg from 'pg';
+import type { StoredImage } from '../database.ts';
 import { vectorParam } from './vectors.ts';
 
 /** One embedded image, ready to be stored with its vector and thumbnail. */
-export interface EmbeddedImage {
-  path: string;
-  labels: string[];
-  width: number;
-  height: number;
-  bytes: number;
-  sha256: string;
+export interface EmbeddedImage extends Omit<StoredImage, 'id' | 'addedAt'> {
   vector: Float32Array;
   /** The WebP thumbnail; null to leave it to be made on first use. */
   thumbnail: Buffer | null;
