@@ -13,7 +13,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import sharp from 'sharp';
@@ -497,6 +497,16 @@ for (const subject of subjects) {
       // A collection that follows no folder has nothing to rescan.
       assert.deepEqual(await rescan(sent), nothing);
       assert.equal(await sent.count(), 3);
+      // What a request killed mid-way left staged is removed when the collection is next opened, once it
+      // is older than any request (an hour); a file of a request still arriving stays.
+      const [stale, arriving] = [stagingPath(sent.dir), stagingPath(sent.dir)];
+      await writeFile(stale, bytes);
+      await writeFile(arriving, bytes);
+      const twoHoursAgo = new Date(Date.now() - 7_200_000);
+      await utimes(stale, twoHoursAgo, twoHoursAgo);
+      await (await storeOf(subject).open('sent')).close();
+      assert.deepEqual(await readdir(join(sent.dir, STAGING_DIR)), [basename(arriving)]);
+      await rm(arriving);
       await sent.close();
     });
 
