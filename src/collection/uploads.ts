@@ -155,6 +155,9 @@ export interface UploadToKeep {
 /** What became of a file a store was given: its new image, the image that has its bytes, or why not. */
 export type KeptUpload = { id: number } | { sameAs: string } | { error: RisError };
 
+/** What a file is whose kept name is stored already (the same name as sent and the same bytes). */
+export const KEPT_ALREADY: KeptUpload = { sameAs: 'a file of the same name and bytes' };
+
 /**
  * How a store keeps sent files (its part of addUploadsTo): where their bytes go, in one transaction per
  * batch with their rows.
@@ -326,7 +329,7 @@ export function localUploadKeeper(target: LocalUploadTarget): UploadKeeper {
             generation,
             now,
           );
-          return id === undefined ? { sameAs: 'a file of the same name and bytes' } : { id };
+          return id === undefined ? KEPT_ALREADY : { id };
         });
         syncFolder(target.uploadsDir);
         pausePoint('upload:moved'); // files in place, rows not committed: a kill here leaves orphans

@@ -51,6 +51,7 @@ import {
   vectorParam,
 } from './vectors.ts';
 
+// Where the work queue and older callers import them from.
 export { type EmbeddedImage, insertImages } from './rows.ts';
 
 /** A collection's row in ris_collections, as read. */

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { type CollectionError, ImageError, RisError } from '../../errors.ts';
 import type { Exclusion, StoredFile } from '../database.ts';
 import { makeThumbnail } from '../thumbnail.ts';
-import { imageInWords, type KeptUpload, type UploadKeeper } from '../uploads.ts';
+import { imageInWords, KEPT_ALREADY, type KeptUpload, type UploadKeeper } from '../uploads.ts';
 import type { PgDatabase } from './connection.ts';
 import { type EmbeddedImage, insertImages } from './rows.ts';
 
@@ -105,7 +105,7 @@ export function pgUploadKeeper(target: PgLibraryTarget, update: () => Promise<vo
         const idOf = new Map(stored.added.map((image, j) => [image, stored.ids[j]!]));
         for (const [i, image] of images) {
           const id = idOf.get(image);
-          results[i] = id === undefined ? { sameAs: 'a file of the same name and bytes' } : { id };
+          results[i] = id === undefined ? KEPT_ALREADY : { id };
         }
         return results;
       });
