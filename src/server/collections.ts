@@ -9,6 +9,7 @@ import { similarityScale } from '../embed/config.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { RequestError } from '../errors.ts';
 import { type HostResolver, tooLarge } from './fetch-image.ts';
+import { withoutServerPaths } from './public-text.ts';
 import type { CollectionRegistry } from './registry.ts';
 import { readSearchRequest } from './search-request.ts';
 
@@ -105,7 +106,7 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
         list.push(
           entry.state === 'preparing'
             ? { name: entry.name, state: entry.state, ...entry.preparation }
-            : { name: entry.name, state: entry.state, reason: entry.reason },
+            : { name: entry.name, state: entry.state, reason: withoutServerPaths(entry.reason) },
         );
         continue;
       }
@@ -115,7 +116,7 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
       list.push({
         name: col.name,
         state: 'ready',
-        model: col.manifest.model,
+        model: withoutServerPaths(col.manifest.model), // a model file by its name
         modelId: col.manifest.modelId,
         size: await col.count(),
         labels: await col.labels(),
