@@ -2,7 +2,7 @@
 // of a collection, an experiment started from the page and its report files, and the errors of every
 // route name the collection, the image and the model, not where they are on the disk.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -97,6 +97,33 @@ describe('answers name collections, images and models, never the server’s disk
       '/api/collections/pics/images/999999',
     ])
       await answer(path);
+  });
+
+  it('a file replaced by a link to /etc/passwd: 409 IMAGE_CHANGED, never its bytes, nothing cached', async () => {
+    const gallery = JSON.parse((await answer('/api/collections/gone/gallery?count=10')).text) as {
+      images: { id: number; imageUrl: string }[];
+    };
+    const records = await Promise.all(
+      gallery.images.map(async (image) => ({ image, got: await answer(image.imageUrl) })),
+    );
+    const served = records.find((r) => r.got.status === 200)!;
+    const path = (await import('../src/collection/local-store.ts')).localStore(join(dir, 'home'));
+    const collection = await path.open('gone');
+    const record = (await collection.get(served.image.id))!;
+    await collection.close();
+    await rm(record.absolutePath);
+    await symlink('/etc/passwd', record.absolutePath);
+    const response = await fetch(`${server.url}${served.image.imageUrl}`);
+    const text = await response.text();
+    assert.equal(response.status, 409);
+    assert.equal(response.headers.get('cache-control'), 'no-store');
+    assert.equal(response.headers.get('etag'), null);
+    assert.equal(error(text).code, 'IMAGE_CHANGED');
+    assert.ok(!text.includes('root:'), text);
+    assert.match(
+      error(text).message,
+      /^The file of image \d+ changed since it was indexed: img00\d\.jpg \(collection "gone": /,
+    );
   });
 
   it('an experiment started from the page: its listing and its report files', {

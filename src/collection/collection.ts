@@ -6,10 +6,11 @@ import { Random } from '../ann/random.ts';
 import { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { applyProjection, type LinearProjection, projectionToJson } from '../embed/projection.ts';
-import { ArgumentError, CollectionError, describe, ImageError, ModelError } from '../errors.ts';
+import { ArgumentError, CollectionError, describe, ModelError } from '../errors.ts';
 import { CollectionDb, type Exclusion, type StoredFile, type StoredImage } from './database.ts';
 import { embedFiles } from './embed-files.ts';
 import { collectionDirectory, collectionExists, collectionNames, DATABASE, INDEX, MANIFEST } from './home.ts';
+import { readIndexedFile } from './image-file.ts';
 import { legacyIdFloor, writeAtomicSync } from './index-file.ts';
 import { indexSearchOptions } from './index-policy.ts';
 import { LocalIndex } from './local-index.ts';
@@ -558,11 +559,9 @@ export class Collection implements LibraryCollection {
     return index && { index, query: (vector) => this.toIndexSpace(vector) };
   }
 
-  /** The bytes of an image's file. */
+  /** The bytes of an image's file, while it is the file that was indexed (readIndexedFile). */
   async readImage(record: ImageRecord): Promise<Buffer> {
-    return readFile(record.absolutePath).catch((error: NodeJS.ErrnoException) => {
-      throw imageGone(this, record, error);
-    });
+    return readIndexedFile(record.absolutePath, record, this.name);
   }
 
   /**
@@ -607,17 +606,5 @@ function exists(name: string): CollectionError {
   return new CollectionError(
     'COLLECTION_EXISTS',
     `Collection "${name}" already exists; add images to it with ris add, or delete it first`,
-  );
-}
-
-function imageGone(collection: Collection, record: ImageRecord, error: NodeJS.ErrnoException): ImageError {
-  if (error.code === 'ENOENT' || error.code === 'ENOTDIR')
-    return new ImageError(
-      'IMAGE_NOT_FOUND',
-      `The file of image ${record.id} is gone: ${record.absolutePath} (collection "${collection.name}"); put it back, or remove the image with ris remove ${collection.name} ${record.id}`,
-    );
-  return new ImageError(
-    'IMAGE_UNREADABLE',
-    `The file of image ${record.id} cannot be read: ${record.absolutePath} (${error.code ?? error.message})`,
   );
 }

@@ -31,6 +31,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   CORRUPT_IMAGE: 400,
   IMAGE_TOO_LARGE: 413,
   CROP_OUT_OF_BOUNDS: 400,
+  IMAGE_CHANGED: 409,
   UNKNOWN_MODEL: 503,
   MODEL_NOT_FOUND: 503,
   INVALID_MODEL: 503,
@@ -112,6 +113,9 @@ export function errorHandler(log: (line: string) => void): ErrorHandler {
     // cannot carry another request, and a client told so does not try.
     if (c.req.header('content-length') !== undefined || c.req.header('transfer-encoding') !== undefined)
       c.header('Connection', 'close');
+    // Cache headers set for the answer that failed (an image's, immutable) must not keep the error.
+    c.header('Cache-Control', 'no-store');
+    c.header('ETag', undefined);
     if (!(error instanceof RisError)) console.error(error);
     return c.json({ error: body }, status as 400);
   };

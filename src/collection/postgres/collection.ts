@@ -584,7 +584,7 @@ export class PgCollection implements ImageCollection {
   }
 
   async readImage(record: ImageRecord): Promise<Buffer> {
-    return this.source.read(record.path, `image ${record.id}`, this.name);
+    return this.source.readIndexed(record, this.name);
   }
 
   /** The WebP stored with the image; made from the file (and stored) when a copy left it out. */
