@@ -14,6 +14,7 @@ import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 let dir: string;
 let server: RunningServer;
 let sample: Buffer;
+const TOKEN = 'write-token-of-the-test';
 
 before(async () => {
   // A folder name that stands out wherever it shows up.
@@ -33,7 +34,12 @@ before(async () => {
   await writeFile(join(home, 'collections', 'brk', 'metadata.db'), 'not a database');
   sample = await readFile(join(dir, 'pics', 'pic1', 'img001.jpg'));
   await rm(join(dir, 'gone', 'gone0', 'img000.jpg'));
-  server = await listen({ port: 0, collectionOptions: { home }, log: () => undefined });
+  server = await listen({
+    port: 0,
+    collectionOptions: { home },
+    log: () => undefined,
+    access: { writeToken: TOKEN },
+  });
 });
 after(async () => {
   await server?.close();
@@ -131,7 +137,7 @@ describe('answers name collections, images and models, never the server’s disk
   }, async () => {
     const started = await answer('/api/collections/pics/experiments', {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
       body: '{}',
     });
     assert.equal(started.status, 202, started.text);

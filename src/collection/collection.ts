@@ -561,7 +561,7 @@ export class Collection implements LibraryCollection {
 
   /** The bytes of an image's file, while it is the file that was indexed (readIndexedFile). */
   async readImage(record: ImageRecord): Promise<Buffer> {
-    return readIndexedFile(record.absolutePath, record, this.name);
+    return readIndexedFile(record.absolutePath, record, this.name, `ris rescan ${this.name}`);
   }
 
   /**

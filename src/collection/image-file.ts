@@ -18,6 +18,8 @@ export async function readIndexedFile(
   file: string,
   record: IndexedFile,
   collection: string,
+  /** The command that indexes the file as it is now, for the message. */
+  reindex: string,
 ): Promise<Buffer> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -27,11 +29,11 @@ export async function readIndexedFile(
   }
   try {
     const stat = await handle.stat();
-    if (!stat.isFile()) throw changed(file, record, collection, 'it is no longer a regular file');
+    if (!stat.isFile()) throw changed(file, record, collection, 'it is no longer a regular file', reindex);
     if (stat.size !== record.bytes)
-      throw changed(file, record, collection, `${stat.size} bytes instead of ${record.bytes}`);
+      throw changed(file, record, collection, `${stat.size} bytes instead of ${record.bytes}`, reindex);
     const bytes = await handle.readFile();
-    checkIndexedBytes(bytes, file, record, collection);
+    checkIndexedBytes(bytes, file, record, collection, reindex);
     return bytes;
   } finally {
     await handle.close();
@@ -44,17 +46,24 @@ export function checkIndexedBytes(
   where: string,
   record: IndexedFile,
   collection: string,
+  reindex: string,
 ): void {
   if (bytes.length !== record.bytes)
-    throw changed(where, record, collection, `${bytes.length} bytes instead of ${record.bytes}`);
+    throw changed(where, record, collection, `${bytes.length} bytes instead of ${record.bytes}`, reindex);
   if (createHash('sha256').update(bytes).digest('hex') !== record.sha256)
-    throw changed(where, record, collection, 'other content, of the same size');
+    throw changed(where, record, collection, 'other content, of the same size', reindex);
 }
 
-function changed(where: string, record: IndexedFile, collection: string, how: string): ImageError {
+function changed(
+  where: string,
+  record: IndexedFile,
+  collection: string,
+  how: string,
+  reindex: string,
+): ImageError {
   return new ImageError(
     'IMAGE_CHANGED',
-    `The file of image ${record.id} changed since it was indexed: ${where} (collection "${collection}": ${how}); put the indexed file back, or remove the image with ris remove ${collection} ${record.id} and add the file again with ris add`,
+    `The file of image ${record.id} changed since it was indexed: ${where} (collection "${collection}": ${how}); put the indexed file back, or index what is there now (${reindex})`,
   );
 }
 

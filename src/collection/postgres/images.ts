@@ -52,9 +52,10 @@ export class ImageSource {
   async readIndexed(record: ImageRecord, collection: string): Promise<Buffer> {
     const file = this.locate(record.path);
     const url = this.urlOf(record.path);
-    if (!url || existsSync(file)) return readIndexedFile(file, record, collection);
+    const reindex = `ris remove ${collection} ${record.id}, then ris add ${collection} with the file`;
+    if (!url || existsSync(file)) return readIndexedFile(file, record, collection, reindex);
     const bytes = await fetchImageFile(url, `image ${record.id}`);
-    checkIndexedBytes(bytes, url, record, collection);
+    checkIndexedBytes(bytes, url, record, collection, reindex);
     return bytes;
   }
 }
