@@ -422,9 +422,9 @@ async function listCollections(store: Awaited<ReturnType<typeof openStore>>): Pr
   for (const n of names) {
     try {
       const c = await store.open(n, { onProgress: progressBars().onProgress });
-      const { kind } = await c.status();
+      const { kind, outdated } = await c.status();
       print(
-        `${padColumns(n, 20)} ${String(await c.count()).padStart(7)} images  ${c.manifest.model}  (${kind} index)`,
+        `${padColumns(n, 20)} ${String(await c.count()).padStart(7)} images  ${c.manifest.model}  (${kind} index${outdated ? `, outdated: run ris retrain ${n}` : ''})`,
       );
       await c.close();
     } catch (error) {
@@ -450,6 +450,7 @@ async function describeCollection(c: ImageCollection): Promise<void> {
       `model       ${c.manifest.model} (${c.manifest.modelId}, ${c.manifest.dimension} dimensions)`,
       `image root  ${c.manifest.root}`,
       `index       ${state.kind}, ${state.indexed} vectors${state.kind === 'ivf-pq' ? `, trained on ${state.trainedOn}` : ''}${built ? ` (${built})` : ''}`,
+      ...(state.outdated ? [`            outdated: ${state.outdated}`] : []),
       `settings    ${settings}`,
       ...(c.manifest.projection
         ? [

@@ -11,7 +11,7 @@ import { CollectionDb, type Exclusion, type StoredFile, type StoredImage } from 
 import { embedFiles } from './embed-files.ts';
 import { collectionDirectory, collectionExists, collectionNames, DATABASE, INDEX, MANIFEST } from './home.ts';
 import { readIndexedFile } from './image-file.ts';
-import { legacyIdFloor, writeAtomicSync } from './index-file.ts';
+import { HNSW_REVISION, legacyIdFloor, writeAtomicSync } from './index-file.ts';
 import { indexSearchOptions } from './index-policy.ts';
 import { LocalIndex } from './local-index.ts';
 import {
@@ -592,6 +592,11 @@ export class Collection implements LibraryCollection {
       databaseGeneration: this.db.generation(),
       settings: this.manifest.index,
       built: index && index.kind !== 'flat' ? index.describe().parameters : {},
+      ...(index?.kind === 'hnsw' && stamp.builder < HNSW_REVISION
+        ? {
+            outdated: `its HNSW graph was built by an older ris, whose graphs of folders indexed class by class find fewer of the true neighbours; run ris retrain ${this.name} to rebuild it`,
+          }
+        : {}),
     };
   }
 

@@ -123,7 +123,12 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
         // The page's relevance slider follows the model's score scale.
         similarity: similarityScale(col.manifest.model),
         // What searches use now: it follows the database (generation) as other processes change it.
-        index: { kind: status.kind, indexed: status.indexed, generation: status.generation },
+        index: {
+          kind: status.kind,
+          indexed: status.indexed,
+          generation: status.generation,
+          ...(status.outdated ? { outdated: status.outdated } : {}),
+        },
       });
     }
     return c.json(list);
