@@ -24,6 +24,7 @@ import {
 } from './manifest.ts';
 import { checkedManifest, storedProjection } from './manifest-check.ts';
 import { pausePoint } from './pause.ts';
+import { newPendingWork, type PendingWork } from './pending-work.ts';
 import {
   checkSearchOptions,
   type ImageCollection,
@@ -65,6 +66,9 @@ const CHECK_ON_OPEN_BYTES = 2 * 1024 ** 3;
  * Images are added and removed without retraining. Any number of processes may open a collection; writers
  * queue on SQLite's lock, index saves too, and every reader catches up with what the others wrote.
  */
+/** The metadata.db key of the pending-work mark (JSON of PendingWork; empty when none). */
+const PENDING_WORK = 'pending_work';
+
 export class Collection implements LibraryCollection {
   /** Search results whose image was removed between the index lookup and reading its row (left out). */
   staleHitsDropped = 0;
@@ -488,7 +492,25 @@ export class Collection implements LibraryCollection {
 
   /** Rebuilds the index from every stored vector, with new quantizers (after many additions). */
   async retrain(options: { onProgress?: (e: CollectionProgress) => void } = {}): Promise<void> {
+    const resumed = this.pendingWork();
+    this.beginWork(newPendingWork('retrain', `ris retrain ${this.name}`));
     await this.keeper.rebuild(options);
+    // A retrain ends an interrupted index too only when that index had added every image it found.
+    if (resumed?.kind === 'index') this.beginWork(resumed);
+    else this.endWork();
+  }
+
+  pendingWork(): PendingWork | undefined {
+    const text = this.db.meta(PENDING_WORK);
+    return text ? (JSON.parse(text) as PendingWork) : undefined;
+  }
+
+  beginWork(work: PendingWork): void {
+    this.db.setMeta(PENDING_WORK, JSON.stringify(work));
+  }
+
+  endWork(): void {
+    this.db.setMeta(PENDING_WORK, '');
   }
 
   /**

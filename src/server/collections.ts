@@ -3,6 +3,7 @@ import { create as contentDisposition } from 'content-disposition';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
+import { describePendingWork, stillRunning } from '../collection/pending-work.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
 import { similarityScale } from '../embed/config.ts';
@@ -113,12 +114,25 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
       const col = entry.collection;
       col.refresh().catch(() => undefined);
       const status = await col.status();
+      const work = col.pendingWork?.();
+      const size = await col.count();
       list.push({
         name: col.name,
         state: 'ready',
+        // A ris index or retrain started and not finished: `interrupted` (resumable) or `running`.
+        ...(work
+          ? {
+              work: {
+                kind: work.kind,
+                state: stillRunning(work) ? 'running' : 'interrupted',
+                message: withoutServerPaths(describePendingWork(work, size)),
+                ...(work.found === undefined ? {} : { found: work.found }),
+              },
+            }
+          : {}),
         model: withoutServerPaths(col.manifest.model), // a model file by its name
         modelId: col.manifest.modelId,
-        size: await col.count(),
+        size,
         labels: await col.labels(),
         // The page's relevance slider follows the model's score scale.
         similarity: similarityScale(col.manifest.model),
