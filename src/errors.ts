@@ -44,6 +44,7 @@ export const ERROR_CODES = {
     'CORRUPT_IMAGE',
     'IMAGE_TOO_LARGE',
     'CROP_OUT_OF_BOUNDS',
+    'IMAGE_CHANGED',
   ],
   /** A model cannot be loaded or run: unknown name, missing file, bad config, failed download or forward pass. */
   ModelError: [

@@ -159,6 +159,15 @@ describe('what a user types', () => {
         /^ris: Expected --index to be one of auto, flat, hnsw, ivf-pq but received string "hash"\n$/,
       ],
       [['search', 'pics', query, '--crop', '1,2,3'], /^ris: Expected --crop as x,y,width,height/],
+      [['--bogus'], /^ris: Unknown option `--bogus`; run ris --help for the usage\n$/],
+      [
+        ['serve', '--host', '999.1.1.1', '--port', '0'],
+        /^ris: Cannot serve on 999\.1\.1\.1: no such address or host name \(ENOTFOUND\); give --host an address of this machine, such as 127\.0\.0\.1 or 0\.0\.0\.0 for every interface\n$/,
+      ],
+      [
+        ['serve', '--host', '192.0.2.1', '--port', '0'],
+        /^ris: Cannot serve on 192\.0\.2\.1: not an address of this machine \(EADDRNOTAVAIL\); give --host an address of this machine, such as 127\.0\.0\.1 or 0\.0\.0\.0 for every interface\n$/,
+      ],
     ] as const) {
       const run = await ris(home, [...args]);
       assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);

@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -257,6 +258,38 @@ describe('POST …/explore/projection', () => {
     assert.equal(trace.points.x.length, trace.shown);
     assert.ok(trace.results.every((r) => trace.points.ids.includes(r.id)));
     assert.ok(trace.points.partitions.every((p) => trace.probes.includes(p)));
+  });
+});
+
+describe('a projection is laid out off the event loop', () => {
+  it('the server answers other requests while UMAP lays out the points, its event loop mostly idle', async () => {
+    const { ids } = await pics.storedVectors();
+    const project = (id: number) => request('pics/explore/projection', json({ id, k: 4, nprobes: 16 }));
+    // A first projection loads what every one needs (the vectors, the layout's thread); the one measured
+    // has another query, hence a layout of its own (not the cached one), of all 280 images.
+    await ok<ProjectionTrace>(await project(ids[0]!));
+    const before = performance.eventLoopUtilization();
+    let computing = true;
+    const projection = Promise.resolve(project(ids[137]!)).finally(() => {
+      computing = false;
+    });
+    let answered = 0;
+    while (computing) {
+      const listed = await app.request('/api/collections');
+      assert.equal(listed.status, 200);
+      if (computing) answered++;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const trace = await ok<ProjectionTrace>(await projection);
+    const busy = performance.eventLoopUtilization(before);
+    assert.equal(trace.shown, 280);
+    assert.equal(trace.layout.method, 'umap');
+    assert.ok(answered > 0, 'another request was answered while the projection was computed');
+    // Laid out on this thread, the event loop was busy about 70% of the time (about 10% off it).
+    assert.ok(
+      busy.utilization < 0.5,
+      `the event loop was busy ${Math.round(busy.utilization * 100)}% of the ${Math.round(busy.idle + busy.active)} ms`,
+    );
   });
 });
 

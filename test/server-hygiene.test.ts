@@ -133,4 +133,36 @@ describe('the server closes what would otherwise pile up', () => {
     );
     assert.deepEqual(errors, [], 'no stack printed');
   });
+
+  it('answers a multipart body without a boundary, or with another one, 400 with the reason, logging nothing', async () => {
+    logged.length = 0;
+    const errors: unknown[] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => errors.push(args);
+    try {
+      for (const path of ['search', 'explore/ivf', 'explore/projection', 'explore/hnsw'])
+        for (const [type, reason] of [
+          ['multipart/form-data', /^The multipart body has no boundary in its Content-Type/],
+          ['multipart/form-data; boundary=', /^The multipart body has no boundary in its Content-Type/],
+          [
+            'multipart/form-data; boundary=an0ther',
+            /^The multipart body does not match its boundary "an0ther" \(.+\); /,
+          ],
+        ] as const) {
+          const response = await fetch(`${server.url}/api/collections/pics/${path}`, {
+            method: 'POST',
+            headers: { 'content-type': type },
+            body: upload('b0undary'),
+          });
+          const body = (await response.json()) as { error: { code: string; message: string } };
+          assert.equal(response.status, 400, `${path}, ${type}: ${JSON.stringify(body)}`);
+          assert.equal(body.error.code, 'INVALID_ARGUMENT');
+          assert.match(body.error.message, reason);
+        }
+    } finally {
+      console.error = original;
+    }
+    assert.deepEqual(errors, [], 'no stack printed');
+    assert.deepEqual(logged, []);
+  });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import {
   copyFile,
@@ -9,6 +10,7 @@ import {
   rename,
   rm,
   stat,
+  symlink,
   utimes,
   writeFile,
 } from 'node:fs/promises';
@@ -30,7 +32,7 @@ import { postgresStore } from '../src/collection/postgres/store.ts';
 import { emptyRescanReport } from '../src/collection/rescan.ts';
 import { type CollectionStore, type ImageCollection, isLibraryCollection } from '../src/collection/store.ts';
 import { STAGING_DIR, stagingPath, type Upload, type UploadReport } from '../src/collection/uploads.ts';
-import { type ArgumentError, RisError } from '../src/index.ts';
+import { type ArgumentError, CollectionError, ImageError, RisError } from '../src/index.ts';
 import { listen } from '../src/server/serve.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { startTestDatabase, type TestDatabase } from './fixtures/pg-server.ts';
@@ -328,6 +330,50 @@ for (const subject of subjects) {
         /between 1 and 1000/,
       );
       await c.close();
+    });
+
+    it('serves an image only while its file is the one indexed: not replaced, edited, linked away or a pipe', async () => {
+      const folder = join(dir, `swap-${subject.name}`);
+      await writeClassFolders(folder, 1, 5, 48, 17, 'swap');
+      const store = storeOf(subject);
+      const { collection } = await indexCollection('swapped', folder, { model, store });
+      const { images: records } = await collection.sample(1, 0, 5);
+      const byPath = new Map(records.map((r) => [r.path, r]));
+      const file = (i: number) => join(folder, 'swap0', `img00${i}.jpg`);
+      const record = (i: number) => byPath.get(`swap0/img00${i}.jpg`)!;
+      assert.deepEqual(await collection.readImage(record(0)), await readFile(file(0)));
+      const kept = join(dir, `kept-${subject.name}.jpg`);
+      await copyFile(file(1), kept);
+      // Replaced by a link to a file of the system, by another image, edited in place, by a pipe.
+      await rm(file(1));
+      await symlink('/etc/passwd', file(1));
+      await rm(file(2));
+      await copyFile(file(3), file(2));
+      const edited = await readFile(file(3));
+      edited[edited.length - 3] = edited[edited.length - 3]! ^ 0xff; // same size, other bytes
+      await writeFile(file(3), edited);
+      await rm(file(4));
+      execFileSync('mkfifo', [file(4)]);
+      for (const [i, how] of [
+        [1, /\d+ bytes instead of \d+/],
+        [2, /\d+ bytes instead of \d+|other content/],
+        [3, /other content, of the same size/],
+        [4, /no longer a regular file/],
+      ] as const)
+        await assert.rejects(collection.readImage(record(i)), (error: unknown) => {
+          assert.ok(error instanceof ImageError, String(error));
+          assert.equal(error.code, 'IMAGE_CHANGED');
+          assert.match(error.message, how);
+          assert.match((error as Error).message, /changed since it was indexed/);
+          return true;
+        });
+      // A link to the very bytes indexed is the same image.
+      await rm(file(1));
+      await symlink(kept, file(1));
+      assert.deepEqual(await collection.readImage(record(1)), await readFile(kept));
+      await rm(file(0));
+      await assert.rejects(collection.readImage(record(0)), { code: 'IMAGE_NOT_FOUND' });
+      await collection.close();
     });
   });
 }

@@ -1,6 +1,7 @@
 // The page's collection states (broken, being prepared, then ready), its address checks, and the
 // Experiments view, in a real browser over a real server.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { indexCollection } from '../src/collection/build.ts';
 import { Collection } from '../src/collection/collection.ts';
+import { newPendingWork } from '../src/collection/pending-work.ts';
 import { runExperiment } from '../src/experiment/index.ts';
 import { listen, type RunningServer } from '../src/server/serve.ts';
 import {
@@ -151,6 +153,31 @@ describe('collections in every state', { skip }, () => {
     await page.getByRole('img', { name: `To search: ${address}` }).waitFor();
     assert.deepEqual(outside, [address], 'only the preview, which the test answered; no search was sent');
     await page.context().close();
+  });
+});
+
+describe('interrupted work', { skip }, () => {
+  it('shows an interrupted ris index beside the collection, with the command that resumes it', async () => {
+    const colours = await Collection.open('colours', { home });
+    // The mark a ris index killed part way leaves: its process is gone.
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!;
+    colours.beginWork({
+      ...newPendingWork('index', 'ris index colours --collection colours', 40),
+      pid: gone,
+    });
+    try {
+      const page = await open_();
+      await page
+        .getByText(
+          /interrupted ris index: 24 of 40 images; run ris index colours --collection colours to resume/,
+        )
+        .waitFor();
+      assert.deepEqual(await accessibilityViolations(page), []);
+      await closePage(page);
+    } finally {
+      colours.endWork();
+      await colours.close();
+    }
   });
 });
 

@@ -14,6 +14,7 @@ import {
 import { risHome } from '../collection/home.ts';
 import { addPaths, createCollection, deleteCollection, removeImages, rescan } from '../collection/library.ts';
 import type { IndexSettingsInput } from '../collection/manifest.ts';
+import { describePendingWork } from '../collection/pending-work.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
@@ -422,9 +423,12 @@ async function listCollections(store: Awaited<ReturnType<typeof openStore>>): Pr
   for (const n of names) {
     try {
       const c = await store.open(n, { onProgress: progressBars().onProgress });
-      const { kind } = await c.status();
+      const { kind, outdated } = await c.status();
+      const count = await c.count();
+      const work = c.pendingWork?.();
       print(
-        `${padColumns(n, 20)} ${String(await c.count()).padStart(7)} images  ${c.manifest.model}  (${kind} index)`,
+        `${padColumns(n, 20)} ${String(count).padStart(7)} images  ${c.manifest.model}  (${kind} index${outdated ? `, outdated: run ris retrain ${n}` : ''})` +
+          `${work ? `  ${describePendingWork(work, count)}` : ''}`,
       );
       await c.close();
     } catch (error) {
@@ -437,6 +441,8 @@ async function listCollections(store: Awaited<ReturnType<typeof openStore>>): Pr
 async function describeCollection(c: ImageCollection): Promise<void> {
   const labels = await c.labels();
   const state = await c.status();
+  const count = await c.count();
+  const work = c.pendingWork?.();
   const settings = Object.entries(state.settings)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
@@ -449,7 +455,9 @@ async function describeCollection(c: ImageCollection): Promise<void> {
       `images      ${await c.count()}`,
       `model       ${c.manifest.model} (${c.manifest.modelId}, ${c.manifest.dimension} dimensions)`,
       `image root  ${c.manifest.root}`,
+      ...(work ? [`state       ${describePendingWork(work, count)}`] : []),
       `index       ${state.kind}, ${state.indexed} vectors${state.kind === 'ivf-pq' ? `, trained on ${state.trainedOn}` : ''}${built ? ` (${built})` : ''}`,
+      ...(state.outdated ? [`            outdated: ${state.outdated}`] : []),
       `settings    ${settings}`,
       ...(c.manifest.projection
         ? [

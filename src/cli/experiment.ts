@@ -1,6 +1,7 @@
-import { relative } from 'node:path';
+import { relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { z } from 'zod';
+import { risHome } from '../collection/home.ts';
 import { ArgumentError } from '../errors.ts';
 import {
   type ExperimentEvent,
@@ -79,10 +80,19 @@ function parse(options: ExperimentCommandOptions): z.output<typeof schema> {
   return result.data;
 }
 
-/** The command line as typed, for the report (quoted where the shell would need it). */
+/**
+ * The command line as typed, for the report (quoted where the shell would need it). An --out into ris's
+ * own folder (where a run started from the page writes) is left out: the command then reads as the one
+ * that writes there by default, and a report served to the page names no folder of the server.
+ */
 function commandLine(): string {
   const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
-  return ['ris', ...process.argv.slice(2).map(quote)].join(' ');
+  const args = process.argv.slice(2);
+  const out = args.indexOf('--out');
+  const own =
+    out >= 0 && args[out + 1] !== undefined && !relative(risHome(), resolve(args[out + 1]!)).startsWith('..');
+  if (own) args.splice(out, 2);
+  return ['ris', ...args.map(quote)].join(' ');
 }
 
 function duration(seconds: number): string {

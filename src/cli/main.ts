@@ -473,6 +473,7 @@ try {
       `Unknown command "${cli.args[0]}"; run ris --help for the list`,
     );
   }
+  if (!cli.matchedCommand) cli.globalCommand.checkUnknownOptions(); // `ris --bogus`: a refusal, not help
   if (!cli.matchedCommand && !cli.options.help && !cli.options.version) cli.outputHelp();
   await cli.runMatchedCommand();
 } catch (error) {

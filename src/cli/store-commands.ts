@@ -1,4 +1,5 @@
 import { resolveSource } from '../collection/build.ts';
+import type { OutageEvent } from '../collection/postgres/queue.ts';
 import type { PgStore } from '../collection/postgres/store.ts';
 import type { CollectionStore } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
@@ -81,7 +82,7 @@ export async function enqueueCommand(
         });
     try {
       if (options.imagesUrl !== undefined) await store.setImagesUrl(collection.name, options.imagesUrl);
-      const report = await enqueueImages(store.db, collection, images);
+      const report = await enqueueImages(store.db, collection, images, { onProgress: printOutage });
       print(
         `collection ${collection.name}: ${report.queued} images queued of ${images.length} found` +
           ` (${report.alreadyStored} already stored, ${report.alreadyQueued} already queued);` +
@@ -149,6 +150,10 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
           case 'train':
             console.error(`building the HNSW index over ${event.images} images…`);
             break;
+          case 'database-unreachable':
+          case 'database-back':
+            printOutage(event);
+            break;
         }
       },
     });
@@ -165,6 +170,15 @@ export async function workerCommand(options: WorkerCommandOptions): Promise<void
     process.off('SIGINT', onSignal);
     await store.close();
   }
+}
+
+/** A database that went away while a command works, and came back. */
+function printOutage(event: OutageEvent): void {
+  console.error(
+    event.type === 'database-unreachable'
+      ? `database unreachable, waiting up to ${event.patienceSeconds} s for it: ${event.reason}`
+      : `database back after ${event.afterSeconds} s; going on`,
+  );
 }
 
 /** `ris migrate`: creates or upgrades the schema (each process also does it on first use). */

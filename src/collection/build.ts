@@ -15,6 +15,7 @@ import {
 import { checkCollectionName } from './home.ts';
 import { localStore } from './local-store.ts';
 import type { IndexSettingsInput } from './manifest.ts';
+import { newPendingWork } from './pending-work.ts';
 import type { CollectionStore, ImageCollection } from './store.ts';
 import type { AddReport, CollectionOptions, CollectionProgress } from './types.ts';
 import { type ImageToAdd, labelsFor, walkImages } from './walk.ts';
@@ -164,13 +165,28 @@ export async function indexCollection(
     );
   }
   try {
+    collection.beginWork?.(
+      newPendingWork(
+        'index',
+        resumeCommand(name, existsSync(source) ? root : source, options),
+        images.length,
+      ),
+    );
     const report = await collection.addImages(images, {
       onProgress: options.onProgress,
       signal: options.signal,
     });
+    collection.endWork?.();
     return { collection, report, total: images.length };
   } catch (error) {
     await collection.close();
     throw error;
   }
+}
+
+/** The `ris index` that resumes this one (quoted where a shell needs it). */
+function resumeCommand(name: string, source: string, options: IndexOptions): string {
+  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  const from = options.from === undefined ? '' : ` --from ${quote(options.from)}`;
+  return `ris index ${quote(source)} --collection ${quote(name)}${from}`;
 }

@@ -6,12 +6,13 @@ import { Random } from '../ann/random.ts';
 import { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { applyProjection, type LinearProjection, projectionToJson } from '../embed/projection.ts';
-import { ArgumentError, CollectionError, describe, ImageError, ModelError } from '../errors.ts';
+import { ArgumentError, CollectionError, describe, ModelError } from '../errors.ts';
 import { CollectionDb, type Exclusion, type StoredFile, type StoredImage } from './database.ts';
 import { embedFiles } from './embed-files.ts';
 import { exclusionsFor } from './exclusions.ts';
 import { collectionDirectory, collectionExists, collectionNames, DATABASE, INDEX, MANIFEST } from './home.ts';
-import { legacyIdFloor, writeAtomicSync } from './index-file.ts';
+import { readIndexedFile } from './image-file.ts';
+import { HNSW_REVISION, legacyIdFloor, writeAtomicSync } from './index-file.ts';
 import { indexSearchOptions } from './index-policy.ts';
 import { LocalIndex } from './local-index.ts';
 import {
@@ -24,6 +25,7 @@ import {
 } from './manifest.ts';
 import { checkedManifest, storedProjection } from './manifest-check.ts';
 import { pausePoint } from './pause.ts';
+import { newPendingWork, type PendingWork } from './pending-work.ts';
 import {
   checkSearchOptions,
   type ImageCollection,
@@ -67,6 +69,9 @@ const CHECK_ON_OPEN_BYTES = 2 * 1024 ** 3;
  * Images are added and removed without retraining. Any number of processes may open a collection; writers
  * queue on SQLite's lock, index saves too, and every reader catches up with what the others wrote.
  */
+/** The metadata.db key of the pending-work mark (JSON of PendingWork; empty when none). */
+const PENDING_WORK = 'pending_work';
+
 export class Collection implements LibraryCollection {
   /** Search results whose image was removed between the index lookup and reading its row (left out). */
   staleHitsDropped = 0;
@@ -486,7 +491,25 @@ export class Collection implements LibraryCollection {
 
   /** Rebuilds the index from every stored vector, with new quantizers (after many additions). */
   async retrain(options: { onProgress?: (e: CollectionProgress) => void } = {}): Promise<void> {
+    const resumed = this.pendingWork();
+    this.beginWork(newPendingWork('retrain', `ris retrain ${this.name}`));
     await this.keeper.rebuild(options);
+    // A retrain ends an interrupted index too only when that index had added every image it found.
+    if (resumed?.kind === 'index') this.beginWork(resumed);
+    else this.endWork();
+  }
+
+  pendingWork(): PendingWork | undefined {
+    const text = this.db.meta(PENDING_WORK);
+    return text ? (JSON.parse(text) as PendingWork) : undefined;
+  }
+
+  beginWork(work: PendingWork): void {
+    this.db.setMeta(PENDING_WORK, JSON.stringify(work));
+  }
+
+  endWork(): void {
+    this.db.setMeta(PENDING_WORK, '');
   }
 
   /**
@@ -557,11 +580,9 @@ export class Collection implements LibraryCollection {
     return index && { index, query: (vector) => this.toIndexSpace(vector) };
   }
 
-  /** The bytes of an image's file. */
+  /** The bytes of an image's file, while it is the file that was indexed (readIndexedFile). */
   async readImage(record: ImageRecord): Promise<Buffer> {
-    return readFile(record.absolutePath).catch((error: NodeJS.ErrnoException) => {
-      throw imageGone(this, record, error);
-    });
+    return readIndexedFile(record.absolutePath, record, this.name, `ris rescan ${this.name}`);
   }
 
   /**
@@ -592,6 +613,11 @@ export class Collection implements LibraryCollection {
       databaseGeneration: this.db.generation(),
       settings: this.manifest.index,
       built: index && index.kind !== 'flat' ? index.describe().parameters : {},
+      ...(index?.kind === 'hnsw' && stamp.builder < HNSW_REVISION
+        ? {
+            outdated: `its HNSW graph was built by an older ris, whose graphs of folders indexed class by class find fewer of the true neighbours; run ris retrain ${this.name} to rebuild it`,
+          }
+        : {}),
     };
   }
 
@@ -606,17 +632,5 @@ function exists(name: string): CollectionError {
   return new CollectionError(
     'COLLECTION_EXISTS',
     `Collection "${name}" already exists; add images to it with ris add, or delete it first`,
-  );
-}
-
-function imageGone(collection: Collection, record: ImageRecord, error: NodeJS.ErrnoException): ImageError {
-  if (error.code === 'ENOENT' || error.code === 'ENOTDIR')
-    return new ImageError(
-      'IMAGE_NOT_FOUND',
-      `The file of image ${record.id} is gone: ${record.absolutePath} (collection "${collection.name}"); put it back, or remove the image with ris remove ${collection.name} ${record.id}`,
-    );
-  return new ImageError(
-    'IMAGE_UNREADABLE',
-    `The file of image ${record.id} cannot be read: ${record.absolutePath} (${error.code ?? error.message})`,
   );
 }

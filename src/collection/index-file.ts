@@ -26,16 +26,28 @@ export type CollectionIndex = VectorIndex;
  * - `data`: the generation whose images the index holds, exactly;
  * - `build`: the generation at which its quantizers (or, for an exact index, the index itself) were built,
  *   so a newer build (a retrain) wins over an older one however many images were added since;
- * - `trainedOn`: how many vectors the quantizers were trained on.
+ * - `trainedOn`: how many vectors the quantizers were trained on;
+ * - `builder`: the BUILDER_REVISION of the code that built it (0: before revisions were stamped).
  * A file written before stamps existed reads as all zeros: it is compared with the database id by id.
  */
 export interface IndexStamp {
   build: number;
   data: number;
   trainedOn: number;
+  builder: number;
 }
 
-export const NO_STAMP: IndexStamp = { build: 0, data: 0, trainedOn: 0 };
+/**
+ * What the code that builds indexes is worth, bumped when a build of the same settings gets better: an
+ * index built before is reported (IndexStatus.outdated) until rebuilt.
+ * 1: HNSW links the nodes of each batch built on both cores to each other (before, folders indexed class
+ *    by class lost recall: 0.936 against 0.995 at efSearch 64).
+ */
+export const BUILDER_REVISION = 1;
+/** The revision from which HNSW graphs are as good as one built now. */
+export const HNSW_REVISION = 1;
+
+export const NO_STAMP: IndexStamp = { build: 0, data: 0, trainedOn: 0, builder: 0 };
 const STAMP_OFFSET = 72;
 const HEADER_SIZE = 128;
 
@@ -45,6 +57,7 @@ export function readStamp(bytes: Uint8Array): IndexStamp {
     build: Number(view.getBigUint64(STAMP_OFFSET, true)),
     data: Number(view.getBigUint64(STAMP_OFFSET + 8, true)),
     trainedOn: view.getUint32(STAMP_OFFSET + 16, true),
+    builder: view.getUint32(STAMP_OFFSET + 20, true),
   };
 }
 
@@ -55,6 +68,7 @@ export function stampedBytes(index: CollectionIndex, stamp: IndexStamp): Uint8Ar
   view.setBigUint64(STAMP_OFFSET, BigInt(stamp.build), true);
   view.setBigUint64(STAMP_OFFSET + 8, BigInt(stamp.data), true);
   view.setUint32(STAMP_OFFSET + 16, stamp.trainedOn, true);
+  view.setUint32(STAMP_OFFSET + 20, stamp.builder, true);
   stampChecksum(bytes);
   return bytes;
 }

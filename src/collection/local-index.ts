@@ -5,6 +5,7 @@ import type { VectorIndex } from '../ann/vector-index.ts';
 import type { CollectionDb } from './database.ts';
 import { INDEX } from './home.ts';
 import {
+  BUILDER_REVISION,
   type IndexStamp,
   NO_STAMP,
   openIndexFile,
@@ -77,7 +78,7 @@ export class LocalIndex {
   /** A new collection's index: empty, reflecting the database as it is. */
   startEmpty(): void {
     this.current = emptyIndex(this.spec.settings, this.spec.context);
-    this.currentStamp = { build: 0, data: this.db.generation(), trainedOn: 0 };
+    this.currentStamp = { build: 0, data: this.db.generation(), trainedOn: 0, builder: BUILDER_REVISION };
   }
 
   /**
@@ -129,7 +130,10 @@ export class LocalIndex {
       this.spec.toIndexSpace(vectors),
     );
     pausePoint('retrain:trained');
-    this.save(true, { index, stamp: { build: generation, data: generation, trainedOn: ids.length } });
+    this.save(true, {
+      index,
+      stamp: { build: generation, data: generation, trainedOn: ids.length, builder: BUILDER_REVISION },
+    });
   }
 
   /**

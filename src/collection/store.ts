@@ -6,6 +6,7 @@ import type { LinearProjection } from '../embed/projection.ts';
 import { ArgumentError, describe } from '../errors.ts';
 import type { Exclusion, StoredFile } from './database.ts';
 import type { CollectionManifest, IndexSettingsInput } from './manifest.ts';
+import type { PendingWork } from './pending-work.ts';
 import type {
   AddReport,
   CollectionOptions,
@@ -88,6 +89,13 @@ export interface ImageCollection {
   ): Promise<AddReport>;
   removeImages(targets: (number | string)[]): Promise<RemoveReport>;
   retrain(options?: { onProgress?: (e: CollectionProgress) => void }): Promise<void>;
+  /**
+   * A `ris index` or `ris retrain` started and not finished (killed, or still running), marked from its
+   * start to its end (beginWork, endWork). Stores that keep no such mark (PostgreSQL, for now) leave these out.
+   */
+  pendingWork?(): PendingWork | undefined;
+  beginWork?(work: PendingWork): void;
+  endWork?(): void;
   /** Follows what other processes changed; cheap when nothing did. */
   refresh(): Promise<void>;
   search(input: ImageInput, options?: SearchOptions & { crop?: CropBox }): Promise<SearchHit[]>;

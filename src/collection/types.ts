@@ -49,6 +49,8 @@ export interface IndexStatus {
   settings: IndexSettings;
   /** The index's own parameters as built (partitions, sub-vectors, refine storage, …). */
   built: Record<string, number | string>;
+  /** Why the index is weaker than one built now (built by an older ris), and what rebuilds it. */
+  outdated?: string;
 }
 
 /** Progress of the library's long steps, for the CLI's lines and bars. */

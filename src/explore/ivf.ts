@@ -4,6 +4,7 @@ import { IvfPqIndex } from '../ann/ivf-pq.ts';
 import type { VectorIndex } from '../ann/vector-index.ts';
 import {
   type Layout,
+  type LayoutFunction,
   layoutVectors,
   rankSpread,
   roundCoordinate,
@@ -38,14 +39,15 @@ const COARSE_SEPARATION = 0.8;
 
 /**
  * The 2-D map of an index's partitions: a layout of its centroids (UMAP, or PCA for a few), evened out,
- * made once per index (a retrained collection has a new index, hence a new map).
+ * made once per index (a retrained collection has a new index, hence a new map). `layoutWith` lays them
+ * out (default layoutVectors on this thread).
  */
-export function coarseLayout(index: IvfIndex): Promise<Layout> {
+export function coarseLayout(index: IvfIndex, layoutWith: LayoutFunction = layoutVectors): Promise<Layout> {
   let layout = coarseLayouts.get(index);
   if (!layout) {
     const centroids = index.centroids();
     const n = index.numPartitions;
-    layout = layoutVectors(centroids, n, centroids.length / n, EXPLORE_SEED).then((made) => ({
+    layout = layoutWith(centroids, n, centroids.length / n, EXPLORE_SEED).then((made) => ({
       ...made,
       points: separate(rankSpread(made.points, COARSE_SPREAD).points, COARSE_SEPARATION / Math.sqrt(n)),
     }));

@@ -14,6 +14,9 @@ export interface Layout {
   points: Float32Array;
 }
 
+/** Lays out n vectors of d dimensions (layoutVectors, here or on another thread). */
+export type LayoutFunction = (data: Float32Array, n: number, d: number, seed: number) => Promise<Layout>;
+
 /** UMAP needs a neighbourhood per point; below this many points a PCA plane says as much, faster. */
 export const UMAP_MIN_POINTS = 24;
 /** UMAP runs on this many principal components rather than on the raw 1,000-odd dimensions: much faster, same picture. */

@@ -1,5 +1,5 @@
 import { EXPLORE_SEED, labelTable } from './ivf.ts';
-import { layoutVectors, roundCoordinate } from './layout.ts';
+import { type LayoutFunction, layoutVectors, roundCoordinate } from './layout.ts';
 import { sampleKeeping } from './sample.ts';
 import type { VectorSnapshot } from './snapshots.ts';
 import { EXPLORE_CAPS, type ExploreResult, type ProjectionTrace } from './types.ts';
@@ -24,6 +24,8 @@ export interface ProjectionInput {
   toIndexSpace: (vectors: Float32Array) => Float32Array;
   results: ExploreResult[];
   maxPoints?: number;
+  /** How the points are laid out: default layoutVectors on this thread (a server passes another thread's). */
+  layout?: LayoutFunction;
 }
 
 /**
@@ -58,7 +60,7 @@ export async function projectionTrace(input: ProjectionInput): Promise<Omit<Proj
   });
   rows.set(input.query, m * d);
   const mapped = input.toIndexSpace(rows);
-  const layout = await layoutVectors(mapped, m + 1, mapped.length / (m + 1), EXPLORE_SEED);
+  const layout = await (input.layout ?? layoutVectors)(mapped, m + 1, mapped.length / (m + 1), EXPLORE_SEED);
   const x: number[] = [];
   const y: number[] = [];
   for (let r = 0; r < m; r++) {

@@ -3,12 +3,14 @@ import { create as contentDisposition } from 'content-disposition';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
+import { describePendingWork, stillRunning } from '../collection/pending-work.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
 import { similarityScale } from '../embed/config.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { RequestError } from '../errors.ts';
 import { type HostResolver, tooLarge } from './fetch-image.ts';
+import { withoutServerPaths } from './public-text.ts';
 import type { CollectionRegistry } from './registry.ts';
 import { readSearchRequest } from './search-request.ts';
 
@@ -105,24 +107,42 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
         list.push(
           entry.state === 'preparing'
             ? { name: entry.name, state: entry.state, ...entry.preparation }
-            : { name: entry.name, state: entry.state, reason: entry.reason },
+            : { name: entry.name, state: entry.state, reason: withoutServerPaths(entry.reason) },
         );
         continue;
       }
       const col = entry.collection;
       col.refresh().catch(() => undefined);
       const status = await col.status();
+      const work = col.pendingWork?.();
+      const size = await col.count();
       list.push({
         name: col.name,
         state: 'ready',
-        model: col.manifest.model,
+        // A ris index or retrain started and not finished: `interrupted` (resumable) or `running`.
+        ...(work
+          ? {
+              work: {
+                kind: work.kind,
+                state: stillRunning(work) ? 'running' : 'interrupted',
+                message: withoutServerPaths(describePendingWork(work, size)),
+                ...(work.found === undefined ? {} : { found: work.found }),
+              },
+            }
+          : {}),
+        model: withoutServerPaths(col.manifest.model), // a model file by its name
         modelId: col.manifest.modelId,
-        size: await col.count(),
+        size,
         labels: await col.labels(),
         // The page's relevance slider follows the model's score scale.
         similarity: similarityScale(col.manifest.model),
         // What searches use now: it follows the database (generation) as other processes change it.
-        index: { kind: status.kind, indexed: status.indexed, generation: status.generation },
+        index: {
+          kind: status.kind,
+          indexed: status.indexed,
+          generation: status.generation,
+          ...(status.outdated ? { outdated: status.outdated } : {}),
+        },
       });
     }
     return c.json(list);

@@ -9,6 +9,7 @@ import type { ImageCollection } from '../collection/store.ts';
 import { ArgumentError, RequestError } from '../errors.ts';
 import { newReportDir } from '../experiment/paths.ts';
 import type { ExperimentResults } from '../experiment/types.ts';
+import { withoutServerPaths } from './public-text.ts';
 
 export interface ExperimentsRouterOptions {
   /** The served collection of a name, or the error that says why there is none (a registry's `require`). */
@@ -87,7 +88,7 @@ export function experimentsRouter(options: ExperimentsRouterOptions): Hono {
         id,
         status: results.status,
         preset: results.preset,
-        command: results.command,
+        command: withoutServerPaths(results.command),
         startedAt: results.startedAt,
         finishedAt: results.finishedAt,
         seconds: results.seconds,
@@ -137,6 +138,8 @@ export function experimentsRouter(options: ExperimentsRouterOptions): Hono {
     if (!bytes) throw new RequestError('NOT_FOUND', `No report file ${id}/${file} in ${col.name}`);
     c.header('Content-Type', TYPES[match[1]!]!);
     c.header('Cache-Control', 'no-cache');
+    // Reports written before commands were recorded without the server's folders may name them.
+    if (match[1] === 'json' || match[1] === 'md') return c.body(withoutServerPaths(bytes.toString('utf8')));
     // Opened on its own, an SVG may not run anything (vega writes none; this keeps it so).
     if (match[1] === 'svg')
       c.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");

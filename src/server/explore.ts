@@ -38,6 +38,7 @@ import {
   type IvfStatus,
   type PartitionPage,
 } from '../explore/types.ts';
+import { layoutOffThread } from '../node/layout-thread.ts';
 import { type HostResolver, tooLarge } from './fetch-image.ts';
 import { readSearchRequest } from './search-request.ts';
 
@@ -282,7 +283,7 @@ export function exploreRouter(options: ExploreRouterOptions): Hono {
       nprobes,
       refineFactor: refineFactor(index),
     });
-    const layout = await coarseLayout(index);
+    const layout = await coarseLayout(index, layoutOffThread);
     const shown = candidatesToSend(explanation.fine);
     const records = await recordsOf(col, [
       ...Array.from(shown, (i) => explanation.fine.ids[i]!),
@@ -412,6 +413,7 @@ export function exploreRouter(options: ExploreRouterOptions): Hono {
         query: vector,
         toIndexSpace,
         results: shownResults,
+        layout: layoutOffThread,
       });
       if (cacheKey) {
         projections.set(cacheKey, projection);

@@ -1,8 +1,10 @@
 import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { isIP } from 'node:net';
 import { Agent, buildConnector, fetch, type Response } from 'undici';
 import { RequestError } from '../errors.ts';
+import { refusedAddress } from './address-check.ts';
+
+export { refusedAddress } from './address-check.ts';
 
 /** Resolves a host name to every address it has, as `dns.lookup(host, { all: true })` does. */
 export type HostResolver = (hostname: string) => Promise<{ address: string; family: number }[]>;
@@ -27,92 +29,6 @@ export interface FetchImageOptions {
 
 export const DEFAULT_FETCH_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_REDIRECTS = 3;
-
-/**
- * Addresses a public-URL search must never reach: private networks, cloud metadata, and every range of
- * IANA's special-purpose registries that is not globally reachable (documentation, benchmarking, …).
- */
-const blocked = new BlockList();
-for (const [net, prefix] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['169.254.0.0', 16], // link-local, including the 169.254.169.254 metadata service
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24], // documentation (TEST-NET-1)
-  ['192.88.99.0', 24], // 6to4 relays
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24], // documentation (TEST-NET-2)
-  ['203.0.113.0', 24], // documentation (TEST-NET-3)
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const) {
-  blocked.addSubnet(net, prefix, 'ipv4');
-}
-for (const [net, prefix] of [
-  ['::', 128],
-  ['64:ff9b:1::', 48], // local-use NAT64
-  ['100::', 64], // discard
-  ['2001:db8::', 32], // documentation
-  ['2002::', 16], // 6to4: any IPv4 address, private ones too, behind a relay
-  ['fc00::', 7], // unique local, including AWS's fd00:ec2::254
-  ['fe80::', 10],
-  ['ff00::', 8],
-] as const) {
-  blocked.addSubnet(net, prefix, 'ipv6');
-}
-/** NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits: that address is the one checked. */
-const nat64 = new BlockList();
-nat64.addSubnet('64:ff9b::', 96, 'ipv6');
-
-/** The IPv4 address in the last 32 bits of an IPv6 address (written either way: ::a00:1 or ::10.0.0.1). */
-function lastIpv4Of(ipv6: string): string {
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(ipv6);
-  if (dotted) return dotted[1]!;
-  const [head = '', tail] = ipv6.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups =
-    tail === undefined
-      ? left
-      : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  const high = Number.parseInt(groups[6] ?? '0', 16);
-  const low = Number.parseInt(groups[7] ?? '0', 16);
-  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
-}
-
-/** The addresses of this machine's own interfaces, read again at most every few seconds. */
-let ownAddresses = { at: 0, addresses: new Set<string>() };
-function isOwnAddress(ip: string): boolean {
-  if (Date.now() - ownAddresses.at > 5_000) {
-    const addresses = new Set<string>();
-    for (const list of Object.values(networkInterfaces()))
-      for (const entry of list ?? []) addresses.add(entry.address.replace(/%.*$/, '').toLowerCase());
-    ownAddresses = { at: Date.now(), addresses };
-  }
-  return ownAddresses.addresses.has(ip.toLowerCase());
-}
-const loopback = new BlockList();
-loopback.addSubnet('127.0.0.0', 8, 'ipv4');
-loopback.addAddress('::1', 'ipv6');
-
-/** Why an address may not be fetched, or undefined when it may. */
-export function refusedAddress(address: string, allowLoopback = false): string | undefined {
-  let ip = address;
-  let family: 'ipv4' | 'ipv6' = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) {
-    ip = mapped[1]!;
-    family = 'ipv4';
-  }
-  if (family === 'ipv6' && nat64.check(ip, 'ipv6')) return refusedAddress(lastIpv4Of(ip), allowLoopback);
-  if (loopback.check(ip, family)) return allowLoopback ? undefined : 'a loopback address (this machine)';
-  if (isOwnAddress(ip)) return 'an address of this machine';
-  if (blocked.check(ip, family)) return 'a private, link-local or reserved address';
-  return undefined;
-}
 
 const systemResolver: HostResolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
 

@@ -1,6 +1,7 @@
 import type { Context, ErrorHandler } from 'hono';
 import { z } from 'zod';
 import { ArgumentError, type ErrorCode, RisError } from '../errors.ts';
+import { withoutServerPaths } from './public-text.ts';
 
 /** HTTP status of every error code: the one place where library errors meet HTTP. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -30,6 +31,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   CORRUPT_IMAGE: 400,
   IMAGE_TOO_LARGE: 413,
   CROP_OUT_OF_BOUNDS: 400,
+  IMAGE_CHANGED: 409,
   UNKNOWN_MODEL: 503,
   MODEL_NOT_FOUND: 503,
   INVALID_MODEL: 503,
@@ -105,15 +107,25 @@ export function errorHandler(log: (line: string) => void): ErrorHandler {
     const error = asRisError(thrown);
     const status = statusFor(error);
     const body =
-      error instanceof RisError
-        ? { ...error.details, code: error.code, message: error.message }
-        : { code: 'INTERNAL', message: 'Internal error' };
+      error instanceof RisError ? publicError(error) : { code: 'INTERNAL', message: 'Internal error' };
     if (status === 503) c.header('Retry-After', '1');
     // A refused request's body may not have been read (401 before it, 413 part way): the connection
     // cannot carry another request, and a client told so does not try.
     if (c.req.header('content-length') !== undefined || c.req.header('transfer-encoding') !== undefined)
       c.header('Connection', 'close');
+    // Cache headers set for the answer that failed (an image's, immutable) must not keep the error.
+    c.header('Cache-Control', 'no-store');
+    c.header('ETag', undefined);
     if (!(error instanceof RisError)) console.error(error);
     return c.json({ error: body }, status as 400);
   };
+}
+
+/** A ris error as a client sees it: code, message and details, with no path of this machine in them. */
+function publicError(error: RisError): Record<string, string | number> {
+  const details = Object.entries(error.details ?? {}).map(([key, value]) => [
+    key,
+    typeof value === 'string' ? withoutServerPaths(value) : value,
+  ]);
+  return { ...Object.fromEntries(details), code: error.code, message: withoutServerPaths(error.message) };
 }

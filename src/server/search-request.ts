@@ -37,6 +37,29 @@ function parseCropField(value: unknown): unknown {
 }
 
 /**
+ * A multipart body, or a 400 that says what is wrong with it: no boundary in the Content-Type, or a body
+ * that does not match the boundary it names (set by hand instead of by the client's FormData, say).
+ */
+async function readMultipart(c: Context, type: string): Promise<Record<string, string | File>> {
+  const boundary = /;\s*boundary=(?:"([^"]*)"|([^\s;]*))/i.exec(type);
+  if (!(boundary?.[1] || boundary?.[2]))
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      'The multipart body has no boundary in its Content-Type (multipart/form-data; boundary=…); let the client write that header for its FormData',
+    );
+  try {
+    return (await c.req.parseBody()) as Record<string, string | File>;
+  } catch (error) {
+    // A body cut off by a client that went away is not the client's mistake to report: passed on as is.
+    if (!(error instanceof TypeError) || c.req.raw.signal.aborted) throw error;
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      `The multipart body does not match its boundary "${(boundary[1] ?? boundary[2])!.slice(0, 70)}" (${error.message}); send the body the client's FormData makes with its own Content-Type`,
+    );
+  }
+}
+
+/**
  * The query of a search-like request: a multipart upload (field "image", with k, nprobes, efSearch, crop), or JSON
  * with a public `url` (fetched safely) or the `id` of an image of the collection. Options are checked;
  * `extra` adds the fields a route takes besides k, nprobes and crop.
@@ -50,7 +73,7 @@ export async function readSearchRequest<Extra extends z.ZodRawShape = Record<nev
   const schema = extra ? searchOptions.extend(extra) : searchOptions;
   const type = c.req.header('content-type') ?? '';
   if (type.startsWith('multipart/form-data')) {
-    const form = await c.req.parseBody();
+    const form = await readMultipart(c, type);
     const file = form.image;
     if (!(file instanceof File))
       throw new ArgumentError('INVALID_ARGUMENT', 'Send the image in a multipart field named "image"');

@@ -1,11 +1,12 @@
 import type { Server } from 'node:http';
+import { createServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import { type BuildProgress, indexCollection } from '../collection/build.ts';
 import type { DatasetName } from '../collection/datasets.ts';
 import { localStore } from '../collection/local-store.ts';
 import type { CollectionStore } from '../collection/store.ts';
 import type { CollectionOptions } from '../collection/types.ts';
-import { CollectionError, RisError, StateError } from '../errors.ts';
+import { ArgumentError, CollectionError, RisError, StateError } from '../errors.ts';
 import { createNodeHnswBuilder } from '../node/hnsw-builder.ts';
 import { createParallelAssigner } from '../node/parallel-assigner.ts';
 import { createApp, type ServerOptions } from './app.ts';
@@ -69,6 +70,8 @@ export interface RunningServer {
 export async function listen(options: ListenOptions = {}): Promise<RunningServer> {
   const collectionOptions: CollectionOptions = { ...options.collectionOptions, persistIndex: 'builds' };
   const store = options.store ?? localStore(collectionOptions.home);
+  const host = options.host ?? '127.0.0.1';
+  await checkHost(host); // before opening collections and loading models
   const explicit = Boolean(options.collections?.length);
   const names = explicit ? options.collections! : await store.list();
   if (names.length === 0 && !options.prepare?.length) {
@@ -135,7 +138,6 @@ export async function listen(options: ListenOptions = {}): Promise<RunningServer
     if (name !== undefined) await opening.get(name);
   };
   const { collections: _names, store: _store, allowedHosts: extraHosts, ...serverOptions } = options;
-  const host = options.host ?? '127.0.0.1';
   // Filled once the port is known (port 0 picks one): the app reads the array on every request.
   const hosts: HostRule[] = [];
   const hub = new EventHub(registry, explicit ? undefined : discover);
@@ -165,7 +167,7 @@ export async function listen(options: ListenOptions = {}): Promise<RunningServer
               'PORT_IN_USE',
               `Port ${options.port ?? 7860} is in use on ${host}; stop what uses it or choose another with --port`,
             )
-          : error,
+          : hostError(host, error),
       );
     });
   });
@@ -273,6 +275,32 @@ function preparationOf(event: BuildProgress): Preparation {
     default:
       return at('indexing', 98, 100, 0);
   }
+}
+
+/** Refuses a host this machine cannot listen on (no such name, not one of its addresses). */
+function checkHost(host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => reject(hostError(host, error)));
+    probe.listen(0, host, () => probe.close(() => resolve()));
+  });
+}
+
+function hostError(host: string, error: NodeJS.ErrnoException): Error {
+  const why =
+    error.code === 'ENOTFOUND'
+      ? 'no such address or host name'
+      : error.code === 'EAI_AGAIN'
+        ? 'its name cannot be resolved now'
+        : error.code === 'EADDRNOTAVAIL'
+          ? 'not an address of this machine'
+          : undefined;
+  if (!why) return error;
+  return new ArgumentError(
+    'INVALID_ARGUMENT',
+    `Cannot serve on ${host}: ${why} (${error.code}); give --host an address of this machine, such as 127.0.0.1 or 0.0.0.0 for every interface`,
+    { cause: error },
+  );
 }
 
 /** The host part of the printed URL: a wildcard address is opened as localhost. */

@@ -349,6 +349,8 @@ export function App() {
           {current && (
             <span class="muted">
               {current.size.toLocaleString('en')} images · {current.model}
+              {current.work && ` · ${current.work.message}`}
+              {current.index?.outdated && ` · index outdated: ${current.index.outdated}`}
             </span>
           )}
         </div>

@@ -36,6 +36,9 @@ export interface CollectionInfo {
   labels: { label: string; count: number }[];
   /** Where the model's similarities live, for the relevance cutoff. */
   similarity: SimilarityScale;
+  /** A ris index or retrain started and not finished: interrupted (with the command that resumes it), or running. */
+  work?: { kind: 'index' | 'retrain'; state: 'interrupted' | 'running'; message: string; found?: number };
+  index?: { kind: string; indexed: number; generation: number; outdated?: string };
 }
 
 /** A dataset the server downloads and indexes in the background; it joins once ready. */

@@ -593,7 +593,7 @@ export class PgCollection implements LibraryCollection {
 
   /** The bytes of an image: a file sent to the collection from the database, any other from its file. */
   async readImage(record: ImageRecord): Promise<Buffer> {
-    if (!this.isUpload(record)) return this.source.read(record.path, `image ${record.id}`, this.name);
+    if (!this.isUpload(record)) return this.source.readIndexed(record, this.name);
     const bytes = await readUpload(this.library, record.id);
     if (bytes) return bytes;
     throw new ImageError(

@@ -63,6 +63,9 @@ export class PgDatabase {
     // An idle connection the server dropped (a restart, a failover) is discarded by the pool and the next
     // query opens another; without a listener that error would end the process.
     this.pool.on('error', () => undefined);
+    // The same for a connection in use but between two statements (inside a transaction): the pool
+    // listens only to idle ones. The next statement on it then fails, and the caller discards it.
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /** One statement on any pooled connection. */
@@ -116,6 +119,14 @@ export class PgDatabase {
   }
 }
 
+/**
+ * Whether `error` is the database gone away (stopped, restarting, failing over, a dropped connection),
+ * which a long-running process waits out; anything else is not retried.
+ */
+export function isOutage(error: unknown): error is CollectionError {
+  return error instanceof CollectionError && error.code === 'DATABASE_UNREACHABLE';
+}
+
 const UNREACHABLE = new Set([
   'ECONNREFUSED',
   'ENOTFOUND',
@@ -137,9 +148,11 @@ export function databaseError(error: unknown, location: string): unknown {
   const message = (error as Error | undefined)?.message ?? String(error);
   if (
     UNREACHABLE.has(code) ||
-    /timeout expired|connection timeout|Connection terminated|terminating connection/i.test(message) ||
-    code === '57P01' ||
-    code === '57P03'
+    /timeout expired|connection timeout|Connection terminated|terminating connection|not queryable/i.test(
+      message,
+    ) ||
+    // admin shutdown, crash of another backend, starting up or shutting down; class 08: connection lost
+    /^(57P0[123]|08...)$/.test(code)
   )
     return new CollectionError(
       'DATABASE_UNREACHABLE',

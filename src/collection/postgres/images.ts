@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { fetch } from 'undici';
 import { ImageError } from '../../errors.ts';
+import { checkIndexedBytes, readIndexedFile } from '../image-file.ts';
+import type { ImageRecord } from '../types.ts';
 
 /** Largest image file read from an images URL. */
 const MAX_IMAGE_BYTES = 100_000_000;
@@ -40,6 +43,20 @@ export class ImageSource {
       if (url) return fetchImageFile(url, what);
       throw fileError(error as NodeJS.ErrnoException, file, what, collection);
     }
+  }
+
+  /**
+   * The bytes of a stored image, while they are the ones indexed (readIndexedFile): from its file here,
+   * or else from its URL, checked the same way.
+   */
+  async readIndexed(record: ImageRecord, collection: string): Promise<Buffer> {
+    const file = this.locate(record.path);
+    const url = this.urlOf(record.path);
+    const reindex = `ris remove ${collection} ${record.id}, then ris add ${collection} with the file`;
+    if (!url || existsSync(file)) return readIndexedFile(file, record, collection, reindex);
+    const bytes = await fetchImageFile(url, `image ${record.id}`);
+    checkIndexedBytes(bytes, url, record, collection, reindex);
+    return bytes;
   }
 }
 

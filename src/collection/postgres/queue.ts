@@ -7,7 +7,7 @@ import { makeThumbnail } from '../thumbnail.ts';
 import type { CollectionOptions, CollectionProgress } from '../types.ts';
 import type { ImageToAdd } from '../walk.ts';
 import { type EmbeddedImage, insertImages, type PgCollection } from './collection.ts';
-import type { PgDatabase } from './connection.ts';
+import { isOutage, type PgDatabase } from './connection.ts';
 
 /**
  * The work queue: ris_jobs holds the images of `ris index --enqueue` until a worker has stored them.
@@ -21,6 +21,10 @@ import type { PgDatabase } from './connection.ts';
  * - It stores a batch in one transaction that first locks its jobs and checks they are still its own, then
  *   writes each image (row, vector, thumbnail) and deletes the jobs. A worker that lost its lease (paused
  *   longer than the lease) stores nothing of that batch.
+ * - A database outage (a restart, a failover, dropped connections) is waited out, up to 10 minutes by
+ *   default: the worker keeps the batch in hand and stores it once the database is back (its lease still
+ *   holds it unless the outage outlasted the lease), and releases any claim whose answer the outage cut
+ *   off, so no image waits for a lease that nobody works under.
  * - Each claim counts an attempt. An image that cannot be decoded fails at once; one that cannot be read
  *   (a file not there yet, a URL that failed) is retried after 5 s, 10 s, …; a job claimed `max_attempts`
  *   times by workers that died with it (an image that kills the worker) is marked failed. Failed jobs
@@ -32,6 +36,7 @@ const PERMANENT = new Set<string>(['EMPTY_IMAGE', 'UNSUPPORTED_IMAGE', 'CORRUPT_
 
 export const DEFAULT_LEASE_SECONDS = 120;
 export const DEFAULT_WORKER_BATCH = 32;
+export const DEFAULT_OUTAGE_SECONDS = 600;
 
 export interface QueueReport {
   /** Newly queued (or failed ones queued again). */
@@ -47,14 +52,19 @@ export async function enqueueImages(
   db: PgDatabase,
   collection: PgCollection,
   images: ImageToAdd[],
+  options: OutageOptions = {},
 ): Promise<QueueReport> {
   const report: QueueReport = { queued: 0, alreadyStored: 0, alreadyQueued: 0 };
+  const outage = new OutageWatch(options, 60);
   for (let i = 0; i < images.length; i += 5000) {
+    pausePoint('enqueue:chunk');
     const chunk = images.slice(i, i + 5000);
     const paths = chunk.map((image) => collection.storedPath(image.path));
     const labels = chunk.map((image) => JSON.stringify(image.labels ?? []));
-    const { rows } = await db.query<{ fresh: number; queued: number }>(
-      `WITH input AS (
+    // Safe to run again: a chunk stored before the answer was lost is then found already queued.
+    const { rows } = await outage.through(() =>
+      db.query<{ fresh: number; queued: number }>(
+        `WITH input AS (
          SELECT * FROM unnest($2::text[], $3::text[]) AS u (path, labels)
        ), fresh AS (
          SELECT path, labels::jsonb AS labels FROM input
@@ -68,7 +78,8 @@ export async function enqueueImages(
          RETURNING 1
        )
        SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT count(*) FROM queued) AS queued`,
-      [collection.id, paths, labels],
+        [collection.id, paths, labels],
+      ),
     );
     const fresh = Number(rows[0]!.fresh);
     const queued = Number(rows[0]!.queued);
@@ -149,7 +160,73 @@ export type WorkerProgress =
       /** Stored images whose bytes equal an image already in the collection. */
       duplicates: { path: string; sameAs: string }[];
     }
-  | { type: 'worker-stopping' };
+  | { type: 'worker-stopping' }
+  | OutageEvent;
+
+/** The database went away (waiting for it, up to `patienceSeconds`), or came back. */
+export type OutageEvent =
+  | { type: 'database-unreachable'; reason: string; patienceSeconds: number }
+  | { type: 'database-back'; afterSeconds: number };
+
+export interface OutageOptions {
+  /** How long to wait for a database that went away before giving up (DATABASE_UNREACHABLE). */
+  outageSeconds?: number;
+  signal?: AbortSignal;
+  onProgress?: (event: OutageEvent) => void;
+}
+
+/**
+ * Runs steps through database outages: a step that fails with DATABASE_UNREACHABLE is run again after
+ * 0.25 s, 0.5 s, … (at most 5 s apart) until it gets through, for at most `outageSeconds` from the first
+ * failure. Only steps that are safe to run twice go through it. Stopping (the signal) ends the wait.
+ */
+class OutageWatch {
+  private since: number | undefined;
+  private readonly patienceMs: number;
+
+  constructor(
+    private readonly options: OutageOptions,
+    defaultSeconds: number,
+  ) {
+    this.patienceMs = (options.outageSeconds ?? defaultSeconds) * 1000;
+  }
+
+  /** Whether the last step came back from an outage (cleared by reading it). */
+  recovered = false;
+
+  async through<T>(step: () => Promise<T>): Promise<T> {
+    let delay = 250;
+    while (true) {
+      try {
+        const result = await step();
+        if (this.since !== undefined) {
+          const afterSeconds = Math.round((Date.now() - this.since) / 100) / 10;
+          this.since = undefined;
+          this.recovered = true;
+          this.options.onProgress?.({ type: 'database-back', afterSeconds });
+        }
+        return result;
+      } catch (error) {
+        if (!isOutage(error) || this.options.signal?.aborted) throw error;
+        if (this.since === undefined) {
+          this.since = Date.now();
+          this.options.onProgress?.({
+            type: 'database-unreachable',
+            reason: error.message,
+            patienceSeconds: this.patienceMs / 1000,
+          });
+        } else if (Date.now() - this.since >= this.patienceMs)
+          throw new CollectionError(
+            'DATABASE_UNREACHABLE',
+            `${error.message} (waited ${Math.round(this.patienceMs / 1000)} s for it to come back)`,
+            { cause: error },
+          );
+        await sleep(delay, this.options.signal);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+}
 
 export interface WorkerOptions {
   /** Collections to work for. Default: every collection of the store, looked up again every 30 s. */
@@ -162,6 +239,11 @@ export interface WorkerOptions {
   leaseSeconds?: number;
   /** Stop once no work is waiting or held by anyone (a batch job); default: wait for more work. */
   untilDone?: boolean;
+  /**
+   * Seconds a worker that has started waits for a database that went away (a restart, a failover) before
+   * it gives up with DATABASE_UNREACHABLE. Default 600. A database unreachable at the start fails at once.
+   */
+  outageSeconds?: number;
   /** Stops the worker after the batch in hand. */
   signal?: AbortSignal;
   /** How collections and their embedders are opened. */
@@ -201,6 +283,10 @@ export async function runWorker(store: WorkerStore, options: WorkerOptions = {})
   const batchSize = options.batchSize ?? DEFAULT_WORKER_BATCH;
   const lease = options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
   const report: WorkerReport = { worker, stored: 0, failed: 0, skipped: 0, lost: 0, duplicates: 0 };
+  const outage = new OutageWatch(
+    { outageSeconds: options.outageSeconds, signal: options.signal, onProgress: options.onProgress },
+    DEFAULT_OUTAGE_SECONDS,
+  );
   const open = new Map<number, PgCollection>();
   const refused = new Set<string>();
   let listedAt = 0;
@@ -233,11 +319,21 @@ export async function runWorker(store: WorkerStore, options: WorkerOptions = {})
     options.onProgress?.({ type: 'worker-start', worker, collections: first.map((c) => c.name) });
     let idleMs = 250;
     while (!options.signal?.aborted) {
-      const targets = await collections();
+      const targets = await outage.through(collections);
       const ids = targets.map((c) => c.id);
-      const jobs = ids.length > 0 ? await claim(store.db, ids, batchSize, worker, lease) : [];
+      if (outage.recovered) {
+        // This worker holds no batch between two: a claim in its name is one whose answer was lost.
+        outage.recovered = false;
+        await outage.through(() => releaseClaims(store.db, worker));
+      }
+      const jobs =
+        ids.length > 0 ? await outage.through(() => claim(store.db, ids, batchSize, worker, lease)) : [];
       if (jobs.length === 0) {
-        if (options.untilDone && (ids.length === 0 || (await waiting(store.db, ids)) === 0)) break;
+        if (
+          options.untilDone &&
+          (ids.length === 0 || (await outage.through(() => waiting(store.db, ids))) === 0)
+        )
+          break;
         await sleep(idleMs, options.signal);
         idleMs = Math.min(idleMs * 2, 5000);
         continue;
@@ -245,7 +341,7 @@ export async function runWorker(store: WorkerStore, options: WorkerOptions = {})
       idleMs = 250;
       for (const [collectionId, batch] of groupBy(jobs, (job) => job.collection_id)) {
         const collection = open.get(collectionId)!;
-        await work(store.db, collection, batch, worker, lease, report, options);
+        await work(store.db, collection, batch, worker, lease, report, options, outage);
       }
     }
     options.onProgress?.({ type: 'worker-stopping' });
@@ -302,6 +398,18 @@ async function claim(
     .sort((a, b) => a.id - b.id);
 }
 
+/**
+ * Gives back every claim in this worker's name: called between batches, when it holds none, after an
+ * outage that may have cut off the answer to a claim the database did commit. The attempt is not counted.
+ */
+async function releaseClaims(db: PgDatabase, worker: string): Promise<void> {
+  await db.query(
+    `UPDATE ris_jobs SET locked_by = NULL, locked_until = NULL, attempts = greatest(attempts - 1, 0)
+     WHERE locked_by = $1 AND state = 'pending'`,
+    [worker],
+  );
+}
+
 /** Jobs of these collections not finished yet: waiting, held by a worker, or due for a retry. */
 async function waiting(db: PgDatabase, collectionIds: number[]): Promise<number> {
   const { rows } = await db.query<{ n: number }>(
@@ -320,6 +428,7 @@ async function work(
   lease: number,
   report: WorkerReport,
   options: WorkerOptions,
+  outage: OutageWatch,
 ): Promise<void> {
   const jobIds = jobs.map((job) => job.id);
   const heartbeat = setInterval(
@@ -332,7 +441,7 @@ async function work(
     Math.max(1000, (lease * 1000) / 3),
   );
   try {
-    const present = await collection.storedPaths(jobs.map((job) => job.path));
+    const present = await outage.through(() => collection.storedPaths(jobs.map((job) => job.path)));
     const todo = jobs.filter((job) => !present.has(job.path));
     const skipped = jobs.filter((job) => present.has(job.path));
     const failures: { job: Job; error: RisError }[] = [];
@@ -387,38 +496,49 @@ async function work(
       }
     }
     pausePoint('worker:embedded');
-    const outcome = await db.transaction(async (client) => {
-      const { rows } = await client.query<{ id: number }>(
-        'SELECT id FROM ris_jobs WHERE id = ANY($1::int8[]) AND locked_by = $2 FOR UPDATE',
-        [jobIds, worker],
-      );
-      const mine = new Set(rows.map((r) => Number(r.id)));
-      const images = embedded.filter((e) => mine.has(e.job.id)).map((e) => e.image);
-      const stored = await insertImages(client, collection.id, images);
-      const done = [...embedded.map((e) => e.job), ...skipped]
-        .filter((job) => mine.has(job.id))
-        .map((job) => job.id);
-      if (done.length > 0) await client.query('DELETE FROM ris_jobs WHERE id = ANY($1::int8[])', [done]);
-      let failed = 0;
-      for (const { job, error } of failures) {
-        if (!mine.has(job.id)) continue;
-        failed++;
-        await client.query(
-          `UPDATE ris_jobs SET
+    // Through an outage the batch in hand is stored once the database is back: embedded once, whatever
+    // happens to the connection. A transaction cut off before its COMMIT was rolled back and runs again;
+    // whether one whose COMMIT went unanswered committed, the database tells by its transaction id.
+    let attempt: { xid: number; outcome: BatchOutcome } | undefined;
+    const outcome = await outage.through(async () => {
+      if (attempt && (await committed(db, attempt.xid))) return attempt.outcome;
+      return db.transaction(async (client) => {
+        const { rows: xid } = await client.query<{ xid: number }>('SELECT txid_current() AS xid');
+        const { rows } = await client.query<{ id: number }>(
+          'SELECT id FROM ris_jobs WHERE id = ANY($1::int8[]) AND locked_by = $2 FOR UPDATE',
+          [jobIds, worker],
+        );
+        const mine = new Set(rows.map((r) => Number(r.id)));
+        const images = embedded.filter((e) => mine.has(e.job.id)).map((e) => e.image);
+        const stored = await insertImages(client, collection.id, images);
+        const done = [...embedded.map((e) => e.job), ...skipped]
+          .filter((job) => mine.has(job.id))
+          .map((job) => job.id);
+        if (done.length > 0) await client.query('DELETE FROM ris_jobs WHERE id = ANY($1::int8[])', [done]);
+        let failed = 0;
+        for (const { job, error } of failures) {
+          if (!mine.has(job.id)) continue;
+          failed++;
+          await client.query(
+            `UPDATE ris_jobs SET
              state = CASE WHEN $3 OR attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
              run_after = now() + make_interval(secs => least(300, 5 * power(2, attempts - 1))),
              error_code = $4, last_error = $5, locked_by = NULL, locked_until = NULL
            WHERE id = $1 AND locked_by = $2`,
-          [job.id, worker, PERMANENT.has(error.code), error.code ?? null, error.message],
-        );
-      }
-      return {
-        stored: stored.ids.length,
-        duplicates: stored.duplicates,
-        skipped: skipped.filter((job) => mine.has(job.id)).length + stored.alreadyPresent,
-        failed,
-        lost: jobs.length - mine.size,
-      };
+            [job.id, worker, PERMANENT.has(error.code), error.code ?? null, error.message],
+          );
+        }
+        const outcome: BatchOutcome = {
+          stored: stored.ids.length,
+          duplicates: stored.duplicates,
+          skipped: skipped.filter((job) => mine.has(job.id)).length + stored.alreadyPresent,
+          failed,
+          lost: jobs.length - mine.size,
+        };
+        attempt = { xid: Number(xid[0]!.xid), outcome };
+        pausePoint('worker:storing'); // written, not committed
+        return outcome;
+      });
     });
     pausePoint('worker:committed');
     report.stored += outcome.stored;
@@ -426,13 +546,28 @@ async function work(
     report.skipped += outcome.skipped;
     report.lost += outcome.lost;
     report.duplicates += outcome.duplicates.length;
-    const pending = await waiting(db, [collection.id]);
+    const pending = await outage.through(() => waiting(db, [collection.id]));
     options.onProgress?.({ type: 'worker-batch', collection: collection.name, ...outcome, pending });
     // The last batch of a large collection builds its HNSW index (one worker does; the others find it).
-    if (pending === 0) await collection.ensureIndex({ onProgress: options.onProgress });
+    if (pending === 0) await outage.through(() => collection.ensureIndex({ onProgress: options.onProgress }));
   } finally {
     clearInterval(heartbeat);
   }
+}
+
+/** What storing one batch did. */
+interface BatchOutcome {
+  stored: number;
+  duplicates: { path: string; sameAs: string }[];
+  skipped: number;
+  failed: number;
+  lost: number;
+}
+
+/** Whether a transaction whose COMMIT got no answer (the connection dropped) did commit. */
+async function committed(db: PgDatabase, xid: number): Promise<boolean> {
+  const { rows } = await db.query<{ status: string | null }>('SELECT txid_status($1) AS status', [xid]);
+  return rows[0]?.status === 'committed';
 }
 
 function groupBy<T, K>(items: T[], key: (item: T) => K): Map<K, T[]> {
