@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { localStore } from '../src/collection/local-store.ts';
 import { createApp } from '../src/server/app.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
+import { startTestDatabase, type TestDatabase } from './fixtures/pg-server.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 import { killAt, ris } from './ris-process.ts';
 
@@ -86,5 +87,33 @@ describe('interrupted work shows everywhere until resumed', () => {
     const again = await ris(home, ['retrain', 'cut']);
     assert.equal(again.code, 0, again.stderr);
     assert.doesNotMatch((await ris(home, ['collections'])).stdout, /interrupted/);
+  });
+});
+
+describe('interrupted work in PostgreSQL', () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await startTestDatabase();
+  });
+  after(() => db?.close());
+
+  it('a ris index --store killed after its first batch shows as interrupted until the same command runs again', {
+    timeout: 180_000,
+  }, async () => {
+    const pgHome = join(dir, 'pg-home');
+    const args = ['index', images, '--collection', 'cutpg', '--model', model, '--store', db.url];
+    const { paused } = await killAt(pgHome, args, 'add:committed');
+    assert.ok(paused);
+    const listed = await ris(pgHome, ['collections', '--store', db.url]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(
+      listed.stdout,
+      /^cutpg .* interrupted ris index: \d+ of 160 images; run ris index .* to resume\n/m,
+    );
+    const info = await ris(pgHome, ['collections', 'info', 'cutpg', '--store', db.url]);
+    assert.match(info.stdout, /\nstate {7}interrupted ris index: \d+ of 160 images/);
+    const resumed = await ris(pgHome, args);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.doesNotMatch((await ris(pgHome, ['collections', '--store', db.url])).stdout, /interrupted/);
   });
 });

@@ -148,6 +148,7 @@ describe('schema version 2 on a database of version 1', () => {
       await c.query(`DROP TABLE ris_uploads, ris_exclusions;
         ALTER TABLE ris_images DROP COLUMN mtime_ms;
         ALTER TABLE ris_collections DROP COLUMN follows_folder;
+        ALTER TABLE ris_collections DROP COLUMN pending_work;
         DELETE FROM ris_schema_migrations WHERE version = 2`);
       const upgraded = postgresStore(fresh.url, { home });
       const again = await upgraded.open('upgraded');

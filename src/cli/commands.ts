@@ -425,7 +425,7 @@ async function listCollections(store: Awaited<ReturnType<typeof openStore>>): Pr
       const c = await store.open(n, { onProgress: progressBars().onProgress });
       const { kind, outdated } = await c.status();
       const count = await c.count();
-      const work = c.pendingWork?.();
+      const work = await c.pendingWork();
       print(
         `${padColumns(n, 20)} ${String(count).padStart(7)} images  ${c.manifest.model}  (${kind} index${outdated ? `, outdated: run ris retrain ${n}` : ''})` +
           `${work ? `  ${describePendingWork(work, count)}` : ''}`,
@@ -442,7 +442,7 @@ async function describeCollection(c: ImageCollection): Promise<void> {
   const labels = await c.labels();
   const state = await c.status();
   const count = await c.count();
-  const work = c.pendingWork?.();
+  const work = await c.pendingWork();
   const settings = Object.entries(state.settings)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');

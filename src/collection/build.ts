@@ -165,7 +165,7 @@ export async function indexCollection(
     );
   }
   try {
-    collection.beginWork?.(
+    await collection.beginWork(
       newPendingWork(
         'index',
         resumeCommand(name, existsSync(source) ? root : source, options),
@@ -176,7 +176,7 @@ export async function indexCollection(
       onProgress: options.onProgress,
       signal: options.signal,
     });
-    collection.endWork?.();
+    await collection.endWork();
     return { collection, report, total: images.length };
   } catch (error) {
     await collection.close();

@@ -25,7 +25,7 @@ import {
 } from './manifest.ts';
 import { checkedManifest, storedProjection } from './manifest-check.ts';
 import { pausePoint } from './pause.ts';
-import { newPendingWork, type PendingWork } from './pending-work.ts';
+import { type PendingWork, retrainMarked } from './pending-work.ts';
 import {
   checkSearchOptions,
   type ImageCollection,
@@ -491,24 +491,19 @@ export class Collection implements LibraryCollection {
 
   /** Rebuilds the index from every stored vector, with new quantizers (after many additions). */
   async retrain(options: { onProgress?: (e: CollectionProgress) => void } = {}): Promise<void> {
-    const resumed = this.pendingWork();
-    this.beginWork(newPendingWork('retrain', `ris retrain ${this.name}`));
-    await this.keeper.rebuild(options);
-    // A retrain ends an interrupted index too only when that index had added every image it found.
-    if (resumed?.kind === 'index') this.beginWork(resumed);
-    else this.endWork();
+    await retrainMarked(this, () => this.keeper.rebuild(options));
   }
 
-  pendingWork(): PendingWork | undefined {
+  async pendingWork(): Promise<PendingWork | undefined> {
     const text = this.db.meta(PENDING_WORK);
     return text ? (JSON.parse(text) as PendingWork) : undefined;
   }
 
-  beginWork(work: PendingWork): void {
+  async beginWork(work: PendingWork): Promise<void> {
     this.db.setMeta(PENDING_WORK, JSON.stringify(work));
   }
 
-  endWork(): void {
+  async endWork(): Promise<void> {
     this.db.setMeta(PENDING_WORK, '');
   }
 

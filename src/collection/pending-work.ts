@@ -29,6 +29,26 @@ export function newPendingWork(kind: PendingWork['kind'], command: string, found
   };
 }
 
+/**
+ * Runs a retrain marked as pending work from its start to its end. A retrain ends an interrupted index
+ * only when that index had added every image it found: otherwise its mark comes back afterwards.
+ */
+export async function retrainMarked(
+  collection: {
+    name: string;
+    pendingWork(): Promise<PendingWork | undefined>;
+    beginWork(work: PendingWork): Promise<void>;
+    endWork(): Promise<void>;
+  },
+  rebuild: () => Promise<void>,
+): Promise<void> {
+  const resumed = await collection.pendingWork();
+  await collection.beginWork(newPendingWork('retrain', `ris retrain ${collection.name}`));
+  await rebuild();
+  if (resumed?.kind === 'index') await collection.beginWork(resumed);
+  else await collection.endWork();
+}
+
 /** Whether the process that started `work` still runs (so it is in progress rather than interrupted). */
 export function stillRunning(work: PendingWork): boolean {
   if (work.host !== hostname()) return false; // another machine's: shown as interrupted, resumable

@@ -91,11 +91,11 @@ export interface ImageCollection {
   retrain(options?: { onProgress?: (e: CollectionProgress) => void }): Promise<void>;
   /**
    * A `ris index` or `ris retrain` started and not finished (killed, or still running), marked from its
-   * start to its end (beginWork, endWork). Stores that keep no such mark (PostgreSQL, for now) leave these out.
+   * start to its end (beginWork, endWork) with the collection, wherever it is kept.
    */
-  pendingWork?(): PendingWork | undefined;
-  beginWork?(work: PendingWork): void;
-  endWork?(): void;
+  pendingWork(): Promise<PendingWork | undefined>;
+  beginWork(work: PendingWork): Promise<void>;
+  endWork(): Promise<void>;
   /** Follows what other processes changed; cheap when nothing did. */
   refresh(): Promise<void>;
   search(input: ImageInput, options?: SearchOptions & { crop?: CropBox }): Promise<SearchHit[]>;

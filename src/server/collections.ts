@@ -114,7 +114,7 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
       const col = entry.collection;
       col.refresh().catch(() => undefined);
       const status = await col.status();
-      const work = col.pendingWork?.();
+      const work = await col.pendingWork();
       const size = await col.count();
       list.push({
         name: col.name,

@@ -9,6 +9,7 @@ import { embedFiles } from '../embed-files.ts';
 import { exclusionsFor } from '../exclusions.ts';
 import { type CollectionManifest, EXACT_SEARCH_BELOW } from '../manifest.ts';
 import { pausePoint } from '../pause.ts';
+import { type PendingWork, retrainMarked } from '../pending-work.ts';
 import { checkSearchOptions, type LibraryCollection, type SearchOptions } from '../store.ts';
 import { makeThumbnail } from '../thumbnail.ts';
 import {
@@ -463,12 +464,35 @@ export class PgCollection implements LibraryCollection {
 
   /** Rebuilds the HNSW index from every stored vector (or drops it when the collection is small again). */
   async retrain(options: { onProgress?: (e: CollectionProgress) => void } = {}): Promise<void> {
-    const { count } = await this.state();
-    if (count < this.annFrom() / 2 || this.annFrom() === Number.POSITIVE_INFINITY) {
-      await this.db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${hnswIndexName(this.id)}`);
-      return;
-    }
-    await this.buildIndex(count, true, options);
+    await retrainMarked(this, async () => {
+      const { count } = await this.state();
+      if (count < this.annFrom() / 2 || this.annFrom() === Number.POSITIVE_INFINITY) {
+        await this.db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${hnswIndexName(this.id)}`);
+        return;
+      }
+      await this.buildIndex(count, true, options);
+    });
+  }
+
+  /** The mark of a ris index or retrain started and not finished, kept in the collection's row. */
+  async pendingWork(): Promise<PendingWork | undefined> {
+    const { rows } = await this.db.query<{ pending_work: PendingWork | null }>(
+      'SELECT pending_work FROM ris_collections WHERE id = $1',
+      [this.id],
+    );
+    if (!rows[0]) throw this.gone();
+    return rows[0].pending_work ?? undefined;
+  }
+
+  async beginWork(work: PendingWork): Promise<void> {
+    await this.db.query('UPDATE ris_collections SET pending_work = $2 WHERE id = $1', [
+      this.id,
+      JSON.stringify(work),
+    ]);
+  }
+
+  async endWork(): Promise<void> {
+    await this.db.query('UPDATE ris_collections SET pending_work = NULL WHERE id = $1', [this.id]);
   }
 
   /**

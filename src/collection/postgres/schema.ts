@@ -80,6 +80,8 @@ export const MIGRATIONS: { version: number; name: string; sql: string }[] = [
     sql: `
       ALTER TABLE ris_images ADD COLUMN mtime_ms double precision;
       ALTER TABLE ris_collections ADD COLUMN follows_folder boolean NOT NULL DEFAULT true;
+      -- A ris index or retrain started and not finished (see PendingWork): shown until it ends well.
+      ALTER TABLE ris_collections ADD COLUMN pending_work jsonb;
       CREATE TABLE ris_uploads (
         image_id bigint PRIMARY KEY REFERENCES ris_images (id) ON DELETE CASCADE,
         data bytea NOT NULL
