@@ -225,7 +225,7 @@ describe('Host names (DNS rebinding)', () => {
       `[::1]:${port}`,
       'photos.lan',
       'photos.lan:8080',
-      'LOCALHOST:' + port,
+      `LOCALHOST:${port}`,
     ])
       assert.equal((await raw('GET', '/api/health', { host })).status, 200, host);
     for (const host of [

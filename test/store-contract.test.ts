@@ -32,7 +32,7 @@ import { postgresStore } from '../src/collection/postgres/store.ts';
 import { emptyRescanReport } from '../src/collection/rescan.ts';
 import { type CollectionStore, type ImageCollection, isLibraryCollection } from '../src/collection/store.ts';
 import { STAGING_DIR, stagingPath, type Upload, type UploadReport } from '../src/collection/uploads.ts';
-import { type ArgumentError, CollectionError, ImageError, RisError } from '../src/index.ts';
+import { type ArgumentError, ImageError, RisError } from '../src/index.ts';
 import { listen } from '../src/server/serve.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { startTestDatabase, type TestDatabase } from './fixtures/pg-server.ts';
