@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import { createServer } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { serve } from '@hono/node-server';
 import { type BuildProgress, indexCollection } from '../collection/build.ts';
 import type { DatasetName } from '../collection/datasets.ts';
@@ -108,33 +109,46 @@ export async function listen(options: ListenOptions = {}): Promise<RunningServer
   const registry = new CollectionRegistry(entries);
   const log = options.log ?? ((line: string) => console.error(line));
   // Serving every collection of the store: ones made (by another process, on another machine) after
-  // the start join, deleted ones leave. The store is listed at most every DISCOVER_EVERY_MS, and at most
-  // every DISCOVER_UNKNOWN_EVERY_MS when a request names a collection not known yet; such a request waits
-  // for it to open.
+  // the start join, deleted ones leave. The store is listed at most every DISCOVER_EVERY_MS; a request
+  // naming a collection not known yet waits for a listing at most DISCOVER_UNKNOWN_EVERY_MS after the
+  // last one (requests arriving meanwhile share it, so a flood of unknown names costs one listing per
+  // interval), then for that collection to open.
   let listed = 0;
+  let listing: Promise<void> | undefined;
   const opening = new Map<string, Promise<void>>();
-  const discover = async (name?: string) => {
-    const unknown = name !== undefined && !registry.list().some((e) => e.name === name);
-    const every = unknown ? DISCOVER_UNKNOWN_EVERY_MS : DISCOVER_EVERY_MS;
-    if (Date.now() - listed >= every) {
-      listed = Date.now();
-      const now = await store.list();
-      for (const found of now) {
-        if (registry.list().some((e) => e.name === found)) continue;
-        registry.set({ name: found, state: 'preparing', preparation: { phase: 'opening', percent: 0 } });
-        const opened = openEntry(found).then(
-          (entry) => registry.set(entry),
-          (error: Error) => registry.set({ name: found, state: 'broken', reason: error.message }),
-        );
-        opening.set(found, opened);
-        void opened.finally(() => opening.delete(found));
-      }
-      for (const entry of registry.list()) {
-        if (now.includes(entry.name) || entry.state === 'preparing') continue;
-        registry.delete(entry.name);
-        if (entry.state === 'ready') await entry.collection.close();
-      }
+  const listStore = async () => {
+    listed = Date.now();
+    const now = await store.list();
+    for (const found of now) {
+      if (registry.list().some((e) => e.name === found)) continue;
+      registry.set({ name: found, state: 'preparing', preparation: { phase: 'opening', percent: 0 } });
+      const opened = openEntry(found).then(
+        (entry) => registry.set(entry),
+        (error: Error) => registry.set({ name: found, state: 'broken', reason: error.message }),
+      );
+      opening.set(found, opened);
+      void opened.finally(() => opening.delete(found));
     }
+    for (const entry of registry.list()) {
+      if (now.includes(entry.name) || entry.state === 'preparing') continue;
+      registry.delete(entry.name);
+      if (entry.state === 'ready') await entry.collection.close();
+    }
+  };
+  const startListing = (after: number) =>
+    (listing ??= delay(Math.max(0, after))
+      .then(listStore)
+      .finally(() => {
+        listing = undefined;
+      }));
+  const discover = async (name?: string) => {
+    const known = () => name === undefined || registry.list().some((e) => e.name === name);
+    const asked = Date.now();
+    if (!known()) {
+      // A listing begun before this request may have missed the collection: wait for one begun after.
+      if (listing) await listing;
+      if (!known() && listed <= asked) await startListing(listed + DISCOVER_UNKNOWN_EVERY_MS - Date.now());
+    } else if (asked - listed >= DISCOVER_EVERY_MS) await startListing(0);
     if (name !== undefined) await opening.get(name);
   };
   const { collections: _names, store: _store, allowedHosts: extraHosts, ...serverOptions } = options;
