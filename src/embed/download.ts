@@ -182,10 +182,11 @@ function hostOf(url: string): string {
   }
 }
 
-/** The innermost message of a failed fetch (undici wraps the system's error as `cause`). */
+/** The innermost message of a failed fetch (undici wraps the system's error as `cause`), on one line. */
 function causeOf(error: unknown): string {
   const cause = (error as { cause?: unknown }).cause;
-  return cause instanceof Error ? cause.message : (error as Error).message;
+  const message = cause instanceof Error ? cause.message : (error as Error).message;
+  return message.split('\n')[0]!.trim();
 }
 
 /** Why the host of `url` cannot be reached, for the failures that say so; undefined for others. */
@@ -207,9 +208,12 @@ function unreachableReason(error: unknown, url: string): string | undefined {
       return `${host} did not accept a connection within ${CONNECT_TIMEOUT_MS / 1000} s (is this machine offline?)`;
     case 'UND_ERR_HEADERS_TIMEOUT':
       return `${host} accepted the connection but sent no answer`;
-    default:
-      return undefined;
   }
+  // A failed TLS handshake or certificate (a proxy that intercepts, a captive portal) fails again at once.
+  if (/^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_)/.test(cause?.code ?? '')) {
+    return `the secure connection to ${host} failed (${causeOf(error)}); a proxy or a network that intercepts HTTPS?`;
+  }
+  return undefined;
 }
 
 export async function fileSha256(path: string): Promise<string> {
