@@ -223,8 +223,9 @@ export class Embedder {
   }
 
   /**
-   * The vectors of several sentences in one forward pass, row after row, and which of them were longer
-   * than the model reads (77 tokens, about 60 words) and were cut.
+   * The vectors of several sentences, row after row, and which of them were longer than the model reads
+   * (77 tokens, about 60 words) and were cut. Each runs alone at its own length (see TextTower), so a
+   * sentence's vector never depends on the others.
    */
   async embedTexts(texts: readonly string[]): Promise<{ vectors: Float32Array; truncated: boolean[] }> {
     if (!this.loadTextTower) throw noTextTower(this.config.name);

@@ -23,8 +23,8 @@ export interface EmbeddedQuery {
 /**
  * Embeds a query of several terms into one vector, in the manner of rclip: each term's unit vector times
  * its weight, summed, and scaled to unit length. So "2:golden retriever" + a photo of a pool − "people"
- * pulls twice as hard toward the dog as toward the pool, and away from people. The texts run as one
- * forward pass of the text tower and the images as one of the image tower, both at once.
+ * pulls twice as hard toward the dog as toward the pool, and away from people. The texts run on the text
+ * tower while the images are decoded and run on the image tower (one batch), both at once.
  *
  * Throws INVALID_ARGUMENT for no terms, a weight that is zero or not finite, a text term on a model
  * without a text tower, a vector of the wrong length, or terms that cancel out; an image that cannot be
