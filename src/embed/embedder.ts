@@ -87,6 +87,13 @@ export interface EmbeddedBatch {
   failures: { index: number; error: RisError }[];
 }
 
+/**
+ * Batches of embedMany in flight at once: one in the network, the others read and decoded meanwhile (and
+ * the network keeps going while the caller stores the last). Three batches of 16 images at 224 × 224 hold
+ * about 29 MB of input tensors.
+ */
+const PIPELINE_DEPTH = 3;
+
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
   return join(base, 'ris', 'models');
@@ -255,8 +262,10 @@ export class Embedder {
   }
 
   /**
-   * Embeds many images in batches, decoding the next batch while the current one runs. Images that
-   * cannot be used are reported in `failures` and skipped; they never stop the run.
+   * Embeds many images in batches, as a pipeline: while one batch runs through the network, the next ones
+   * are read and decoded, and the network goes on to the next batch without waiting for the caller to
+   * handle the last (up to `PIPELINE_DEPTH` batches in flight). Batches come out in input order. Images
+   * that cannot be used are reported in `failures` and skipped; they never stop the run.
    */
   async *embedMany(
     inputs: Iterable<ImageInput> | AsyncIterable<ImageInput>,
@@ -268,26 +277,53 @@ export class Embedder {
     let index = 0;
     let done = 0;
     let failed = 0;
-    const nextBatch = async () => {
-      const items: { index: number; input: ImageInput }[] = [];
-      while (items.length < batchSize) {
-        const next = await iterator.next();
-        if (next.done) break;
-        items.push({ index: index++, input: next.value });
-      }
-      return items.length === 0 ? undefined : this.prepareBatch(items);
+    let stopped = false;
+    // An iterator gives one item at a time: batches are read one after another, in order.
+    let reading: Promise<unknown> = Promise.resolve();
+    const readBatch = () => {
+      const items = reading.then(async () => {
+        const batch: { index: number; input: ImageInput }[] = [];
+        while (batch.length < batchSize && !stopped) {
+          const next = await iterator.next();
+          if (next.done) break;
+          batch.push({ index: index++, input: next.value });
+        }
+        return batch;
+      });
+      reading = items.catch(() => undefined);
+      return items;
     };
-    let pending = nextBatch();
-    for (;;) {
-      const batch = await pending;
-      if (!batch) return;
-      pending = nextBatch(); // decode the next batch while this one runs
-      const vectors =
-        batch.count > 0 ? (await this.run(batch.tensor, batch.count)).vectors : new Float32Array(0);
-      done += batch.count + batch.failures.length;
-      failed += batch.failures.length;
-      options.onProgress?.({ type: 'embed', done, total, failed });
-      yield { indices: batch.indices, vectors, sizes: batch.sizes, failures: batch.failures };
+    // Forward passes one after another, each as soon as its batch is decoded and the previous pass is done.
+    let running: Promise<unknown> = Promise.resolve();
+    const launch = (): Promise<EmbeddedBatch | undefined> => {
+      const prepared = readBatch().then((items) => (items.length > 0 ? this.prepareBatch(items) : undefined));
+      const result = Promise.all([prepared, running]).then(async ([batch]) => {
+        if (!batch || stopped) return undefined;
+        const vectors =
+          batch.count > 0 ? (await this.run(batch.tensor, batch.count)).vectors : new Float32Array(0);
+        return { indices: batch.indices, vectors, sizes: batch.sizes, failures: batch.failures };
+      });
+      running = result.catch(() => undefined);
+      // Awaited in order below; one that fails after an earlier failure must not go unhandled.
+      result.catch(() => undefined);
+      return result;
+    };
+    const line = Array.from({ length: PIPELINE_DEPTH }, launch);
+    try {
+      for (;;) {
+        const batch = await line.shift()!;
+        if (!batch) return;
+        line.push(launch());
+        done += batch.indices.length + batch.failures.length;
+        failed += batch.failures.length;
+        options.onProgress?.({ type: 'embed', done, total, failed });
+        yield batch;
+      }
+    } finally {
+      stopped = true;
+      // Let the caller's input finish (close its files) once the read under way, if any, is done; without
+      // waiting here for an input that may be slow to give its next item.
+      void reading.then(() => iterator.return?.()).catch(() => undefined);
     }
   }
 
