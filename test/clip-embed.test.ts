@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -106,6 +106,39 @@ describe('a CLIP model (tiny towers built by the test)', () => {
     assert.deepEqual(truncated, [true, false]);
     const ratio = vectors[0]! / vectors[1]!;
     assert.ok(Math.abs(ratio - 38 / 37) < 1e-5, `red:green = ${ratio}, expected 38:37`);
+  });
+
+  it("takes the float text tower when asked, runs on the caller's thread too, and refuses a missing one", async () => {
+    const files = tinyTokenizerFiles();
+    const id = (word: string) => tokenizer.encode(word)[1]!;
+    const folder = join(dir, 'two-towers');
+    const model = await writeTinyClip(folder, {
+      vision: tinyClipVision(),
+      text: tinyClipText(new Map([[id('red'), axis(0)]])),
+      tokenizer: files,
+      config: tinyClipConfig({
+        text: {
+          model: 'text_model.onnx',
+          floatModel: 'text_float.onnx',
+          vocab: 'vocab.json',
+          merges: 'merges.txt',
+        },
+      }),
+    });
+    await writeFile(join(folder, 'text_float.onnx'), tinyClipText(new Map([[id('red'), axis(5)]])));
+    const quantized = await Embedder.create({ model, inferenceThread: 'main' });
+    const float = await Embedder.create({ model, textTower: 'float' });
+    try {
+      assert.equal((await quantized.embedText('red'))[0], 1);
+      assert.equal((await float.embedText('red'))[5], 1, 'the float tower answered');
+      assert.equal(float.modelId, quantized.modelId, 'the same image space');
+    } finally {
+      await Promise.all([quantized.close(), float.close()]);
+    }
+    await assert.rejects(
+      Embedder.create({ model: join(dir, 'clip', 'vision_model.onnx'), textTower: 'float' }),
+      /has one text tower only; leave textTower unset/,
+    );
   });
 
   it('refuses a text query on a model without a text tower, with what to use instead', async () => {
