@@ -209,6 +209,10 @@ function unreachableReason(error: unknown, url: string): string | undefined {
     case 'UND_ERR_HEADERS_TIMEOUT':
       return `${host} accepted the connection but sent no answer`;
   }
+  // fetch never connects to ports of other protocols (the Fetch standard's "bad ports": 9, 25, …).
+  if (causeOf(error) === 'bad port') {
+    return `${new URL(url).host} uses a port that fetch refuses (one kept for another protocol); serve it on another port`;
+  }
   // A failed TLS handshake or certificate (a proxy that intercepts, a captive portal) fails again at once.
   if (/^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_)/.test(cause?.code ?? '')) {
     return `the secure connection to ${host} failed (${causeOf(error)}); a proxy or a network that intercepts HTTPS?`;

@@ -50,13 +50,15 @@ export interface EmbedderOptions {
   /** Where built-in models are downloaded. Default $XDG_CACHE_HOME/ris/models or ~/.cache/ris/models. */
   cacheDir?: string;
   /**
-   * Base URLs tried before a built-in model's own sources, each serving the file under its name
-   * (`<mirror>/mobilenetv2-12-int8.onnx`): a local or company mirror.
+   * Base URLs tried before a built-in model's own sources, each a copy of the cache folder
+   * (`<mirror>/mobilenetv2-12-int8.onnx`, `<mirror>/clip-vit-b32/vocab.json`): a local or company mirror.
+   * Default: $RIS_MODEL_MIRROR if set.
    */
   mirrors?: string[];
   /**
-   * Try a built-in model's own sources (Hugging Face, GitHub) after the mirrors. Default true; false for a
-   * site that must use its mirrors only (and for tests, which must never reach the internet).
+   * Try a built-in model's own sources (Hugging Face, GitHub) after the mirrors. Default true, false when
+   * $RIS_MODEL_MIRROR is set; false for a site that must use its mirrors only (and for tests, which must
+   * never reach the internet).
    */
   officialSources?: boolean;
   /** The undici dispatcher downloads go through (a `ProxyAgent` for a company proxy). */
@@ -154,10 +156,12 @@ export class Embedder {
         `Expected batchSize to be a positive integer but received ${describe(batchSize)}`,
       );
     }
+    // RIS_MODEL_MIRROR: a copy of the cache folder served over HTTP, used instead of the official sources.
+    const envMirror = process.env.RIS_MODEL_MIRROR || undefined;
     const resolved = await resolveModel(model, {
       cacheDir: options.cacheDir ?? defaultCacheDir(),
-      mirrors: options.mirrors,
-      officialSources: options.officialSources,
+      mirrors: options.mirrors ?? (envMirror ? [envMirror] : undefined),
+      officialSources: options.officialSources ?? envMirror === undefined,
       textTower: options.textTower,
       dispatcher: options.dispatcher,
       onProgress: options.onProgress,

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -46,6 +46,23 @@ export async function resolveModel(model: string, options: ResolveOptions): Prom
     'UNKNOWN_MODEL',
     `Unknown model "${model}"; use one of ${Object.keys(MODEL_REGISTRY).join(', ')} or the path of an .onnx file`,
   );
+}
+
+/**
+ * Whether a model (a built-in name or a local .onnx path) has a text tower, from its config alone: no
+ * file is loaded or downloaded. False for a model whose config cannot be read.
+ */
+export function modelHasTextTower(model: string): boolean {
+  const entry = MODEL_REGISTRY[model];
+  if (entry) return entry.config.text !== undefined;
+  try {
+    const raw = JSON.parse(readFileSync(resolve(model).replace(/\.onnx$/, '.json'), 'utf8')) as {
+      text?: unknown;
+    };
+    return typeof raw.text === 'object' && raw.text !== null;
+  } catch {
+    return false;
+  }
 }
 
 async function resolveRegistryModel(
