@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { modelIdOf } from '../src/embed/embedder.ts';
 import { fillTensor, prepareImage } from '../src/embed/image.ts';
 import { blockMeans } from '../src/embed/self-test.ts';
+import { cachedModels, modelFeatures } from '../src/experiment/features.ts';
 import {
   ArgumentError,
   ClipTokenizer,
@@ -299,4 +300,27 @@ it("keeps the ids of the models' vector spaces as they were before the CLIP fiel
     input: { ...tinyClipConfig().input, alpha: 'white' },
   });
   assert.notEqual(modelIdOf(clipConfig, 'x'), modelIdOf(white, 'x'), 'alpha handling is');
+});
+
+describe('CLIP in the Experiments models preset', () => {
+  it('is listed once its files are in the cache, and is measured on its own embedding', async () => {
+    const cacheDir = join(dir, 'cache-listed');
+    await mkdir(join(cacheDir, 'clip-vit-b32'), { recursive: true });
+    assert.ok(!cachedModels(cacheDir).includes('clip-vit-b32'));
+    await writeFile(join(cacheDir, MODEL_REGISTRY['clip-vit-b32']!.fileName), '');
+    assert.ok(cachedModels(cacheDir).includes('clip-vit-b32'));
+    // The tiny CLIP's vision tower ends in a projection, as CLIP's does: no feature map to pool other ways.
+    const paths = await Promise.all(
+      ['red', 'blue'].map(async (name, i) => {
+        const file = join(dir, `${name}.png`);
+        await writeFile(file, await solid(i ? 30 : 200, 30, i ? 200 : 30));
+        return file;
+      }),
+    );
+    const features = await modelFeatures(join(dir, 'clip', 'vision_model.onnx'), paths);
+    assert.equal(features.dimension, CLIP_DIMENSION);
+    assert.equal(features.rows.length, 2);
+    assert.ok(features.vectors.has('configured'));
+    assert.match(features.note ?? '', /no global pooling feeds its output tensor "image_embeds"/);
+  });
 });
