@@ -8,7 +8,7 @@ import type { Hono } from 'hono';
 import sharp from 'sharp';
 import { indexCollection } from '../src/collection/build.ts';
 import type { ImageCollection } from '../src/collection/store.ts';
-import { ClipTokenizer } from '../src/index.ts';
+import { ClipTokenizer, MODEL_REGISTRY } from '../src/index.ts';
 import { createApp } from '../src/server/app.ts';
 import {
   axis,
@@ -101,14 +101,16 @@ describe('search by words over HTTP', () => {
     const list = (await (await app.request('/api/collections')).json()) as {
       name: string;
       searchByText: boolean;
+      textSimilarity?: { min: number; max: number; step: number };
     }[];
     assert.deepEqual(
-      list.map((c) => [c.name, c.searchByText]),
+      list.map((c) => [c.name, c.searchByText, c.textSimilarity]),
       [
-        ['colours', true],
-        ['plain', false],
+        ['colours', true, { min: 0, max: 0.5, step: 0.005 }],
+        ['plain', false, undefined],
       ],
     );
+    assert.deepEqual(MODEL_REGISTRY['clip-vit-b32']!.textSimilarity, { min: 0.1, max: 0.4, step: 0.005 });
   });
 
   it('answers { text }', async () => {

@@ -122,6 +122,11 @@ export interface RegistryEntry extends RegistryFile {
    * scores have their own scale). Default DEFAULT_SIMILARITY_SCALE.
    */
   similarity?: SimilarityScale;
+  /**
+   * The same for its text queries, for a model with a text tower: a sentence and a matching photo score far
+   * lower than two photos (CLIP: about 0.2–0.35). Default DEFAULT_TEXT_SIMILARITY_SCALE.
+   */
+  textSimilarity?: SimilarityScale;
   /** The files the config names besides the image model (text towers, tokenizer), beside it in the cache. */
   files?: RegistryFile[];
   /** An end-to-end check run the first time the model loads on a machine. */
@@ -144,6 +149,14 @@ export const DEFAULT_SIMILARITY_SCALE: SimilarityScale = { min: 0, max: 1, step:
 /** The similarity scale of a model (a registry name or a model file path). */
 export function similarityScale(model: string): SimilarityScale {
   return MODEL_REGISTRY[model]?.similarity ?? DEFAULT_SIMILARITY_SCALE;
+}
+
+/** Text–image cosines of CLIP-like models: below 0.5 even for a caption that fits. */
+export const DEFAULT_TEXT_SIMILARITY_SCALE: SimilarityScale = { min: 0, max: 0.5, step: 0.005 };
+
+/** The similarity scale of a model's text queries (see RegistryEntry.textSimilarity). */
+export function textSimilarityScale(model: string): SimilarityScale {
+  return MODEL_REGISTRY[model]?.textSimilarity ?? DEFAULT_TEXT_SIMILARITY_SCALE;
 }
 
 /**
@@ -262,6 +275,10 @@ MODEL_REGISTRY['clip-vit-b32'] = {
       contextLength: 77,
     },
   },
+  // CLIP's image vectors share a common direction: unrelated photos still score about 0.4–0.6.
+  similarity: { min: 0.3, max: 1, step: 0.01 },
+  // A caption that fits scores about 0.25–0.35 with its photo, an unrelated one about 0.15.
+  textSimilarity: { min: 0.1, max: 0.4, step: 0.005 },
   files: [
     clipFiles(
       'onnx/text_model_quantized.onnx',

@@ -7,7 +7,7 @@ import { describePendingWork, stillRunning } from '../collection/pending-work.ts
 import { searchQuery } from '../collection/query-search.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
-import { similarityScale } from '../embed/config.ts';
+import { similarityScale, textSimilarityScale } from '../embed/config.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { modelHasTextTower } from '../embed/resolve-model.ts';
 import { RequestError } from '../errors.ts';
@@ -138,8 +138,11 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
         searchByText: modelHasTextTower(col.manifest.model),
         size,
         labels: await col.labels(),
-        // The page's relevance slider follows the model's score scale.
+        // The page's relevance slider follows the model's score scale (words score lower than pictures).
         similarity: similarityScale(col.manifest.model),
+        ...(modelHasTextTower(col.manifest.model) && {
+          textSimilarity: textSimilarityScale(col.manifest.model),
+        }),
         // What searches use now: it follows the database (generation) as other processes change it.
         index: {
           kind: status.kind,

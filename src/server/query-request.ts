@@ -38,6 +38,7 @@ const options = {
   k: z.coerce.number().int().min(1).max(50).default(5),
   nprobes: z.coerce.number().int().min(1).max(4096).optional(),
   efSearch: z.coerce.number().int().min(1).max(4096).optional(),
+  minSimilarity: z.coerce.number().min(-1).max(1).optional(),
 };
 const textBody = z.object({ ...options, text, weight: weight.optional() }).strict();
 const queryBody = z.object({ ...options, query: z.array(termSchema).min(1).max(MAX_QUERY_TERMS) }).strict();
@@ -46,7 +47,7 @@ export interface QueryRequest {
   terms: QueryTerm[];
   /** The text of each term (undefined for images), as the answer reports them. */
   texts: (string | undefined)[];
-  options: { k: number; nprobes?: number; efSearch?: number };
+  options: { k: number; nprobes?: number; efSearch?: number; minSimilarity?: number };
 }
 
 /**
