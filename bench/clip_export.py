@@ -125,6 +125,17 @@ def export(model, example, path, input_name, output_name, dynamic):
         )
 
 
+def int8(tensor, base):
+    """A float initializer as symmetric int8 (one scale for the tensor, zero point 0), as three initializers."""
+    values = numpy_helper.to_array(tensor).astype(np.float32)
+    scale = max(float(np.abs(values).max()), 1e-8) / 127.0
+    return [
+        numpy_helper.from_array(np.clip(np.round(values / scale), -127, 127).astype(np.int8), f"{base}_q"),
+        numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{base}_scale"),
+        numpy_helper.from_array(np.array(0, dtype=np.int8), f"{base}_zero"),
+    ]
+
+
 def quantize(src, dst):
     """onnxruntime's dynamic quantization, by hand: int8 weights, uint8 activations quantized per call."""
     model = onnx.load(str(src))
@@ -134,34 +145,23 @@ def quantize(src, dst):
     for node in graph.node:
         weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
         if weight is not None and len(weight.dims) == 2:
-            w = numpy_helper.to_array(weight).astype(np.float32)
-            scale = max(float(np.abs(w).max()), 1e-8) / 127.0
             base = node.output[0]
-            new_inits += [
-                numpy_helper.from_array(np.clip(np.round(w / scale), -127, 127).astype(np.int8), f"{base}_Wq"),
-                numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{base}_Wscale"),
-                numpy_helper.from_array(np.array(0, dtype=np.int8), f"{base}_Wzero"),
-            ]
+            new_inits += int8(weight, f"{base}_W")
             nodes += [
                 helper.make_node("DynamicQuantizeLinear", [node.input[0]], [f"{base}_Aq", f"{base}_Ascale", f"{base}_Azero"]),
-                helper.make_node("MatMulInteger", [f"{base}_Aq", f"{base}_Wq", f"{base}_Azero", f"{base}_Wzero"], [f"{base}_int"]),
+                helper.make_node("MatMulInteger", [f"{base}_Aq", f"{base}_W_q", f"{base}_Azero", f"{base}_W_zero"], [f"{base}_int"]),
                 helper.make_node("Cast", [f"{base}_int"], [f"{base}_float"], to=TensorProto.FLOAT),
-                helper.make_node("Mul", [f"{base}_Ascale", f"{base}_Wscale"], [f"{base}_scale"]),
+                helper.make_node("Mul", [f"{base}_Ascale", f"{base}_W_scale"], [f"{base}_scale"]),
                 helper.make_node("Mul", [f"{base}_float", f"{base}_scale"], [base]),
             ]
             continue
         table = inits.get(node.input[0]) if node.op_type == "Gather" else None
         if table is not None and len(table.dims) == 2 and table.dims[0] > 1000:
-            t = numpy_helper.to_array(table).astype(np.float32)
-            scale = max(float(np.abs(t).max()), 1e-8) / 127.0
             base = node.output[0]
-            new_inits += [
-                numpy_helper.from_array(np.clip(np.round(t / scale), -127, 127).astype(np.int8), f"{base}_Tq"),
-                numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{base}_Tscale"),
-                numpy_helper.from_array(np.array(0, dtype=np.int8), f"{base}_Tzero"),
-            ]
-            gather = helper.make_node("Gather", [f"{base}_Tq", node.input[1]], [f"{base}_q"], axis=0)
-            nodes += [gather, helper.make_node("DequantizeLinear", [f"{base}_q", f"{base}_Tscale", f"{base}_Tzero"], [base])]
+            new_inits += int8(table, f"{base}_T")
+            gather = helper.make_node("Gather", [f"{base}_T_q", node.input[1]], [f"{base}_rows"], axis=0)
+            dequantize = helper.make_node("DequantizeLinear", [f"{base}_rows", f"{base}_T_scale", f"{base}_T_zero"], [base])
+            nodes += [gather, dequantize]
             continue
         nodes.append(node)
     used = {name for n in nodes for name in n.input}

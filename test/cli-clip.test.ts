@@ -3,15 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import sharp from 'sharp';
-import { ClipTokenizer } from '../src/index.ts';
-import {
-  axis,
-  tinyClipText,
-  tinyClipVision,
-  tinyTokenizerFiles,
-  writeTinyClip,
-} from './fixtures/tiny-clip.ts';
+import { writeColourClip, writeColourImages } from './fixtures/tiny-clip.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 import { ris } from './ris-process.ts';
 
@@ -21,38 +13,12 @@ let dir: string;
 let home: string;
 let images: string;
 let clipModel: string;
-const colours = {
-  red: [210, 30, 30],
-  green: [30, 200, 40],
-  blue: [30, 40, 210],
-  purple: [150, 30, 170],
-} as const;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ris-cli-clip-'));
   home = join(dir, 'home');
-  images = join(dir, 'images');
-  await mkdir(images);
-  for (const [name, [r, g, b]] of Object.entries(colours)) {
-    await sharp({ create: { width: 60, height: 40, channels: 3, background: { r, g, b } } })
-      .png()
-      .toFile(join(images, `${name}.png`));
-  }
-  const files = tinyTokenizerFiles();
-  const tokenizer = ClipTokenizer.fromText(files.vocab, files.merges);
-  const id = (word: string) => tokenizer.encode(word)[1]!;
-  clipModel = await writeTinyClip(join(dir, 'clip'), {
-    vision: tinyClipVision(),
-    text: tinyClipText(
-      new Map([
-        [id('red'), axis(0)],
-        [id('green'), axis(1)],
-        [id('blue'), axis(2)],
-        [id('dog'), axis(3)],
-      ]),
-    ),
-    tokenizer: files,
-  });
+  images = await writeColourImages(join(dir, 'images'));
+  clipModel = await writeColourClip(join(dir, 'clip'));
   const indexed = await ris(home, ['index', images, '--collection', 'colours', '--model', clipModel]);
   assert.equal(indexed.code, 0, indexed.stderr);
 });

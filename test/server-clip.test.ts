@@ -1,22 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Hono } from 'hono';
-import sharp from 'sharp';
 import { indexCollection } from '../src/collection/build.ts';
 import type { ImageCollection } from '../src/collection/store.ts';
-import { ClipTokenizer, MODEL_REGISTRY } from '../src/index.ts';
+import { MODEL_REGISTRY } from '../src/index.ts';
 import { createApp } from '../src/server/app.ts';
-import {
-  axis,
-  tinyClipText,
-  tinyClipVision,
-  tinyTokenizerFiles,
-  writeTinyClip,
-} from './fixtures/tiny-clip.ts';
+import { writeColourClip, writeColourImages } from './fixtures/tiny-clip.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 import { listenOnLoopback } from './helpers.ts';
 
@@ -28,37 +21,12 @@ let app: Hono;
 let server: Server;
 let base: string;
 let blue: Buffer;
-const colours = {
-  red: [210, 30, 30],
-  green: [30, 200, 40],
-  blue: [30, 40, 210],
-  purple: [150, 30, 170],
-} as const;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ris-server-clip-'));
-  const images = join(dir, 'images');
-  await mkdir(images);
-  for (const [name, [r, g, b]] of Object.entries(colours)) {
-    await sharp({ create: { width: 60, height: 40, channels: 3, background: { r, g, b } } })
-      .png()
-      .toFile(join(images, `${name}.png`));
-  }
+  const images = await writeColourImages(join(dir, 'images'));
   blue = await readFile(join(images, 'blue.png'));
-  const files = tinyTokenizerFiles();
-  const tokenizer = ClipTokenizer.fromText(files.vocab, files.merges);
-  const id = (word: string) => tokenizer.encode(word)[1]!;
-  const model = await writeTinyClip(join(dir, 'clip'), {
-    vision: tinyClipVision(),
-    text: tinyClipText(
-      new Map([
-        [id('red'), axis(0)],
-        [id('green'), axis(1)],
-        [id('blue'), axis(2)],
-      ]),
-    ),
-    tokenizer: files,
-  });
+  const model = await writeColourClip(join(dir, 'clip'));
   const home = join(dir, 'home');
   ({ collection: clip } = await indexCollection('colours', images, { model, home }));
   const imageOnly = await writeTinyModel(

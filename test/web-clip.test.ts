@@ -1,14 +1,12 @@
 // "Describe it" on the page, in a real browser, over a real server: a tiny CLIP collection whose vision
 // tower sees colour and whose text tower knows "red", "green" and "blue", beside one that sees images only.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import sharp from 'sharp';
 import { indexCollection } from '../src/collection/build.ts';
-import { ClipTokenizer } from '../src/index.ts';
 import { listen } from '../src/server/serve.ts';
 import {
   ARTIFACTS,
@@ -19,51 +17,20 @@ import {
   newPage,
   skipWithoutBrowser as skip,
 } from './browser.ts';
-import {
-  axis,
-  tinyClipText,
-  tinyClipVision,
-  tinyTokenizerFiles,
-  writeTinyClip,
-} from './fixtures/tiny-clip.ts';
+import { writeColourClip, writeColourImages } from './fixtures/tiny-clip.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 
 let dir: string;
 let browser: Browser;
 let server: { url: string; close: () => Promise<void> };
 const ids: Record<string, number> = {};
-const colours = {
-  red: [210, 30, 30],
-  green: [30, 200, 40],
-  blue: [30, 40, 210],
-  purple: [150, 30, 170],
-} as const;
 
 before(async () => {
   if (skip) return;
   dir = await mkdtemp(join(tmpdir(), 'ris-web-clip-'));
   const home = join(dir, 'home');
-  const images = join(dir, 'images');
-  await mkdir(images);
-  for (const [name, [r, g, b]] of Object.entries(colours)) {
-    await sharp({ create: { width: 80, height: 60, channels: 3, background: { r, g, b } } })
-      .png()
-      .toFile(join(images, `${name}.png`));
-  }
-  const files = tinyTokenizerFiles();
-  const tokenizer = ClipTokenizer.fromText(files.vocab, files.merges);
-  const id = (word: string) => tokenizer.encode(word)[1]!;
-  const model = await writeTinyClip(join(dir, 'clip'), {
-    vision: tinyClipVision(),
-    text: tinyClipText(
-      new Map([
-        [id('red'), axis(0)],
-        [id('green'), axis(1)],
-        [id('blue'), axis(2)],
-      ]),
-    ),
-    tokenizer: files,
-  });
+  const images = await writeColourImages(join(dir, 'images'), 80, 60);
+  const model = await writeColourClip(join(dir, 'clip'));
   const { collection } = await indexCollection('words', images, { model, home });
   const stored = await collection.storedVectors();
   stored.paths.forEach((path, i) => {
@@ -148,11 +115,7 @@ describe('Describe it', { skip }, () => {
       .setInputFiles({
         name: 'blue.png',
         mimeType: 'image/png',
-        buffer: await sharp({
-          create: { width: 80, height: 60, channels: 3, background: { r: 30, g: 40, b: 210 } },
-        })
-          .png()
-          .toBuffer(),
+        buffer: await readFile(join(dir, 'images', 'blue.png')),
       });
     await searched(page, () => page.getByRole('button', { name: 'Search', exact: true }).click());
     assert.equal((await resultIds(page))[0], ids.blue, 'the image alone');
