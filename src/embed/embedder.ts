@@ -21,6 +21,7 @@ import { exposeTensor, readModel, writeModel } from './onnx-graph.ts';
 import { poolOutput } from './pooling.ts';
 import { type ResolvedModel, resolveModel } from './resolve-model.ts';
 import { recordSelfTest, runSelfTest, selfTestError, selfTestPassed } from './self-test.ts';
+import { Slots } from './slots.ts';
 import { TextTower } from './text-tower.ts';
 
 export interface EmbedProgress {
@@ -474,27 +475,6 @@ function textTowerLoader(resolved: ResolvedModel, threads: number, inferenceThre
         inferenceThread,
       }),
   };
-}
-
-/** At most `size` tasks at once; the others wait their turn, in the order they came. */
-class Slots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    }
-  }
 }
 
 /** A decoding failure that is not one of the image errors sharp's messages map to. */
