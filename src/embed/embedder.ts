@@ -123,9 +123,10 @@ export class Embedder {
   /**
    * Images decoded at once. sharp and file reads share libuv's thread pool, first come first served: with
    * every image of three batches queued there, the reads of the caller's next inputs wait behind them
-   * all (measured: ris index 18 % slower). As many as the pool has threads keeps it busy and the queue short.
+   * all (measured: ris index 18 % slower). One thread fewer than the pool has keeps a thread free for the
+   * reads, and still more decoding threads than this machine's cores.
    */
-  private readonly decoding = new Slots(Number(process.env.UV_THREADPOOL_SIZE) || 4);
+  private readonly decoding = new Slots(Math.max(1, (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1));
 
   private constructor(init: {
     engine: InferenceEngine;
