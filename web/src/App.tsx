@@ -38,8 +38,8 @@ import {
 import { useRemovals } from './removals.ts';
 import { useSession } from './session.ts';
 import { useStoredState } from './stored-state.ts';
-import { useUploads } from './uploads.ts';
 import { describeTerm, exampleSentences, queryTerms } from './terms.ts';
+import { useUploads } from './uploads.ts';
 
 /** The reference app shows 1–5 results; the setting raises the slider's end to 20. */
 const USUAL_MAX_RESULTS = 5;
