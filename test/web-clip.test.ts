@@ -98,6 +98,9 @@ describe('Describe it', { skip }, () => {
       (await page.locator('.last-words').textContent())!,
       /Last searched words: \+ a photo of a red square/,
     );
+    // Words score on the model's text scale, lower than pictures: the relevance cutoff follows it.
+    const cutoff = page.getByRole('slider', { name: 'Minimum similarity' });
+    assert.equal(await cutoff.getAttribute('max'), '0.5');
     await closePage(page);
   });
 
@@ -119,6 +122,7 @@ describe('Describe it', { skip }, () => {
       });
     await searched(page, () => page.getByRole('button', { name: 'Search', exact: true }).click());
     assert.equal((await resultIds(page))[0], ids.blue, 'the image alone');
+    assert.equal(await page.getByRole('slider', { name: 'Minimum similarity' }).getAttribute('max'), '1');
     await field(page).fill('3:red');
     await page.getByRole('button', { name: '+ Add' }).click();
     await field(page).fill('0.2:green');
@@ -147,7 +151,7 @@ describe('Describe it', { skip }, () => {
     assert.match(sentence, /^a photo of a |^a dog on a beach$/);
     await example.click();
     assert.equal(await field(page).inputValue(), sentence);
-    await page.getByLabel('Collection').selectOption('pictures');
+    await page.locator('#collection').selectOption('pictures');
     assert.equal(await field(page).isDisabled(), true);
     assert.match(
       (await page.locator('#describe-hint').textContent())!,

@@ -46,6 +46,11 @@ const USUAL_MAX_RESULTS = 5;
 const LARGE_MAX_RESULTS = 20;
 /** A model's scale, for a server that does not say it. */
 const DEFAULT_SCALE = { min: 0, max: 1, step: 0.01 };
+/** Text–image similarities of a model with a text tower that gives no scale of its own. */
+const DEFAULT_TEXT_SCALE = { min: 0, max: 0.5, step: 0.005 };
+/** A search by words (alone or with an image) scores on the text scale, an image alone on the image one. */
+type QueryKind = 'image' | 'words';
+const kindOf = (terms: SearchTerm[]): QueryKind => (terms.length > 0 ? 'words' : 'image');
 const URL_ERRORS = new Set([
   'URL_NOT_ALLOWED',
   'URL_FETCH_FAILED',
@@ -91,7 +96,7 @@ export function App() {
   const canWrite = session?.write ?? false;
   const [generations, setGenerations] = useState<Map<string, number>>(new Map());
   const [activity, hearActivity] = useActivity();
-  /** The relevance cutoff of each collection (none by default). */
+  /** The relevance cutoff of each collection, for image queries and for queries with words (none by default). */
   const [cutoffs, setCutoffs] = useState<Record<string, number | null>>({});
 
   const maxResults = allowMore ? LARGE_MAX_RESULTS : USUAL_MAX_RESULTS;
@@ -101,10 +106,17 @@ export function App() {
   const preparing = collections?.some((c) => c.state === 'preparing') ?? false;
   const removals = useRemovals({ onRefused: tokenRefused, onError: showError });
   const uploads = useUploads({ limits: session?.uploads ?? DEFAULT_UPLOAD_LIMITS, onRefused: tokenRefused });
-  const scaleOf = (name: string) =>
-    collections?.find((c): c is CollectionInfo => c.name === name && c.state === 'ready')?.similarity ??
-    DEFAULT_SCALE;
-  const cutoffFor = (name: string) => clampCutoff(cutoffs[name] ?? null, scaleOf(name));
+  const scaleOf = (name: string, kind: QueryKind) => {
+    const info = collections?.find((c): c is CollectionInfo => c.name === name && c.state === 'ready');
+    return kind === 'words'
+      ? (info?.textSimilarity ?? DEFAULT_TEXT_SCALE)
+      : (info?.similarity ?? DEFAULT_SCALE);
+  };
+  const cutoffKey = (name: string, kind: QueryKind) => (kind === 'words' ? `words:${name}` : name);
+  const cutoffFor = (name: string, kind: QueryKind) =>
+    clampCutoff(cutoffs[cutoffKey(name, kind)] ?? null, scaleOf(name, kind));
+  // The slider shows the scale of the last search's kind.
+  const shownKind = kindOf(lastTerms);
 
   // Before the first paint, so a light page does not flash dark.
   useLayoutEffect(() => {
@@ -193,9 +205,10 @@ export function App() {
     query: Query | null,
     target = collection,
     k = maxResults,
-    minSimilarity = cutoffFor(target),
+    cutoff?: number | null,
     terms = queryTerms(chips, describeText),
   ) => {
+    const minSimilarity = cutoff === undefined ? cutoffFor(target, kindOf(terms)) : cutoff;
     if (!query && terms.length === 0) {
       showError(
         'Choose an image to search first (upload, drop or paste one, capture it, or pick an example), or describe what you look for.',
@@ -267,13 +280,13 @@ export function App() {
   const chooseCollection = (name: string) => {
     showCollection(name);
     if (lastSearched || lastTerms.length > 0)
-      void runSearch(lastSearched, name, maxResults, cutoffFor(name), lastTerms);
+      void runSearch(lastSearched, name, maxResults, undefined, lastTerms);
     else setResponse(null);
   };
 
   /** A new cutoff: the results follow at once; a lower one than the last search had asks again. */
   const setCutoff = (value: number | null) => {
-    setCutoffs((now) => ({ ...now, [collection]: value }));
+    setCutoffs((now) => ({ ...now, [cutoffKey(collection, shownKind)]: value }));
     const asked = lastAsked.current;
     if (
       (lastSearched || lastTerms.length > 0) &&
@@ -546,7 +559,7 @@ export function App() {
                                 lastSearched,
                                 response.body.collection,
                                 maxResults,
-                                cutoffFor(response.body.collection),
+                                undefined,
                                 lastTerms,
                               );
                           }}
@@ -562,8 +575,8 @@ export function App() {
                         </label>
                         {current && (
                           <SimilarityCutoff
-                            scale={current.similarity ?? DEFAULT_SCALE}
-                            value={cutoffFor(collection)}
+                            scale={scaleOf(collection, shownKind)}
+                            value={cutoffFor(collection, shownKind)}
                             onChange={setCutoff}
                           />
                         )}
@@ -573,7 +586,7 @@ export function App() {
                         serial={response?.serial ?? 0}
                         count={shownCount}
                         loading={searching}
-                        minSimilarity={response ? cutoffFor(response.body.collection) : null}
+                        minSimilarity={response ? cutoffFor(response.body.collection, shownKind) : null}
                         onEnlarge={setEnlarged}
                         onSearch={searchWith}
                         onRemove={
