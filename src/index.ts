@@ -12,6 +12,7 @@ export { risHome } from './collection/home.ts';
 export type { CollectionManifest } from './collection/manifest.ts';
 export type { AddReport, CollectionOptions, ImageRecord, SearchHit } from './collection/types.ts';
 export { type ImageToAdd, walkImages } from './collection/walk.ts';
+export { ClipTokenizer } from './embed/clip-tokenizer.ts';
 export {
   DEFAULT_MODEL,
   MODEL_REGISTRY,
@@ -19,6 +20,8 @@ export {
   type ModelConfigInput,
   modelConfigSchema,
   type RegistryEntry,
+  type RegistryFile,
+  type SelfTestSpec,
 } from './embed/config.ts';
 export { type DownloadProgress, downloadVerified } from './embed/download.ts';
 export {
@@ -31,6 +34,7 @@ export {
 } from './embed/embedder.ts';
 export { type CropBox, DEFAULT_PIXEL_LIMIT, type ImageInput } from './embed/image.ts';
 export { exposeTensor } from './embed/onnx-graph.ts';
+export { type EmbeddedQuery, embedQuery, parseWeightedTerm, type QueryTerm } from './embed/query.ts';
 export {
   ArgumentError,
   CollectionError,

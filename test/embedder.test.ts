@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { fillTensor, prepareImage } from '../src/embed/image.ts';
+import type { InferenceEngine } from '../src/embed/inference.ts';
 import { Embedder, ModelError } from '../src/index.ts';
 import { jpeg, png } from './fixtures/images.ts';
-import { TINY_CHANNELS, tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
+import { TINY_CHANNELS, TINY_SIZE, tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 
 let dir: string;
 before(async () => {
@@ -124,6 +126,71 @@ describe('Embedder with tiny models built by the tests', () => {
     for (const [index, vector] of rows) close(vector, await e.embed(inputs[index]!));
   });
 
+  it('embedMany keeps the network busy while the caller holds a batch, and keeps the input order', async () => {
+    const e = await embedder('ahead', 'float', { tensor: 'pooled', pooling: 'none' });
+    const images = await Promise.all(Array.from({ length: 12 }, (_, i) => png(24 + i, 20, 30 + i)));
+    // Watch the forward passes (the real ones: the spy only counts them).
+    const internals = e as unknown as { run: (t: Float32Array, n: number) => Promise<unknown> };
+    const realRun = internals.run.bind(e);
+    let passes = 0;
+    let secondPassDone: () => void = () => {};
+    const secondPass = new Promise<void>((resolve) => {
+      secondPassDone = resolve;
+    });
+    internals.run = async (tensor, count) => {
+      const out = await realRun(tensor, count);
+      if (++passes === 2) secondPassDone();
+      return out;
+    };
+    const requested: number[] = [];
+    async function* inputs() {
+      for (const [i, image] of images.entries()) {
+        requested.push(i);
+        yield image;
+      }
+    }
+    const order: number[] = [];
+    for await (const batch of e.embedMany(inputs(), { batchSize: 3 })) {
+      order.push(...batch.indices);
+      if (order.length === 3) {
+        // The caller holds the first batch: the second goes through the network meanwhile, and the third
+        // is read. (Before, neither happened until the caller asked for the next batch.)
+        let timer: NodeJS.Timeout | undefined;
+        const stuck = new Promise<'stuck'>((resolve) => {
+          timer = setTimeout(() => resolve('stuck'), 10_000);
+        });
+        const outcome = await Promise.race([secondPass, stuck]);
+        clearTimeout(timer);
+        assert.notEqual(outcome, 'stuck', 'the second batch ran while the first was held');
+        assert.ok(requested.length >= 9, `inputs read ahead: ${requested.length}`);
+      }
+    }
+    assert.deepEqual(
+      order,
+      Array.from({ length: 12 }, (_, i) => i),
+    );
+    assert.equal(passes, 4);
+  });
+
+  it('embedMany stops cleanly when the caller stops early', async () => {
+    const e = await embedder('early', 'float', { tensor: 'pooled', pooling: 'none' });
+    const images = await Promise.all(Array.from({ length: 30 }, (_, i) => png(20, 20, 60 + i)));
+    let returned = false;
+    async function* inputs() {
+      try {
+        yield* images;
+      } finally {
+        returned = true;
+      }
+    }
+    for await (const batch of e.embedMany(inputs(), { batchSize: 4 })) {
+      assert.equal(batch.indices.length, 4);
+      break;
+    }
+    await e.close(); // waits for the passes in flight; nothing unhandled afterwards
+    assert.ok(returned, "the input's generator was told to finish");
+  });
+
   it('accepts a path, a Buffer and a stream alike', async () => {
     const e = await embedder('inputs', 'float', { tensor: 'pooled', pooling: 'none' });
     const bytes = await png(20, 20, 6);
@@ -198,9 +265,16 @@ describe('the inference worker', () => {
     });
     const image = await png(40, 30, 1);
     const expected = await e.embed(image);
+    // Both calls reach the worker in the same tick (decoded beforehand), so both are waiting when it dies
+    // however loaded the machine is: a call that came after the death would rightly start a new worker.
+    const engine = (
+      e as unknown as { engine: InferenceEngine & { worker: { terminate(): Promise<number> } } }
+    ).engine;
+    const tensor = new Float32Array(3 * TINY_SIZE * TINY_SIZE);
+    fillTensor(await prepareImage(image, e.config), e.config, tensor, 0);
     const outcomes = await Promise.all(
       [1, 2].map(() =>
-        e.embed(image).then(
+        engine.run(tensor.slice(), [1, 3, TINY_SIZE, TINY_SIZE]).then(
           () => 'answered',
           (error: unknown) => error,
         ),
@@ -216,7 +290,6 @@ describe('the inference worker', () => {
     }
     close(await e.embed(image), expected, 1e-6);
     // Stopped from outside while idle: the next call starts a new one too.
-    const engine = (e as unknown as { engine: { worker: { terminate(): Promise<number> } } }).engine;
     await engine.worker.terminate();
     close(await e.embed(image), expected, 1e-6);
     await e.close();

@@ -5,8 +5,8 @@ import { promisify } from 'node:util';
 
 export const bin = join(import.meta.dirname, '..', 'bin', 'ris.js');
 
-/** Datasets come from a local mirror or nowhere: no test reaches the internet. */
-export const OFFLINE = { RIS_DATASET_MIRROR: 'http://127.0.0.1:9' };
+/** Datasets and models come from a local mirror or nowhere: no test reaches the internet. */
+export const OFFLINE = { RIS_DATASET_MIRROR: 'http://127.0.0.1:9', RIS_MODEL_MIRROR: 'http://127.0.0.1:9' };
 
 export interface Run {
   code: number | null;

@@ -15,17 +15,18 @@ import { risHome } from '../collection/home.ts';
 import { addPaths, createCollection, deleteCollection, removeImages, rescan } from '../collection/library.ts';
 import type { IndexSettingsInput } from '../collection/manifest.ts';
 import { describePendingWork } from '../collection/pending-work.ts';
+import { searchQuery } from '../collection/query-search.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
-import type { CropBox, ImageInput } from '../embed/image.ts';
+import type { CropBox } from '../embed/image.ts';
 import { loadProjection } from '../embed/projection.ts';
 import { ArgumentError, RisError } from '../errors.ts';
 import { createNodeHnswBuilder } from '../node/hnsw-builder.ts';
 import { createParallelAssigner, type ParallelAssigner } from '../node/parallel-assigner.ts';
-import { fetchImage } from '../server/fetch-image.ts';
 import type { ListenOptions } from '../server/serve.ts';
 import type { IndexCommandOptions, StoreOption } from './options.ts';
 import { progressBars } from './progress.ts';
+import { searchTerms } from './search-terms.ts';
 import { copyCommand, storeInfoLines } from './store-commands.ts';
 
 /** One line per fact about an index file of any kind, after verifying its checksum. */
@@ -272,24 +273,33 @@ export interface SearchCommandOptions extends StoreOption {
   efSearch?: number;
   minSimilarity?: number;
   json?: boolean;
+  /** Words to search for, and words to search away from (rclip's "2:words" weights). */
+  text?: string[];
+  not?: string[];
 }
 
 export async function searchCommand(
   name: string,
-  image: string,
+  image: string | undefined,
   options: SearchCommandOptions,
 ): Promise<void> {
   const crop = parseCrop(options.crop);
+  const terms = await searchTerms(image, { text: options.text, not: options.not, crop });
   await withCollection(name, options, async (collection) => {
     const started = performance.now();
-    const hits = await collection.search(await loadQuery(image), {
+    const { hits, truncatedTexts } = await searchQuery(collection, terms, {
       k: options.k,
-      crop,
       nprobes: options.nprobes,
       efSearch: options.efSearch,
       minSimilarity: options.minSimilarity,
     });
     const ms = performance.now() - started;
+    for (const i of truncatedTexts) {
+      const term = terms[i] as { text: string };
+      process.stderr.write(
+        `note: "${term.text.slice(0, 40)}…" is longer than the model reads (77 tokens); its end was left out\n`,
+      );
+    }
     if (options.json) {
       print(
         JSON.stringify(
@@ -321,12 +331,6 @@ export async function searchCommand(
       );
     });
   });
-}
-
-/** A query given on the command line: a file, or an http(s) URL (any address: the user runs this machine). */
-async function loadQuery(image: string): Promise<ImageInput> {
-  if (/^https?:\/\//i.test(image)) return fetchImage(image, { maxBytes: 100_000_000, allowPrivate: true });
-  return image;
 }
 
 export function parseCrop(value: string | undefined): CropBox | undefined {

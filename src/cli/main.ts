@@ -49,6 +49,12 @@ function list(value: unknown): string[] | undefined {
     .filter(Boolean);
 }
 
+/** An option given any number of times (cac gives one value, or an array when repeated). */
+function repeated(value: unknown): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
 const INDEX_KINDS = ['auto', 'flat', 'hnsw', 'ivf-pq'] as const;
 
 function indexKind(value: unknown): (typeof INDEX_KINDS)[number] {
@@ -186,8 +192,13 @@ cli
   );
 
 cli
-  .command('search <collection> <image>', 'Find the images most similar to an image file or an http(s) URL')
+  .command(
+    'search <collection> [image]',
+    'Find the images most like an image file or an http(s) URL, words (--text, CLIP collections), or both',
+  )
   .option('-k <k>', 'Number of results (1 to 1000)', { default: 5 })
+  .option('--text <words>', 'Search by words (repeatable; "2:golden retriever" weighs them double)')
+  .option('--not <words>', 'Search away from words (repeatable; weights as --text)')
   .option('--crop <box>', 'Search with a crop of the image: x,y,width,height in pixels')
   .option(
     '--nprobes <n>',
@@ -204,10 +215,12 @@ cli
   .option('--json', 'Print the results as JSON')
   .example('ris search photos cat.jpg -k 10')
   .example('ris search caltech101 https://example.com/plane.jpg --crop 0,0,400,300 --json')
+  .example('ris search photos --text "a dog on a beach"')
+  .example('ris search photos pool.jpg --text "2:golden retriever" --not people')
   .action(
     (
       name: string,
-      image: string,
+      image: string | undefined,
       options: {
         k: unknown;
         crop?: string;
@@ -216,9 +229,13 @@ cli
         minSimilarity?: unknown;
         json?: boolean;
         store?: string;
+        text?: unknown;
+        not?: unknown;
       },
     ) =>
-      commands.searchCommand(String(name), String(image), {
+      commands.searchCommand(String(name), image === undefined ? undefined : String(image), {
+        text: repeated(options.text),
+        not: repeated(options.not),
         store: storeOf(options),
         k: int(options.k, '-k', 1, 1000),
         crop: options.crop === undefined ? undefined : String(options.crop),

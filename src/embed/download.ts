@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { Agent, type Dispatcher, fetch, type Response } from 'undici';
 import { ModelError } from '../errors.ts';
 
 export interface DownloadProgress {
@@ -17,7 +18,28 @@ export interface DownloadOptions {
   retries?: number;
   /** Stops the download (the partial file stays, so a later call resumes it). */
   signal?: AbortSignal;
+  /**
+   * The undici dispatcher requests go through: a `ProxyAgent` for a company proxy, say. Default: one that
+   * gives up on a host that does not accept a connection within 10 s or sends nothing for 30 s.
+   */
+  dispatcher?: Dispatcher;
+  /**
+   * Hosts found unreachable (host → why), shared by the downloads of one model: a host that cannot be
+   * resolved or reached is tried once, not once per file and retry, so being offline shows in seconds.
+   */
+  unreachable?: Map<string, string>;
 }
+
+/** Connections a source must accept, and the silence it may keep, before it counts as unreachable. */
+const CONNECT_TIMEOUT_MS = 10_000;
+const STALL_TIMEOUT_MS = 30_000;
+let defaultAgent: Agent | undefined;
+const agent = () =>
+  (defaultAgent ??= new Agent({
+    connect: { timeout: CONNECT_TIMEOUT_MS },
+    headersTimeout: STALL_TIMEOUT_MS,
+    bodyTimeout: STALL_TIMEOUT_MS,
+  }));
 
 /**
  * Downloads `target` from the first of `urls` that delivers it whole with the expected size and sha256.
@@ -35,6 +57,11 @@ export async function downloadVerified(
   const failures: string[] = [];
   let checksumFailed = false;
   for (const url of urls) {
+    const unreachable = options.unreachable?.get(hostOf(url));
+    if (unreachable !== undefined) {
+      failures.push(`${url}: ${unreachable}`);
+      continue;
+    }
     try {
       await fetchResuming(url, part, expected.bytes, target, options);
       const { size } = await stat(part);
@@ -86,10 +113,17 @@ async function fetchResuming(
         headers: offset > 0 ? { Range: `bytes=${offset}-` } : {},
         redirect: 'follow',
         signal: options.signal,
+        dispatcher: options.dispatcher ?? agent(),
       });
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
-      if (++attempt > retries) throw new Error(`request failed: ${(error as Error).message}`);
+      // No retry for a host that cannot be resolved or reached: it will not answer in the next second.
+      const unreachable = unreachableReason(error, url);
+      if (unreachable !== undefined) {
+        options.unreachable?.set(hostOf(url), unreachable);
+        throw new Error(unreachable);
+      }
+      if (++attempt > retries) throw new Error(`request failed: ${causeOf(error)}`);
       continue;
     }
     if (response.status === 416 && offset > 0) {
@@ -139,6 +173,52 @@ async function fetchResuming(
 
 /** A body longer than announced: no resume can mend that. */
 class TooLong extends Error {}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/** The innermost message of a failed fetch (undici wraps the system's error as `cause`), on one line. */
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: unknown }).cause;
+  const message = cause instanceof Error ? cause.message : (error as Error).message;
+  return message.split('\n')[0]!.trim();
+}
+
+/** Why the host of `url` cannot be reached, for the failures that say so; undefined for others. */
+function unreachableReason(error: unknown, url: string): string | undefined {
+  const cause = (error as { cause?: { code?: string } }).cause;
+  const host = new URL(url).hostname;
+  switch (cause?.code) {
+    case 'ENOTFOUND':
+      return `${host} cannot be resolved (is this machine offline?)`;
+    case 'EAI_AGAIN':
+      return `${host} cannot be resolved: no answer from the name server (is this machine offline?)`;
+    case 'ECONNREFUSED':
+      return `${host} refused the connection`;
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ENETDOWN':
+      return `${host} cannot be reached (is this machine offline?)`;
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return `${host} did not accept a connection within ${CONNECT_TIMEOUT_MS / 1000} s (is this machine offline?)`;
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return `${host} accepted the connection but sent no answer`;
+  }
+  // fetch never connects to ports of other protocols (the Fetch standard's "bad ports": 9, 25, …).
+  if (causeOf(error) === 'bad port') {
+    return `${new URL(url).host} uses a port that fetch refuses (one kept for another protocol); serve it on another port`;
+  }
+  // A failed TLS handshake or certificate (a proxy that intercepts, a captive portal) fails again at once.
+  if (/^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_)/.test(cause?.code ?? '')) {
+    return `the secure connection to ${host} failed (${causeOf(error)}); a proxy or a network that intercepts HTTPS?`;
+  }
+  return undefined;
+}
 
 export async function fileSha256(path: string): Promise<string> {
   const hash = createHash('sha256');

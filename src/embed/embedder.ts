@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, homedir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
+import type { Dispatcher } from 'undici';
 import { ArgumentError, describe, ImageError, ModelError, RisError } from '../errors.ts';
-import { DEFAULT_MODEL, MODEL_REGISTRY, type ModelConfig, parseModelConfig } from './config.ts';
-import { type DownloadProgress, downloadVerified, fileSha256 } from './download.ts';
+import { ClipTokenizer } from './clip-tokenizer.ts';
+import { DEFAULT_MODEL, type ModelConfig } from './config.ts';
+import type { DownloadProgress } from './download.ts';
 import {
   type CropBox,
   type DecodeOptions,
@@ -18,6 +19,10 @@ import {
 import { type InferenceEngine, inProcessEngine, workerEngine } from './inference.ts';
 import { exposeTensor, readModel, writeModel } from './onnx-graph.ts';
 import { poolOutput } from './pooling.ts';
+import { type ResolvedModel, resolveModel } from './resolve-model.ts';
+import { recordSelfTest, runSelfTest, selfTestError, selfTestPassed } from './self-test.ts';
+import { Slots } from './slots.ts';
+import { TextTower } from './text-tower.ts';
 
 export interface EmbedProgress {
   type: 'embed';
@@ -33,22 +38,32 @@ export type EmbedderProgress = DownloadProgress | EmbedProgress;
 export interface EmbedderOptions {
   /**
    * A built-in model ('resnet50', the default and the reference app's network; 'resnet50-int8';
-   * 'mobilenetv2-int8', the fastest) or the path of a local .onnx file with its config beside it
-   * (`model.json` for `model.onnx`).
+   * 'mobilenetv2-int8', the fastest; 'clip-vit-b32', OpenAI's CLIP, which also embeds sentences) or the
+   * path of a local .onnx file with its config beside it (`model.json` for `model.onnx`).
    */
   model?: string;
+  /**
+   * The text tower of a CLIP model. 'quantized' (default): int8 weights, 64 MB, a query in a few
+   * milliseconds. 'float': the original float32 weights, 254 MB and slower, with answers closest to
+   * OpenAI's. Models without a text tower ignore it.
+   */
+  textTower?: 'quantized' | 'float';
   /** Where built-in models are downloaded. Default $XDG_CACHE_HOME/ris/models or ~/.cache/ris/models. */
   cacheDir?: string;
   /**
-   * Base URLs tried before a built-in model's own sources, each serving the file under its name
-   * (`<mirror>/mobilenetv2-12-int8.onnx`): a local or company mirror.
+   * Base URLs tried before a built-in model's own sources, each a copy of the cache folder
+   * (`<mirror>/mobilenetv2-12-int8.onnx`, `<mirror>/clip-vit-b32/vocab.json`): a local or company mirror.
+   * Default: $RIS_MODEL_MIRROR if set.
    */
   mirrors?: string[];
   /**
-   * Try a built-in model's own sources (Hugging Face, GitHub) after the mirrors. Default true; false for a
-   * site that must use its mirrors only (and for tests, which must never reach the internet).
+   * Try a built-in model's own sources (Hugging Face, GitHub) after the mirrors. Default true, false when
+   * $RIS_MODEL_MIRROR is set; false for a site that must use its mirrors only (and for tests, which must
+   * never reach the internet).
    */
   officialSources?: boolean;
+  /** The undici dispatcher downloads go through (a `ProxyAgent` for a company proxy). */
+  dispatcher?: Dispatcher;
   /**
    * Where the network runs: 'worker' (default) keeps this thread's event loop free during a forward pass
    * (onnxruntime-node computes synchronously on the calling thread); 'main' saves the worker's start.
@@ -75,6 +90,13 @@ export interface EmbeddedBatch {
   failures: { index: number; error: RisError }[];
 }
 
+/**
+ * Batches of embedMany in flight at once: one in the network, the others read and decoded meanwhile (and
+ * the network keeps going while the caller stores the last). Three batches of 16 images at 224 × 224 hold
+ * about 29 MB of input tensors.
+ */
+const PIPELINE_DEPTH = 3;
+
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
   return join(base, 'ris', 'models');
@@ -83,16 +105,28 @@ export function defaultCacheDir(): string {
 /**
  * Turns images into vectors with an ONNX model: sharp decodes and resizes, onnxruntime runs the network,
  * and the configured tensor is pooled and normalised. In `embedMany` the next batch is decoded while the
- * current one runs, so decoding hides behind inference.
+ * current one runs, so decoding hides behind inference. A model with a text tower (CLIP) embeds
+ * sentences into the same space (`embedText`).
  */
 export class Embedder {
   /** Identifies the model file and its config; vectors from different ids must not share an index. */
   readonly modelId: string;
   readonly dimension: number;
   readonly config: ModelConfig;
+  /** CLIP's tokenizer, for a model with a text tower. */
+  readonly tokenizer: ClipTokenizer | undefined;
   private readonly engine: InferenceEngine;
   private readonly batchSize: number;
   private readonly decodeOptions: DecodeOptions;
+  private readonly loadTextTower: (() => Promise<TextTower>) | undefined;
+  private textTower: Promise<TextTower> | undefined;
+  /**
+   * Images decoded at once. sharp and file reads share libuv's thread pool, first come first served: with
+   * every image of three batches queued there, the reads of the caller's next inputs wait behind them
+   * all (measured: ris index 18 % slower). One thread fewer than the pool has keeps a thread free for the
+   * reads, and still more decoding threads than this machine's cores.
+   */
+  private readonly decoding = new Slots(Math.max(1, (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1));
 
   private constructor(init: {
     engine: InferenceEngine;
@@ -101,6 +135,8 @@ export class Embedder {
     dimension: number;
     batchSize: number;
     limitInputPixels: number | undefined;
+    tokenizer?: ClipTokenizer;
+    loadTextTower?: () => Promise<TextTower>;
   }) {
     this.engine = init.engine;
     this.config = init.config;
@@ -108,6 +144,8 @@ export class Embedder {
     this.dimension = init.dimension;
     this.batchSize = init.batchSize;
     this.decodeOptions = { limitInputPixels: init.limitInputPixels };
+    this.tokenizer = init.tokenizer;
+    this.loadTextTower = init.loadTextTower;
   }
 
   static async create(options: EmbedderOptions = {}): Promise<Embedder> {
@@ -120,7 +158,18 @@ export class Embedder {
         `Expected batchSize to be a positive integer but received ${describe(batchSize)}`,
       );
     }
-    const { file, config, sha256 } = await resolveModel(model, options);
+    // RIS_MODEL_MIRROR: a copy of the cache folder served over HTTP, used instead of the official sources.
+    const envMirror = process.env.RIS_MODEL_MIRROR || undefined;
+    const resolved = await resolveModel(model, {
+      cacheDir: options.cacheDir ?? defaultCacheDir(),
+      mirrors: options.mirrors ?? (envMirror ? [envMirror] : undefined),
+      officialSources: options.officialSources ?? envMirror === undefined,
+      textTower: options.textTower,
+      dispatcher: options.dispatcher,
+      onProgress: options.onProgress,
+      selfTestPassed,
+    });
+    const { file, config, sha256 } = resolved;
     // The graph as onnxruntime gets it: the embedding tensor exposed as an output. Built again if the
     // inference worker dies and a new one needs the model.
     const prepared = async () => {
@@ -144,25 +193,76 @@ export class Embedder {
         `The model has no input "${config.input.name}" (it has ${engine.inputNames.join(', ')}); fix input.name in its config`,
       );
     }
-    const modelId = `${config.name}@${createHash('sha256').update(sha256).update(JSON.stringify(config)).digest('hex').slice(0, 16)}`;
-    const embedder = new Embedder({
+    const common = {
       engine,
       config,
-      modelId,
-      dimension: 0,
+      modelId: modelIdOf(config, sha256),
       batchSize,
       limitInputPixels: options.limitInputPixels,
-    });
+    };
     // One forward pass on a blank image tells the embedding's length.
-    const probe = await embedder.run(new Float32Array(3 * config.input.size ** 2), 1);
-    return new Embedder({
-      engine,
-      config,
-      modelId,
-      dimension: probe.dimension,
-      batchSize,
-      limitInputPixels: options.limitInputPixels,
-    });
+    let dimension: number;
+    try {
+      dimension = (await new Embedder({ ...common, dimension: 0 }).run(blankImage(config), 1)).dimension;
+    } catch (error) {
+      await engine.release();
+      throw error;
+    }
+    const text = resolved.text && textTowerLoader(resolved, threads, options.inferenceThread ?? 'worker');
+    const embedder = new Embedder({ ...common, dimension, ...text });
+    if (resolved.selfTest?.image) await embedder.selfTest(model, resolved);
+    return embedder;
+  }
+
+  /** Runs a built-in model's self-test; refuses the model (closing it) when it fails. */
+  private async selfTest(model: string, resolved: ResolvedModel): Promise<void> {
+    const { spec, image } = resolved.selfTest!;
+    try {
+      const report = await runSelfTest(this, spec, image!);
+      if (!report.passed) throw selfTestError(model, spec, report);
+      // A record that cannot be written (a read-only cache) only means the test runs again next time.
+      await recordSelfTest(resolved, report).catch(() => undefined);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  /** Whether the model embeds text too (a CLIP model: a text tower beside the image tower). */
+  get hasText(): boolean {
+    return this.loadTextTower !== undefined;
+  }
+
+  /**
+   * The vector of a sentence, in the images' space (CLIP): compare it with image vectors by cosine. The
+   * text tower loads on first use. Throws INVALID_ARGUMENT for a model without one.
+   */
+  async embedText(text: string): Promise<Float32Array> {
+    return (await this.embedTexts([text])).vectors;
+  }
+
+  /**
+   * The vectors of several sentences, row after row, and which of them were longer than the model reads
+   * (77 tokens, about 60 words) and were cut. Each runs alone at its own length (see TextTower), so a
+   * sentence's vector never depends on the others.
+   */
+  async embedTexts(texts: readonly string[]): Promise<{ vectors: Float32Array; truncated: boolean[] }> {
+    if (!this.loadTextTower) throw noTextTower(this.config.name);
+    this.textTower ??= this.loadTextTower().then(
+      async (tower) => {
+        if (tower.dimension === this.dimension) return tower;
+        await tower.release();
+        throw new ModelError(
+          'INVALID_MODEL',
+          `The text tower gives ${tower.dimension}-dimension vectors but the image tower ${this.dimension}; they must share one space`,
+        );
+      },
+      (error: unknown) => {
+        this.textTower = undefined; // a later call tries again
+        throw error;
+      },
+    );
+    return (await this.textTower).embed(texts);
   }
 
   /** The vector of one image, optionally of a crop of it (in the pixels of the image as displayed). */
@@ -174,8 +274,10 @@ export class Embedder {
   }
 
   /**
-   * Embeds many images in batches, decoding the next batch while the current one runs. Images that
-   * cannot be used are reported in `failures` and skipped; they never stop the run.
+   * Embeds many images in batches, as a pipeline: while one batch runs through the network, the next ones
+   * are read and decoded, and the network goes on to the next batch without waiting for the caller to
+   * handle the last (up to `PIPELINE_DEPTH` batches in flight). Batches come out in input order. Images
+   * that cannot be used are reported in `failures` and skipped; they never stop the run.
    */
   async *embedMany(
     inputs: Iterable<ImageInput> | AsyncIterable<ImageInput>,
@@ -187,26 +289,53 @@ export class Embedder {
     let index = 0;
     let done = 0;
     let failed = 0;
-    const nextBatch = async () => {
-      const items: { index: number; input: ImageInput }[] = [];
-      while (items.length < batchSize) {
-        const next = await iterator.next();
-        if (next.done) break;
-        items.push({ index: index++, input: next.value });
-      }
-      return items.length === 0 ? undefined : this.prepareBatch(items);
+    let stopped = false;
+    // An iterator gives one item at a time: batches are read one after another, in order.
+    let reading: Promise<unknown> = Promise.resolve();
+    const readBatch = () => {
+      const items = reading.then(async () => {
+        const batch: { index: number; input: ImageInput }[] = [];
+        while (batch.length < batchSize && !stopped) {
+          const next = await iterator.next();
+          if (next.done) break;
+          batch.push({ index: index++, input: next.value });
+        }
+        return batch;
+      });
+      reading = items.catch(() => undefined);
+      return items;
     };
-    let pending = nextBatch();
-    for (;;) {
-      const batch = await pending;
-      if (!batch) return;
-      pending = nextBatch(); // decode the next batch while this one runs
-      const vectors =
-        batch.count > 0 ? (await this.run(batch.tensor, batch.count)).vectors : new Float32Array(0);
-      done += batch.count + batch.failures.length;
-      failed += batch.failures.length;
-      options.onProgress?.({ type: 'embed', done, total, failed });
-      yield { indices: batch.indices, vectors, sizes: batch.sizes, failures: batch.failures };
+    // Forward passes one after another, each as soon as its batch is decoded and the previous pass is done.
+    let running: Promise<unknown> = Promise.resolve();
+    const launch = (): Promise<EmbeddedBatch | undefined> => {
+      const prepared = readBatch().then((items) => (items.length > 0 ? this.prepareBatch(items) : undefined));
+      const result = Promise.all([prepared, running]).then(async ([batch]) => {
+        if (!batch || stopped) return undefined;
+        const vectors =
+          batch.count > 0 ? (await this.run(batch.tensor, batch.count)).vectors : new Float32Array(0);
+        return { indices: batch.indices, vectors, sizes: batch.sizes, failures: batch.failures };
+      });
+      running = result.catch(() => undefined);
+      // Awaited in order below; one that fails after an earlier failure must not go unhandled.
+      result.catch(() => undefined);
+      return result;
+    };
+    const line = Array.from({ length: PIPELINE_DEPTH }, launch);
+    try {
+      for (;;) {
+        const batch = await line.shift()!;
+        if (!batch) return;
+        line.push(launch());
+        done += batch.indices.length + batch.failures.length;
+        failed += batch.failures.length;
+        options.onProgress?.({ type: 'embed', done, total, failed });
+        yield batch;
+      }
+    } finally {
+      stopped = true;
+      // Let the caller's input finish (close its files) once the read under way, if any, is done; without
+      // waiting here for an input that may be slow to give its next item.
+      void reading.then(() => iterator.return?.()).catch(() => undefined);
     }
   }
 
@@ -229,10 +358,12 @@ export class Embedder {
     const side = this.config.input.size;
     const results = await Promise.all(
       items.map(({ input, crop }) =>
-        prepareImage(input, this.config, { ...this.decodeOptions, crop }).then(
-          (image): RgbImage | RisError => image,
-          (error: unknown) => (error instanceof RisError ? error : unexpectedImageError(error)),
-        ),
+        this.decoding
+          .run(() => prepareImage(input, this.config, { ...this.decodeOptions, crop }))
+          .then(
+            (image): RgbImage | RisError => image,
+            (error: unknown) => (error instanceof RisError ? error : unexpectedImageError(error)),
+          ),
       ),
     );
     const good = results.filter((r): r is RgbImage => !(r instanceof RisError));
@@ -265,7 +396,15 @@ export class Embedder {
   }
 
   async close(): Promise<void> {
-    await this.engine.release();
+    const text = this.textTower;
+    this.textTower = undefined;
+    await Promise.all([
+      this.engine.release(),
+      text?.then(
+        (tower) => tower.release(),
+        () => undefined,
+      ),
+    ]);
   }
 }
 
@@ -282,68 +421,61 @@ export function sessionOptions(threads: number): ort.InferenceSession.SessionOpt
   };
 }
 
-/** The model file (downloaded if needed), its config and its sha256. */
-async function resolveModel(
-  model: string,
-  options: EmbedderOptions,
-): Promise<{ file: string; config: ModelConfig; sha256: string }> {
-  const entry = MODEL_REGISTRY[model];
-  if (entry) {
-    const cacheDir = options.cacheDir ?? defaultCacheDir();
-    const file = join(cacheDir, entry.fileName);
-    const found = existsSync(file) ? await fileSha256(file) : undefined;
-    if (found === entry.sha256) {
-      return { file, config: parseModelConfig(entry.config, model), sha256: entry.sha256 };
-    }
-    const urls = [
-      ...(options.mirrors ?? []).map((m) => `${m.replace(/\/$/, '')}/${entry.fileName}`),
-      ...(options.officialSources === false ? [] : entry.urls),
-    ];
-    try {
-      await downloadVerified(urls, file, entry, { onProgress: options.onProgress });
-    } catch (error) {
-      if (found === undefined || !(error instanceof ModelError)) throw error;
-      // Say first what is wrong with the copy that is there, then why no fresh one could be had.
-      throw new ModelError(
-        'CHECKSUM_MISMATCH',
-        `The copy of ${model} at ${file} failed its sha256 check (expected ${entry.sha256}, found ${found}), ` +
-          `and no fresh copy could be downloaded (${error.message}). Delete that file and run again with network access, ` +
-          'or replace it with a verified copy',
-        { cause: error },
-      );
-    }
-    return { file, config: parseModelConfig(entry.config, model), sha256: entry.sha256 };
-  }
-  if (model.endsWith('.onnx')) {
-    const path = resolve(model);
-    if (!existsSync(path)) {
-      throw new ModelError(
-        'MODEL_NOT_FOUND',
-        `The model file ${path} does not exist; check the path (a collection's model must stay where it was when the collection was built)`,
-      );
-    }
-    const configFile = path.replace(/\.onnx$/, '.json');
-    if (!existsSync(configFile)) {
-      throw new ModelError(
-        'INVALID_MODEL',
-        `No config for ${path}: write ${basename(configFile)} beside it (input name and size, normalisation, output tensor; see src/embed/config.ts)`,
-      );
-    }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(await readFile(configFile, 'utf8'));
-    } catch (error) {
-      throw new ModelError(
-        'INVALID_MODEL',
-        `Model config ${configFile} is not valid JSON: ${(error as Error).message}`,
-      );
-    }
-    return { file: path, config: parseModelConfig(raw, configFile), sha256: await fileSha256(path) };
-  }
-  throw new ModelError(
-    'UNKNOWN_MODEL',
-    `Unknown model "${model}"; use one of ${Object.keys(MODEL_REGISTRY).join(', ')} or the path of an .onnx file`,
+/**
+ * The id of a model's vector space: its file and the config fields that shape image vectors. Fields added
+ * since (the text tower, and alpha and sizing at their defaults) are left out, so collections built
+ * before keep their model's id.
+ */
+export function modelIdOf(config: ModelConfig, sha256: string): string {
+  const { text: _text, ...rest } = config;
+  const { alpha, ...input } = rest.input;
+  const { sizing, ...resize } = rest.resize;
+  const identity = {
+    ...rest,
+    input: alpha === 'white' ? input : rest.input,
+    resize: sizing === 'round' ? resize : rest.resize,
+  };
+  // Keys in the config's own order, as the ids were always computed.
+  const ordered = {
+    name: identity.name,
+    input: identity.input,
+    resize: identity.resize,
+    output: identity.output,
+  };
+  return `${config.name}@${createHash('sha256').update(sha256).update(JSON.stringify(ordered)).digest('hex').slice(0, 16)}`;
+}
+
+/** The refusal of a text query by a model that embeds images only. */
+export function noTextTower(model: string): ArgumentError {
+  return new ArgumentError(
+    'INVALID_ARGUMENT',
+    `The model ${model} has no text tower: it searches by image only. Search by words needs a CLIP model (clip-vit-b32) and a collection indexed with it`,
   );
+}
+
+function blankImage(config: ModelConfig): Float32Array {
+  return new Float32Array(3 * config.input.size ** 2);
+}
+
+/** The lazy loader of a model's text tower, and its tokenizer (read now: it is small and synchronous). */
+function textTowerLoader(resolved: ResolvedModel, threads: number, inferenceThread: 'worker' | 'main') {
+  const text = resolved.text!;
+  const spec = resolved.config.text!;
+  const tokenizer = ClipTokenizer.fromFiles(text.vocab, text.merges);
+  return {
+    tokenizer,
+    loadTextTower: () =>
+      TextTower.load({
+        file: text.file,
+        tokenizer,
+        inputName: spec.input,
+        outputName: spec.output,
+        contextLength: spec.contextLength,
+        normalize: resolved.config.output.normalize,
+        options: sessionOptions(threads),
+        inferenceThread,
+      }),
+  };
 }
 
 /** A decoding failure that is not one of the image errors sharp's messages map to. */

@@ -39,8 +39,8 @@ export interface RgbImage {
 
 /**
  * Decodes an image and prepares it for the model: EXIF orientation applied, the crop taken, alpha
- * flattened onto white, converted to 8-bit sRGB (grayscale, CMYK and 16-bit included) and resized as the
- * config says. Returns the model-sized RGB pixels.
+ * flattened onto white or dropped, converted to 8-bit sRGB (grayscale, CMYK and 16-bit included) and
+ * resized, as the config says. Returns the model-sized RGB pixels.
  */
 export async function prepareImage(
   input: ImageInput,
@@ -77,19 +77,25 @@ export async function prepareImage(
     w = options.crop.width;
     h = options.crop.height;
   }
-  pipeline = pipeline.flatten({ background: '#ffffff' }).toColourspace('srgb');
+  // 'drop' leaves alpha in for the resize: sharp, like Pillow, resamples premultiplied, then drops it.
+  if (config.input.alpha === 'white') pipeline = pipeline.flatten({ background: '#ffffff' });
+  pipeline = pipeline.toColourspace('srgb');
   const side = config.input.size;
   const kernel = config.resize.kernel;
   if (config.resize.mode === 'stretch') {
     pipeline = pipeline.resize(side, side, { fit: 'fill', kernel });
   } else {
     // Shorter side to resize.size, then the centre square of the input size.
+    const torchvision = config.resize.sizing === 'torchvision';
     const scale = config.resize.size / Math.min(w, h);
-    const rw = Math.max(side, Math.round(w * scale));
-    const rh = Math.max(side, Math.round(h * scale));
+    const length = (v: number) =>
+      torchvision ? Math.floor((config.resize.size * v) / Math.min(w, h)) : Math.round(v * scale);
+    const offset = (excess: number) => (torchvision ? roundHalfEven(excess / 2) : Math.floor(excess / 2));
+    const rw = Math.max(side, length(w));
+    const rh = Math.max(side, length(h));
     pipeline = pipeline.resize(rw, rh, { fit: 'fill', kernel }).extract({
-      left: Math.floor((rw - side) / 2),
-      top: Math.floor((rh - side) / 2),
+      left: offset(rw - side),
+      top: offset(rh - side),
       width: side,
       height: side,
     });
@@ -142,6 +148,14 @@ export function fillTensor(image: RgbImage, config: ModelConfig, out: Float32Arr
       out[o + to[2]!] = src[q + 2]! * a2 + b2;
     }
   }
+}
+
+/** Python's round(): halves go to the even neighbour. */
+function roundHalfEven(v: number): number {
+  const floor = Math.floor(v);
+  const fraction = v - floor;
+  if (fraction !== 0.5) return Math.round(v);
+  return floor % 2 === 0 ? floor : floor + 1;
 }
 
 function checkCrop(crop: CropBox, width: number, height: number): void {

@@ -1,6 +1,7 @@
 // The worker side of workerEngine: one onnxruntime session, forward passes on request.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { inputTensor, type ModelInput } from './inference.ts';
 
 let session: ort.InferenceSession | undefined;
 /**
@@ -33,7 +34,7 @@ parentPort!.on('message', async (message: { type: string; [key: string]: unknown
     const id = message.id as number;
     if (++runs === exitOnRun) process.exit(70);
     try {
-      const tensor = new ort.Tensor('float32', message.data as Float32Array, message.dims as number[]);
+      const tensor = inputTensor(message.data as ModelInput, message.dims as number[]);
       const outputs = await session.run({ [names.input]: tensor }, [names.output]);
       const output = outputs[names.output]!;
       const data = (output.data as Float32Array).slice(); // onnxruntime owns its buffer: send a copy

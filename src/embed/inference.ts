@@ -5,9 +5,21 @@ import { ModelError } from '../errors.ts';
 /** Runs the network: in this thread, or in a worker so the event loop stays free while it computes. */
 export interface InferenceEngine {
   readonly inputNames: readonly string[];
-  /** One forward pass; `input` is handed over (its buffer may be transferred and unusable afterwards). */
-  run(input: Float32Array, dims: number[]): Promise<{ data: Float32Array; dims: number[] }>;
+  /**
+   * One forward pass: float32 pixels, or int64 token ids. `input` is handed over (its buffer may be
+   * transferred and unusable afterwards).
+   */
+  run(input: ModelInput, dims: number[]): Promise<{ data: Float32Array; dims: number[] }>;
   release(): Promise<void>;
+}
+
+export type ModelInput = Float32Array | BigInt64Array;
+
+/** The tensor onnxruntime gets for an input. */
+export function inputTensor(input: ModelInput, dims: number[]): ort.Tensor {
+  return input instanceof BigInt64Array
+    ? new ort.Tensor('int64', input, dims)
+    : new ort.Tensor('float32', input, dims);
 }
 
 export interface EngineInit {
@@ -25,9 +37,7 @@ export async function inProcessEngine(init: EngineInit): Promise<InferenceEngine
     async run(input, dims) {
       let outputs: ort.InferenceSession.OnnxValueMapType;
       try {
-        outputs = await session.run({ [init.inputName]: new ort.Tensor('float32', input, dims) }, [
-          init.outputName,
-        ]);
+        outputs = await session.run({ [init.inputName]: inputTensor(input, dims) }, [init.outputName]);
       } catch (error) {
         throw new ModelError(
           'INFERENCE_FAILED',
@@ -106,7 +116,7 @@ class InferenceWorker {
     );
   }
 
-  run(input: Float32Array, dims: number[]): Promise<{ data: Float32Array; dims: number[] }> {
+  run(input: ModelInput, dims: number[]): Promise<{ data: Float32Array; dims: number[] }> {
     if (this.stopped) return Promise.reject(this.stopped);
     const id = this.nextId++;
     this.worker.ref();

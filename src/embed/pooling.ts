@@ -13,7 +13,7 @@ export function poolOutput(
   const perItem = data.length / n;
   if (output.pooling === 'none' || dims.length < 4) {
     const vectors = Float32Array.from(data);
-    if (output.normalize) normalize(vectors, perItem);
+    if (output.normalize) normalizeRows(vectors, perItem);
     return { vectors, dimension: perItem };
   }
   const nchw = output.layout === 'nchw';
@@ -38,11 +38,12 @@ export function poolOutput(
             : (acc / spatial) ** (1 / p);
     }
   }
-  if (output.normalize) normalize(vectors, channels);
+  if (output.normalize) normalizeRows(vectors, channels);
   return { vectors, dimension: channels };
 }
 
-function normalize(vectors: Float32Array, d: number): void {
+/** Scales each row of `d` values to unit length (a zero row stays zero). */
+export function normalizeRows(vectors: Float32Array, d: number): void {
   for (let i = 0; i < vectors.length; i += d) {
     let s = 0;
     for (let j = i; j < i + d; j++) s += vectors[j]! * vectors[j]!;

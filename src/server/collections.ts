@@ -4,15 +4,17 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { describePendingWork, stillRunning } from '../collection/pending-work.ts';
+import { searchQuery } from '../collection/query-search.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
-import { similarityScale } from '../embed/config.ts';
+import { similarityScale, textSimilarityScale } from '../embed/config.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
+import { modelHasTextTower } from '../embed/resolve-model.ts';
 import { RequestError } from '../errors.ts';
 import { type HostResolver, tooLarge } from './fetch-image.ts';
 import { withoutServerPaths } from './public-text.ts';
+import { readQueryRequest } from './query-request.ts';
 import type { CollectionRegistry } from './registry.ts';
-import { readSearchRequest } from './search-request.ts';
 
 /** What the collection routes work with, given by the app. */
 export interface CollectionsRouterOptions {
@@ -132,10 +134,15 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
           : {}),
         model: withoutServerPaths(col.manifest.model), // a model file by its name
         modelId: col.manifest.modelId,
+        // Its model has a text tower (CLIP): it can be searched by words.
+        searchByText: modelHasTextTower(col.manifest.model),
         size,
         labels: await col.labels(),
-        // The page's relevance slider follows the model's score scale.
+        // The page's relevance slider follows the model's score scale (words score lower than pictures).
         similarity: similarityScale(col.manifest.model),
+        ...(modelHasTextTower(col.manifest.model) && {
+          textSimilarity: textSimilarityScale(col.manifest.model),
+        }),
         // What searches use now: it follows the database (generation) as other processes change it.
         index: {
           kind: status.kind,
@@ -195,21 +202,35 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
     async (c) => {
       const col = collection(c);
       const started = performance.now();
-      const { input, options: parsed } = await readSearchRequest(c, col, {
+      const {
+        terms,
+        texts,
+        options: parsed,
+      } = await readQueryRequest(c, col, {
         maxBytes,
         allowLoopbackUrls: options.allowLoopbackUrls,
         resolveHost: options.resolveHost,
       });
-      const vector = await options.embed(col, input, parsed.crop);
-      const hits = await col.searchVector(vector, {
+      const search = {
         k: parsed.k,
         nprobes: parsed.nprobes,
         efSearch: parsed.efSearch,
         minSimilarity: parsed.minSimilarity,
-      });
+      };
+      const only =
+        terms.length === 1 && 'image' in terms[0]! && terms[0].weight === undefined ? terms[0] : undefined;
+      // One image alone shares a forward pass with the searches that arrive with it; words go through searchQuery.
+      const { hits, truncatedTexts } = only
+        ? {
+            hits: await col.searchVector(await options.embed(col, only.image, only.crop), search),
+            truncatedTexts: [],
+          }
+        : await searchQuery(col, terms, search);
       return c.json({
         collection: col.name,
         timeMs: performance.now() - started,
+        // Texts longer than the model reads (77 tokens) were cut: the page says so.
+        truncatedTexts: truncatedTexts.map((i) => texts[i]),
         results: hits.map((hit, i) => ({
           rank: i + 1,
           id: hit.id,

@@ -7,8 +7,10 @@ import {
   type ImageRef,
   listCollections,
   type SearchResponse,
+  type SearchTerm,
   search,
 } from './api.ts';
+import { DescribeIt } from './components/DescribeIt.tsx';
 import { Examples } from './components/Examples.tsx';
 import { Experiments } from './components/Experiments.tsx';
 import { Explore } from './components/Explore.tsx';
@@ -36,6 +38,7 @@ import {
 import { useRemovals } from './removals.ts';
 import { useSession } from './session.ts';
 import { useStoredState } from './stored-state.ts';
+import { describeTerm, exampleSentences, queryTerms } from './terms.ts';
 import { useUploads } from './uploads.ts';
 
 /** The reference app shows 1–5 results; the setting raises the slider's end to 20. */
@@ -43,6 +46,11 @@ const USUAL_MAX_RESULTS = 5;
 const LARGE_MAX_RESULTS = 20;
 /** A model's scale, for a server that does not say it. */
 const DEFAULT_SCALE = { min: 0, max: 1, step: 0.01 };
+/** Text–image similarities of a model with a text tower that gives no scale of its own. */
+const DEFAULT_TEXT_SCALE = { min: 0, max: 0.5, step: 0.005 };
+/** A search by words (alone or with an image) scores on the text scale, an image alone on the image one. */
+type QueryKind = 'image' | 'words';
+const kindOf = (terms: SearchTerm[]): QueryKind => (terms.length > 0 ? 'words' : 'image');
 const URL_ERRORS = new Set([
   'URL_NOT_ALLOWED',
   'URL_FETCH_FAILED',
@@ -64,6 +72,10 @@ export function App() {
   const [collection, setCollection] = useState('');
   const [toSearch, setToSearch] = useState<Query | null>(null);
   const [lastSearched, setLastSearched] = useState<Query | null>(null);
+  // "Describe it": what is typed, the + and − chips, and the words of the last search.
+  const [describeText, setDescribeText] = useState('');
+  const [chips, setChips] = useState<SearchTerm[]>([]);
+  const [lastTerms, setLastTerms] = useState<SearchTerm[]>([]);
   const [webcamOn, setWebcamOn] = useState(false);
   const [tab, setTab] = useState<'examples' | 'url'>('examples');
   const [view, setView] = useState<'search' | 'library' | 'explore' | 'experiments'>('search');
@@ -84,7 +96,7 @@ export function App() {
   const canWrite = session?.write ?? false;
   const [generations, setGenerations] = useState<Map<string, number>>(new Map());
   const [activity, hearActivity] = useActivity();
-  /** The relevance cutoff of each collection (none by default). */
+  /** The relevance cutoff of each collection, for image queries and for queries with words (none by default). */
   const [cutoffs, setCutoffs] = useState<Record<string, number | null>>({});
 
   const maxResults = allowMore ? LARGE_MAX_RESULTS : USUAL_MAX_RESULTS;
@@ -94,10 +106,17 @@ export function App() {
   const preparing = collections?.some((c) => c.state === 'preparing') ?? false;
   const removals = useRemovals({ onRefused: tokenRefused, onError: showError });
   const uploads = useUploads({ limits: session?.uploads ?? DEFAULT_UPLOAD_LIMITS, onRefused: tokenRefused });
-  const scaleOf = (name: string) =>
-    collections?.find((c): c is CollectionInfo => c.name === name && c.state === 'ready')?.similarity ??
-    DEFAULT_SCALE;
-  const cutoffFor = (name: string) => clampCutoff(cutoffs[name] ?? null, scaleOf(name));
+  const scaleOf = (name: string, kind: QueryKind) => {
+    const info = collections?.find((c): c is CollectionInfo => c.name === name && c.state === 'ready');
+    return kind === 'words'
+      ? (info?.textSimilarity ?? DEFAULT_TEXT_SCALE)
+      : (info?.similarity ?? DEFAULT_SCALE);
+  };
+  const cutoffKey = (name: string, kind: QueryKind) => (kind === 'words' ? `words:${name}` : name);
+  const cutoffFor = (name: string, kind: QueryKind) =>
+    clampCutoff(cutoffs[cutoffKey(name, kind)] ?? null, scaleOf(name, kind));
+  // The slider shows the scale of the last search's kind.
+  const shownKind = kindOf(lastTerms);
 
   // Before the first paint, so a light page does not flash dark.
   useLayoutEffect(() => {
@@ -178,16 +197,30 @@ export function App() {
     return () => clearInterval(timer);
   }, [preparing]);
 
-  /** Searches `target` with `query`; the results and Last searched change only when it succeeds. */
+  /**
+   * Searches `target` with `query` and the words of "Describe it"; the results and Last searched change
+   * only when it succeeds.
+   */
   const runSearch = async (
     query: Query | null,
     target = collection,
     k = maxResults,
-    minSimilarity = cutoffFor(target),
+    cutoff?: number | null,
+    terms = queryTerms(chips, describeText),
   ) => {
-    if (!query) {
+    const minSimilarity = cutoff === undefined ? cutoffFor(target, kindOf(terms)) : cutoff;
+    if (!query && terms.length === 0) {
       showError(
-        'Choose an image to search first: upload, drop or paste one, capture it, or pick an example.',
+        'Choose an image to search first (upload, drop or paste one, capture it, or pick an example), or describe what you look for.',
+      );
+      return;
+    }
+    const targetInfo = collections?.find(
+      (c): c is CollectionInfo => c.name === target && c.state === 'ready',
+    );
+    if (terms.length > 0 && targetInfo && !targetInfo.searchByText) {
+      showError(
+        `The collection ${target} cannot be searched by words: its model (${targetInfo.model}) sees images only.`,
       );
       return;
     }
@@ -198,16 +231,22 @@ export function App() {
     setSearching(true);
     setError(null);
     try {
-      const input = await searchInputFor(query, target);
+      const input = query && (await searchInputFor(query, target));
       const body = await search(target, input, {
         k,
-        crop: query.crop,
+        crop: query?.crop,
         minSimilarity: minSimilarity ?? undefined,
+        terms,
         signal: controller.signal,
       });
       if (controller.signal.aborted) return;
       setResponse((previous) => ({ k, body, serial: (previous?.serial ?? 0) + 1 }));
       setLastSearched(query);
+      setLastTerms(terms);
+      if (body.truncatedTexts?.length)
+        showError(
+          `Only the first 77 tokens (about 60 words) of "${body.truncatedTexts[0]!.slice(0, 40)}…" were read.`,
+        );
       // On a narrow screen the results are below the examples: bring them into view.
       const heading = document.getElementById('results-heading');
       if (
@@ -216,12 +255,12 @@ export function App() {
         heading.getBoundingClientRect().top > innerHeight
       )
         heading.scrollIntoView({ behavior: 'smooth', block: 'start' });
-      if (query.source.kind === 'url') setUrlError(null);
+      if (query?.source.kind === 'url') setUrlError(null);
     } catch (failure) {
       if (controller.signal.aborted) return;
       const message = errorText(failure);
       showError(`The search failed: ${message}`);
-      if (query.source.kind === 'url' && failure instanceof ApiError && URL_ERRORS.has(failure.code)) {
+      if (query?.source.kind === 'url' && failure instanceof ApiError && URL_ERRORS.has(failure.code)) {
         setUrlError(message);
         setTab('url');
       }
@@ -240,21 +279,22 @@ export function App() {
   };
   const chooseCollection = (name: string) => {
     showCollection(name);
-    if (lastSearched) void runSearch(lastSearched, name);
+    if (lastSearched || lastTerms.length > 0)
+      void runSearch(lastSearched, name, maxResults, undefined, lastTerms);
     else setResponse(null);
   };
 
   /** A new cutoff: the results follow at once; a lower one than the last search had asks again. */
   const setCutoff = (value: number | null) => {
-    setCutoffs((now) => ({ ...now, [collection]: value }));
+    setCutoffs((now) => ({ ...now, [cutoffKey(collection, shownKind)]: value }));
     const asked = lastAsked.current;
     if (
-      lastSearched &&
+      (lastSearched || lastTerms.length > 0) &&
       asked?.collection === collection &&
       asked.minSimilarity !== null &&
       (value === null || value < asked.minSimilarity)
     )
-      void runSearch(lastSearched, collection, response?.k ?? maxResults, value);
+      void runSearch(lastSearched, collection, response?.k ?? maxResults, value, lastTerms);
   };
 
   /** Every way into To search ends here: a new image there replaces the live camera. */
@@ -386,7 +426,7 @@ export function App() {
                       <h2 id="query-heading">Image to search</h2>
                       <p class="hint">
                         Upload, drop or paste an image, capture one, or pick an example. Crop to search part
-                        of it.
+                        of it{current?.searchByText ? ', or describe what you look for in words' : ''}.
                       </p>
                       <div class="panes">
                         <ImagePane
@@ -415,6 +455,21 @@ export function App() {
                           emptyText="The image of the last search shows here."
                         />
                       </div>
+                      {lastTerms.length > 0 && (
+                        <p class="last-words">
+                          <strong>Last searched words:</strong> {lastTerms.map(describeTerm).join(', ')}
+                        </p>
+                      )}
+                      <DescribeIt
+                        enabled={current?.searchByText ?? false}
+                        model={current?.model}
+                        text={describeText}
+                        onText={setDescribeText}
+                        terms={chips}
+                        onTerms={setChips}
+                        onSearch={() => runSearch(toSearch)}
+                        examples={exampleSentences(current?.labels)}
+                      />
                       <div class="copy-buttons">
                         <button type="button" disabled={!toSearch} onClick={() => setLastSearched(toSearch)}>
                           Copy To search → Last searched
@@ -499,8 +554,14 @@ export function App() {
                             const wanted = Number(event.currentTarget.value);
                             setCount(wanted);
                             // More results than the last search asked for: ask again, up to the slider's end.
-                            if (response && lastSearched && wanted > response.k)
-                              void runSearch(lastSearched, response.body.collection);
+                            if (response && (lastSearched || lastTerms.length > 0) && wanted > response.k)
+                              void runSearch(
+                                lastSearched,
+                                response.body.collection,
+                                maxResults,
+                                undefined,
+                                lastTerms,
+                              );
                           }}
                         />
                         <output for="result-count">{shownCount}</output>
@@ -514,8 +575,8 @@ export function App() {
                         </label>
                         {current && (
                           <SimilarityCutoff
-                            scale={current.similarity ?? DEFAULT_SCALE}
-                            value={cutoffFor(collection)}
+                            scale={scaleOf(collection, shownKind)}
+                            value={cutoffFor(collection, shownKind)}
                             onChange={setCutoff}
                           />
                         )}
@@ -525,7 +586,7 @@ export function App() {
                         serial={response?.serial ?? 0}
                         count={shownCount}
                         loading={searching}
-                        minSimilarity={response ? cutoffFor(response.body.collection) : null}
+                        minSimilarity={response ? cutoffFor(response.body.collection, shownKind) : null}
                         onEnlarge={setEnlarged}
                         onSearch={searchWith}
                         onRemove={

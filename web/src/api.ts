@@ -32,6 +32,10 @@ export interface CollectionInfo {
   model: string;
   size: number;
   modelId: string;
+  /** Its model has a text tower (CLIP): it can be searched by words. */
+  searchByText: boolean;
+  /** Where the similarities of its text queries live (lower than of image queries), when searchByText. */
+  textSimilarity?: { min: number; max: number; step: number };
   /** Each label with its number of images, most frequent first. */
   labels: { label: string; count: number }[];
   /** Where the model's similarities live, for the relevance cutoff. */
@@ -85,6 +89,14 @@ export interface SearchResponse {
   collection: string;
   timeMs: number;
   results: SearchHit[];
+  /** Texts of the query longer than the model reads (77 tokens), whose end was left out. */
+  truncatedTexts?: string[];
+}
+
+/** Words of a query: pulled toward with a positive weight, pushed away from with a negative one. */
+export interface SearchTerm {
+  text: string;
+  weight: number;
 }
 
 /** A crop in the pixels of the image as displayed (EXIF orientation applied), as the server expects. */
@@ -147,26 +159,46 @@ export function randomImages(
   return request(`${collectionPath(collection)}/${kind}?${query}`, { signal });
 }
 
+/**
+ * Searches with an image, words, or both: an upload goes as a multipart form with `text` and `weight`
+ * fields beside it; otherwise JSON, `{ query: [...] }` as soon as there are words.
+ */
 export function search(
   collection: string,
-  input: SearchInput,
-  options: { k: number; crop?: CropBox | null; minSimilarity?: number; signal?: AbortSignal },
+  input: SearchInput | null,
+  options: {
+    k: number;
+    crop?: CropBox | null;
+    minSimilarity?: number;
+    terms?: SearchTerm[];
+    signal?: AbortSignal;
+  },
 ): Promise<SearchResponse> {
   const path = `${collectionPath(collection)}/search`;
   const crop = options.crop ?? undefined;
   const { minSimilarity } = options;
-  if ('file' in input) {
+  const terms = options.terms ?? [];
+  if (input && 'file' in input) {
     const form = new FormData();
     form.append('image', input.file, 'query');
     form.append('k', String(options.k));
     if (crop) form.append('crop', JSON.stringify(crop));
     if (minSimilarity !== undefined) form.append('minSimilarity', String(minSimilarity));
+    for (const term of terms) {
+      form.append('text', term.text);
+      form.append('weight', String(term.weight));
+    }
     return request(path, { method: 'POST', body: form, signal: options.signal });
   }
+  const image = input && ('url' in input ? input.url : input.id);
+  const body =
+    terms.length === 0
+      ? { ...input, k: options.k, crop, minSimilarity }
+      : { k: options.k, minSimilarity, query: [...(image === null ? [] : [{ image, crop }]), ...terms] };
   return request(path, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...input, k: options.k, crop, minSimilarity }),
+    body: JSON.stringify(body),
     signal: options.signal,
   });
 }

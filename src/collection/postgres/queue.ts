@@ -469,7 +469,8 @@ async function work(
     if (readable.length > 0) {
       const d = collection.manifest.dimension;
       const inputs = readable.map((r) => r.bytes);
-      for await (const batch of embedder.embedMany(inputs, { batchSize: inputs.length })) {
+      // The embedder's own batches, not one of the whole claim: the next is decoded while one runs.
+      for await (const batch of embedder.embedMany(inputs)) {
         for (const failure of batch.failures)
           failures.push({ job: readable[failure.index]!.job, error: failure.error });
         for (const [r, index] of batch.indices.entries()) {
