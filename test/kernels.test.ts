@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { writeRows } from '../src/ann/hnsw-storage.ts';
-import type { GraphKernel, GraphShape } from '../src/ann/kernels/graph.ts';
 import { createWasmKernels, JsKernels, residentOn } from '../src/ann/kernels/index.ts';
+import type { GraphKernel, GraphShape } from '../src/ann/kernels/types.ts';
 import type { WasmKernels } from '../src/ann/kernels/wasm.ts';
 import { Random } from '../src/ann/random.ts';
 

@@ -1,5 +1,5 @@
 import { StateError } from '../errors.ts';
-import type { SharedGraph } from './kernels/graph.ts';
+import type { SharedGraph } from './kernels/types.ts';
 import type { GraphExports } from './kernels/wasm-graph.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { ArgumentError } from '../errors.ts';
 import { float16Table, toFloat16Bits } from './float16.ts';
-import type { GraphKernel, GraphStorage } from './kernels/graph.ts';
+import type { GraphKernel, GraphStorage } from './kernels/types.ts';
 
 /** The largest magnitude float16 holds; larger values would become Infinity. */
 const FLOAT16_MAX = 65504;

@@ -11,17 +11,9 @@ import type { HnswBuilder } from './hnsw-parallel.ts';
 import { computeTerms, gatherRows, scatterRows, writeRows } from './hnsw-storage.ts';
 import { IdMap } from './id-map.ts';
 import { duplicateId, idsToRemove } from './id-set.ts';
-import {
-  GRAPH_STORAGES,
-  type GraphKernel,
-  type GraphShape,
-  type GraphStorage,
-  type SharedGraph,
-  TRACE_ACCEPT,
-  TRACE_ENTRY,
-  TRACE_EXPAND,
-} from './kernels/graph.ts';
+import { GRAPH_STORAGES, TRACE_ACCEPT, TRACE_ENTRY, TRACE_EXPAND } from './kernels/graph.ts';
 import { type Kernels, kernels } from './kernels/index.ts';
+import type { GraphKernel, GraphShape, GraphStorage, SharedGraph } from './kernels/types.ts';
 import { checkDistanceType, type DistanceType, normalizeRows, publicDistance } from './metric.ts';
 import { fileStore } from './storage.ts';
 import { type BatchSearchResult, NO_ID, type SearchResult } from './types.ts';

@@ -4,10 +4,18 @@ import type { Kernels, ResidentMatrix } from './types.ts';
 import { WasmKernels } from './wasm.ts';
 import { kernelsWasmBase64 } from './wasm-bytes.generated.ts';
 
-export type { GraphKernel, GraphShape, GraphStorage, GraphTrace } from './graph.ts';
 export { JsKernels } from './js.ts';
 export { JsGraph } from './js-graph.ts';
-export type { CodeScanner, Kernels, Operand, ResidentMatrix } from './types.ts';
+export type {
+  CodeScanner,
+  GraphKernel,
+  GraphShape,
+  GraphStorage,
+  GraphTrace,
+  Kernels,
+  Operand,
+  ResidentMatrix,
+} from './types.ts';
 
 let active: Kernels | undefined;
 

@@ -2,15 +2,12 @@ import { float16Table } from '../float16.ts';
 import {
   blockLayout,
   candidateCapacity,
-  type GraphKernel,
-  type GraphShape,
-  type GraphTrace,
   TRACE_ACCEPT,
   TRACE_ENTRY,
   TRACE_EXPAND,
   TRACE_REJECT,
 } from './graph.ts';
-import type { Kernels } from './types.ts';
+import type { GraphKernel, GraphShape, GraphTrace, Kernels } from './types.ts';
 
 /** A prepared query: f32 data (a copy, or for float32 rows the row itself) at `offset`, and a base. */
 interface Slot {

@@ -1,6 +1,13 @@
-import type { GraphKernel, GraphShape } from './graph.ts';
 import { JsGraph } from './js-graph.ts';
-import { type CodeScanner, type Kernels, type Operand, operandArray, type ResidentMatrix } from './types.ts';
+import {
+  type CodeScanner,
+  type GraphKernel,
+  type GraphShape,
+  type Kernels,
+  type Operand,
+  operandArray,
+  type ResidentMatrix,
+} from './types.ts';
 
 /** Plain TypeScript kernels: used where WebAssembly SIMD is unavailable, and as the tests' oracle. */
 export class JsKernels implements Kernels {

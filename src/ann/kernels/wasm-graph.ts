@@ -1,14 +1,7 @@
 import { ArgumentError } from '../../errors.ts';
 import { base64ToBytes } from './base64.ts';
-import {
-  blockLayout,
-  candidateCapacity,
-  type GraphKernel,
-  type GraphShape,
-  type GraphTrace,
-  type SharedGraph,
-} from './graph.ts';
-import type { Kernels } from './types.ts';
+import { blockLayout, candidateCapacity } from './graph.ts';
+import type { GraphKernel, GraphShape, GraphTrace, Kernels, SharedGraph } from './types.ts';
 import { kernelsSharedWasmBase64 } from './wasm-bytes.generated.ts';
 
 /** The graph functions of assembly/kernels.ts. */

@@ -1,5 +1,12 @@
-import type { GraphKernel, GraphShape } from './graph.ts';
-import { type CodeScanner, type Kernels, type Operand, operandArray, type ResidentMatrix } from './types.ts';
+import {
+  type CodeScanner,
+  type GraphKernel,
+  type GraphShape,
+  type Kernels,
+  type Operand,
+  operandArray,
+  type ResidentMatrix,
+} from './types.ts';
 import { WasmGraph } from './wasm-graph.ts';
 
 interface KernelExports {
