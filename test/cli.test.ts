@@ -28,6 +28,19 @@ describe('ris CLI', () => {
     assert.match(version.stdout, /^ris\/\d+\.\d+\.\d+/);
   });
 
+  it("prints every command's help and ends well, whatever defaults the command has", async () => {
+    const commands = [...(await run('--help')).stdout.matchAll(/^\s+\$ ris (\S+) --help$/gm)].map(
+      (m) => m[1]!,
+    );
+    assert.ok(commands.includes('serve') && commands.includes('index'), 'the help lists the commands');
+    for (const command of commands) {
+      const help = await run(command, '--help');
+      assert.equal(help.code, 0, `ris ${command} --help: ${help.stderr}`);
+      assert.equal(help.stderr, '', `ris ${command} --help`);
+      assert.match(help.stdout, new RegExp(`\\$ ris ${command}`));
+    }
+  });
+
   it('describes an index file, and refuses a corrupt one in one line with a non-zero exit', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ris-cli-'));
     try {

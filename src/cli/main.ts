@@ -484,15 +484,19 @@ cli.version(version);
 
 try {
   cli.parse(process.argv, { run: false });
-  if (!cli.matchedCommand && cli.args.length > 0) {
+  // cac has printed the help or the version: a command's defaults (serve's --port) are not unknown options.
+  const answered = Boolean(cli.options.help || cli.options.version);
+  if (!answered && !cli.matchedCommand && cli.args.length > 0) {
     throw new ArgumentError(
       'INVALID_ARGUMENT',
       `Unknown command "${cli.args[0]}"; run ris --help for the list`,
     );
   }
-  if (!cli.matchedCommand) cli.globalCommand.checkUnknownOptions(); // `ris --bogus`: a refusal, not help
-  if (!cli.matchedCommand && !cli.options.help && !cli.options.version) cli.outputHelp();
-  await cli.runMatchedCommand();
+  if (!answered) {
+    if (!cli.matchedCommand) cli.globalCommand.checkUnknownOptions(); // `ris --bogus`: a refusal, not help
+    if (!cli.matchedCommand) cli.outputHelp();
+    await cli.runMatchedCommand();
+  }
 } catch (error) {
   // cac's own refusals (an unknown option, a missing argument) are refusals like ris's: exit code 2.
   const usage = error instanceof Error && error.name === 'CACError';
