@@ -1,5 +1,5 @@
 import { resolveSource } from '../collection/build.ts';
-import type { OutageEvent } from '../collection/postgres/queue.ts';
+import type { OutageEvent } from '../collection/postgres/outage.ts';
 import type { PgStore } from '../collection/postgres/store.ts';
 import type { CollectionStore } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
@@ -56,7 +56,7 @@ export async function enqueueCommand(
   const store = await postgresStoreFor(options.store, 'ris index --enqueue');
   const bars = progressBars();
   try {
-    const { enqueueImages } = await import('../collection/postgres/queue.ts');
+    const { enqueueImages } = await import('../collection/postgres/enqueue.ts');
     const { root, images } = await resolveSource(source, {
       from: options.from,
       datasetsDir: options.dir,
@@ -110,7 +110,7 @@ export interface WorkerCommandOptions {
 /** `ris worker`: claims, embeds and stores queued images until stopped; SIGTERM finishes the batch in hand. */
 export async function workerCommand(options: WorkerCommandOptions): Promise<void> {
   const store = await postgresStoreFor(options.store, 'ris worker');
-  const { runWorker } = await import('../collection/postgres/queue.ts');
+  const { runWorker } = await import('../collection/postgres/worker.ts');
   const stop = new AbortController();
   const onSignal = (signal: string) => {
     process.off('SIGTERM', onSignal);
@@ -247,7 +247,7 @@ export async function copyCommand(
 export async function storeInfoLines(store: CollectionStore, name: string): Promise<string[]> {
   const { PgStore } = await postgres();
   if (!(store instanceof PgStore)) return [];
-  const { queueStatus } = await import('../collection/postgres/queue.ts');
+  const { queueStatus } = await import('../collection/postgres/enqueue.ts');
   const row = await store.row(name);
   if (!row) return [];
   const queue = await queueStatus(store.db, row.id, 10);

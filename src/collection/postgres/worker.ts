@@ -5,9 +5,9 @@ import { CollectionError, RisError } from '../../errors.ts';
 import { pausePoint } from '../pause.ts';
 import { makeThumbnail } from '../thumbnail.ts';
 import type { CollectionOptions, CollectionProgress } from '../types.ts';
-import type { ImageToAdd } from '../walk.ts';
 import { type EmbeddedImage, insertImages, type PgCollection } from './collection.ts';
-import { isOutage, type PgDatabase } from './connection.ts';
+import type { PgDatabase } from './connection.ts';
+import { type OutageEvent, OutageWatch, sleep } from './outage.ts';
 
 /**
  * The work queue: ris_jobs holds the images of `ris index --enqueue` until a worker has stored them.
@@ -38,102 +38,6 @@ export const DEFAULT_LEASE_SECONDS = 120;
 export const DEFAULT_WORKER_BATCH = 32;
 export const DEFAULT_OUTAGE_SECONDS = 600;
 
-export interface QueueReport {
-  /** Newly queued (or failed ones queued again). */
-  queued: number;
-  /** Already stored in the collection: not queued. */
-  alreadyStored: number;
-  /** Already waiting in the queue. */
-  alreadyQueued: number;
-}
-
-/** Puts images in the queue of a collection; images already stored or queued are left out. */
-export async function enqueueImages(
-  db: PgDatabase,
-  collection: PgCollection,
-  images: ImageToAdd[],
-  options: OutageOptions = {},
-): Promise<QueueReport> {
-  const report: QueueReport = { queued: 0, alreadyStored: 0, alreadyQueued: 0 };
-  const outage = new OutageWatch(options, 60);
-  for (let i = 0; i < images.length; i += 5000) {
-    pausePoint('enqueue:chunk');
-    const chunk = images.slice(i, i + 5000);
-    const paths = chunk.map((image) => collection.storedPath(image.path));
-    const labels = chunk.map((image) => JSON.stringify(image.labels ?? []));
-    // Safe to run again: a chunk stored before the answer was lost is then found already queued.
-    const { rows } = await outage.through(() =>
-      db.query<{ fresh: number; queued: number }>(
-        `WITH input AS (
-         SELECT * FROM unnest($2::text[], $3::text[]) AS u (path, labels)
-       ), fresh AS (
-         SELECT path, labels::jsonb AS labels FROM input
-         WHERE NOT EXISTS (SELECT 1 FROM ris_images m WHERE m.collection_id = $1 AND m.path = input.path)
-       ), queued AS (
-         INSERT INTO ris_jobs (collection_id, path, labels) SELECT $1, path, labels FROM fresh
-         ON CONFLICT (collection_id, path) DO UPDATE
-           SET state = 'pending', attempts = 0, run_after = now(), error_code = NULL, last_error = NULL,
-               locked_by = NULL, locked_until = NULL
-           WHERE ris_jobs.state = 'failed'
-         RETURNING 1
-       )
-       SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT count(*) FROM queued) AS queued`,
-        [collection.id, paths, labels],
-      ),
-    );
-    const fresh = Number(rows[0]!.fresh);
-    const queued = Number(rows[0]!.queued);
-    report.queued += queued;
-    report.alreadyStored += chunk.length - fresh;
-    report.alreadyQueued += fresh - queued;
-  }
-  return report;
-}
-
-export interface QueueStatus {
-  pending: number;
-  /** Of the pending ones, those a worker holds now. */
-  inProgress: number;
-  failed: number;
-  /** The first failures, oldest first. */
-  failures: { path: string; code: string | null; error: string; attempts: number }[];
-}
-
-export async function queueStatus(
-  db: PgDatabase,
-  collectionId: number,
-  failuresShown = 20,
-): Promise<QueueStatus> {
-  const { rows } = await db.query<{ pending: number; in_progress: number; failed: number }>(
-    `SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
-            count(*) FILTER (WHERE state = 'pending' AND locked_until > now()) AS in_progress,
-            count(*) FILTER (WHERE state = 'failed') AS failed
-     FROM ris_jobs WHERE collection_id = $1`,
-    [collectionId],
-  );
-  const { rows: failures } = await db.query<{
-    path: string;
-    error_code: string | null;
-    last_error: string;
-    attempts: number;
-  }>(
-    `SELECT path, error_code, last_error, attempts FROM ris_jobs
-     WHERE collection_id = $1 AND state = 'failed' ORDER BY id LIMIT $2`,
-    [collectionId, failuresShown],
-  );
-  return {
-    pending: Number(rows[0]?.pending ?? 0),
-    inProgress: Number(rows[0]?.in_progress ?? 0),
-    failed: Number(rows[0]?.failed ?? 0),
-    failures: failures.map((f) => ({
-      path: f.path,
-      code: f.error_code,
-      error: f.last_error,
-      attempts: f.attempts,
-    })),
-  };
-}
-
 interface Job {
   id: number;
   collection_id: number;
@@ -162,71 +66,6 @@ export type WorkerProgress =
     }
   | { type: 'worker-stopping' }
   | OutageEvent;
-
-/** The database went away (waiting for it, up to `patienceSeconds`), or came back. */
-export type OutageEvent =
-  | { type: 'database-unreachable'; reason: string; patienceSeconds: number }
-  | { type: 'database-back'; afterSeconds: number };
-
-export interface OutageOptions {
-  /** How long to wait for a database that went away before giving up (DATABASE_UNREACHABLE). */
-  outageSeconds?: number;
-  signal?: AbortSignal;
-  onProgress?: (event: OutageEvent) => void;
-}
-
-/**
- * Runs steps through database outages: a step that fails with DATABASE_UNREACHABLE is run again after
- * 0.25 s, 0.5 s, … (at most 5 s apart) until it gets through, for at most `outageSeconds` from the first
- * failure. Only steps that are safe to run twice go through it. Stopping (the signal) ends the wait.
- */
-class OutageWatch {
-  private since: number | undefined;
-  private readonly patienceMs: number;
-
-  constructor(
-    private readonly options: OutageOptions,
-    defaultSeconds: number,
-  ) {
-    this.patienceMs = (options.outageSeconds ?? defaultSeconds) * 1000;
-  }
-
-  /** Whether the last step came back from an outage (cleared by reading it). */
-  recovered = false;
-
-  async through<T>(step: () => Promise<T>): Promise<T> {
-    let delay = 250;
-    while (true) {
-      try {
-        const result = await step();
-        if (this.since !== undefined) {
-          const afterSeconds = Math.round((Date.now() - this.since) / 100) / 10;
-          this.since = undefined;
-          this.recovered = true;
-          this.options.onProgress?.({ type: 'database-back', afterSeconds });
-        }
-        return result;
-      } catch (error) {
-        if (!isOutage(error) || this.options.signal?.aborted) throw error;
-        if (this.since === undefined) {
-          this.since = Date.now();
-          this.options.onProgress?.({
-            type: 'database-unreachable',
-            reason: error.message,
-            patienceSeconds: this.patienceMs / 1000,
-          });
-        } else if (Date.now() - this.since >= this.patienceMs)
-          throw new CollectionError(
-            'DATABASE_UNREACHABLE',
-            `${error.message} (waited ${Math.round(this.patienceMs / 1000)} s for it to come back)`,
-            { cause: error },
-          );
-        await sleep(delay, this.options.signal);
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
-  }
-}
 
 export interface WorkerOptions {
   /** Collections to work for. Default: every collection of the store, looked up again every 30 s. */
@@ -580,17 +419,4 @@ function groupBy<T, K>(items: T[], key: (item: T) => K): Map<K, T[]> {
     else groups.set(k, [item]);
   }
   return groups;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
