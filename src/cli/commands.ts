@@ -1,6 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import stringWidth from 'string-width';
 import type { HnswBuilder } from '../ann/hnsw-parallel.ts';
 import { openIndex } from '../ann/registry.ts';
 import { indexCollection } from '../collection/build.ts';
@@ -12,22 +10,20 @@ import {
   downloadDataset,
 } from '../collection/datasets.ts';
 import { risHome } from '../collection/home.ts';
-import { addPaths, createCollection, deleteCollection, removeImages, rescan } from '../collection/library.ts';
-import type { IndexSettingsInput } from '../collection/manifest.ts';
-import { describePendingWork } from '../collection/pending-work.ts';
+import { addPaths, removeImages, rescan } from '../collection/library.ts';
 import { searchQuery } from '../collection/query-search.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
 import type { CropBox } from '../embed/image.ts';
 import { loadProjection } from '../embed/projection.ts';
-import { ArgumentError, RisError } from '../errors.ts';
+import { ArgumentError } from '../errors.ts';
 import { createNodeHnswBuilder } from '../node/hnsw-builder.ts';
 import { createParallelAssigner, type ParallelAssigner } from '../node/parallel-assigner.ts';
 import type { ListenOptions } from '../server/serve.ts';
 import type { IndexCommandOptions, StoreOption } from './options.ts';
+import { padColumns, print } from './print.ts';
 import { progressBars } from './progress.ts';
 import { searchTerms } from './search-terms.ts';
-import { copyCommand, storeInfoLines } from './store-commands.ts';
 
 /** One line per fact about an index file of any kind, after verifying its checksum. */
 export async function describeIndexFile(path: string): Promise<string> {
@@ -63,7 +59,7 @@ export async function describeIndexFile(path: string): Promise<string> {
  * The threads of index builds (k-means for IVF-PQ, graph searches for HNSW), for the commands that build:
  * every core works, and the workers are stopped at the end.
  */
-async function buildThreads(): Promise<{
+export async function buildThreads(): Promise<{
   assigner: ParallelAssigner;
   hnswBuilder: HnswBuilder;
   close(): Promise<void>;
@@ -169,7 +165,7 @@ function printProblems(report: {
 }
 
 /** Opens the store and one collection in it; `work` runs, then both are closed whatever happens. */
-async function withCollection<T>(
+export async function withCollection<T>(
   name: string,
   options: StoreOption & { assigner?: boolean },
   work: (collection: ImageCollection) => Promise<T>,
@@ -346,141 +342,6 @@ export function parseCrop(value: string | undefined): CropBox | undefined {
   return { left, top, width, height };
 }
 
-export async function collectionsCommand(
-  action: string | undefined,
-  name: string | undefined,
-  options: StoreOption & {
-    to?: string;
-    imagesUrl?: string;
-    model?: string;
-    index?: IndexSettingsInput['kind'];
-    folder?: string;
-  } = {},
-): Promise<void> {
-  if (action && !['list', 'info', 'create', 'delete', 'repair', 'copy'].includes(action)) {
-    throw new ArgumentError(
-      'INVALID_ARGUMENT',
-      `Unknown action "${action}"; use list, info NAME, create NAME, repair NAME, delete NAME or copy NAME --to postgres://…`,
-    );
-  }
-  if (action !== 'create' && (options.model ?? options.index ?? options.folder) !== undefined)
-    throw new ArgumentError(
-      'INVALID_ARGUMENT',
-      '--model, --index and --folder go with ris collections create NAME',
-    );
-  if (action && action !== 'list' && !name)
-    throw new ArgumentError('INVALID_ARGUMENT', `ris collections ${action} needs a collection name`);
-  if (action !== 'copy' && (options.to !== undefined || options.imagesUrl !== undefined))
-    throw new ArgumentError('INVALID_ARGUMENT', '--to and --images-url go with ris collections copy NAME');
-  if (action === 'copy') return copyCommand(name!, options);
-  const store = await openStore(options.store);
-  try {
-    if (!action || action === 'list') await listCollections(store);
-    else if (action === 'info') {
-      await withCollection(name!, options, describeCollection);
-      for (const line of await storeInfoLines(store, name!)) print(line);
-    } else if (action === 'repair') {
-      const bars = progressBars();
-      const threads = await buildThreads();
-      try {
-        const done = await store.repair(name!, {
-          assigner: threads.assigner,
-          hnswBuilder: threads.hnswBuilder,
-          onProgress: bars.onProgress,
-        });
-        bars.stop();
-        print(`repaired ${name}:`);
-        for (const line of done) print(`  ${line}`);
-      } finally {
-        bars.stop();
-        await threads.close();
-      }
-    } else if (action === 'create') {
-      const collection = await createCollection(store, name!, {
-        model: options.model,
-        index: options.index === undefined ? undefined : { kind: options.index },
-        root: options.folder === undefined ? undefined : resolve(options.folder),
-      });
-      print(
-        `created collection ${name} (${collection.manifest.model}); ` +
-          (options.folder === undefined
-            ? 'send it images from the page, or ris add them'
-            : `ris rescan ${name} adds the images of ${collection.manifest.root}`),
-      );
-      await collection.close();
-    } else {
-      await deleteCollection(store, name!);
-      print(`deleted collection ${name}`);
-    }
-  } finally {
-    await store.close();
-  }
-}
-
-/** One line per collection; a broken one is listed as broken, with the reason, and the others as they are. */
-async function listCollections(store: Awaited<ReturnType<typeof openStore>>): Promise<void> {
-  const names = await store.list();
-  if (names.length === 0) {
-    print(`no collections in ${store.location}; create one with ris index <folder> --collection NAME`);
-    return;
-  }
-  for (const n of names) {
-    try {
-      const c = await store.open(n, { onProgress: progressBars().onProgress });
-      const { kind, outdated } = await c.status();
-      const count = await c.count();
-      const work = await c.pendingWork();
-      print(
-        `${padColumns(n, 20)} ${String(count).padStart(7)} images  ${c.manifest.model}  (${kind} index${outdated ? `, outdated: run ris retrain ${n}` : ''})` +
-          `${work ? `  ${describePendingWork(work, count)}` : ''}`,
-      );
-      await c.close();
-    } catch (error) {
-      if (!(error instanceof RisError)) throw error;
-      print(`${padColumns(n, 20)} broken: ${error.message}`);
-    }
-  }
-}
-
-async function describeCollection(c: ImageCollection): Promise<void> {
-  const labels = await c.labels();
-  const state = await c.status();
-  const count = await c.count();
-  const work = await c.pendingWork();
-  const settings = Object.entries(state.settings)
-    .map(([k, v]) => `${k} ${v}`)
-    .join(', ');
-  const built = Object.entries(state.built)
-    .map(([k, v]) => `${k} ${v}`)
-    .join(', ');
-  print(
-    [
-      `name        ${c.name}`,
-      `images      ${await c.count()}`,
-      `model       ${c.manifest.model} (${c.manifest.modelId}, ${c.manifest.dimension} dimensions)`,
-      `image root  ${c.manifest.root}`,
-      ...(work ? [`state       ${describePendingWork(work, count)}`] : []),
-      `index       ${state.kind}, ${state.indexed} vectors${state.kind === 'ivf-pq' ? `, trained on ${state.trainedOn}` : ''}${built ? ` (${built})` : ''}`,
-      ...(state.outdated ? [`            outdated: ${state.outdated}`] : []),
-      `settings    ${settings}`,
-      ...(c.manifest.projection
-        ? [
-            `projection  ${c.manifest.projection.method} to ${c.manifest.projection.outputDimension} dimensions`,
-          ]
-        : []),
-      `labels      ${labels.length}${
-        labels.length
-          ? `: ${labels
-              .slice(0, 8)
-              .map((l) => `${l.label} (${l.count})`)
-              .join(', ')}${labels.length > 8 ? ', …' : ''}`
-          : ''
-      }`,
-      `folder      ${c.dir}`,
-    ].join('\n'),
-  );
-}
-
 export async function datasetsDownloadCommand(which: string, options: { dir?: string }): Promise<void> {
   const names = which === 'all' ? (Object.keys(DATASETS) as DatasetName[]) : [datasetNamed(which)];
   for (const name of names) {
@@ -596,14 +457,4 @@ export async function serveCommand(
 function formatIds(ids: number[]): string {
   if (ids.length === 0) return '-';
   return ids.length <= 6 ? ids.join(', ') : `${ids.slice(0, 3).join(', ')} … ${ids.at(-1)}`;
-}
-
-/** Pads to `width` terminal columns: CJK and emoji take two each, combining marks none. */
-function padColumns(text: string, width: number): string {
-  return text + ' '.repeat(Math.max(0, width - stringWidth(text)));
-}
-
-/** Results go to stdout; a reader that stopped reading (| head) ends the command quietly in main.ts. */
-function print(line: string): void {
-  process.stdout.write(`${line}\n`);
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import cac from 'cac';
 import { ArgumentError, describe, RisError } from '../errors.ts';
+import { collectionsCommand } from './collections-command.ts';
 import * as commands from './commands.ts';
 import * as storeCommands from './store-commands.ts';
 
@@ -275,7 +276,7 @@ cli
         folder?: string;
       },
     ) =>
-      commands.collectionsCommand(action, name === undefined ? undefined : String(name), {
+      collectionsCommand(action, name === undefined ? undefined : String(name), {
         store: storeOf(options),
         to: options.to === undefined ? undefined : String(options.to),
         imagesUrl: options.imagesUrl === undefined ? undefined : String(options.imagesUrl),
