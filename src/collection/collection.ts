@@ -1,12 +1,13 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Random } from '../ann/random.ts';
 import { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { applyProjection, type LinearProjection, projectionToJson } from '../embed/projection.ts';
-import { ArgumentError, CollectionError, describe, ModelError } from '../errors.ts';
+import { ArgumentError, CollectionError, describe } from '../errors.ts';
+import { CollectionModel } from './collection-model.ts';
 import { CollectionDb, type Exclusion, type StoredFile, type StoredImage } from './database.ts';
 import { embedFiles } from './embed-files.ts';
 import { exclusionsFor } from './exclusions.ts';
@@ -32,7 +33,7 @@ import {
   type LibraryCollection,
   type SearchOptions,
 } from './store.ts';
-import { makeThumbnail } from './thumbnail.ts';
+import { cachedThumbnail } from './thumbnail.ts';
 import {
   type AddReport,
   type CollectionOptions,
@@ -76,17 +77,18 @@ export class Collection implements LibraryCollection {
   /** Search results whose image was removed between the index lookup and reading its row (left out). */
   staleHitsDropped = 0;
   private readonly keeper: LocalIndex;
-  private embedderPromise: Promise<Embedder> | undefined;
+  private readonly model: CollectionModel;
   private idsCache: { generation: number; ids: Uint32Array } | undefined;
 
   private constructor(
     readonly manifest: CollectionManifest,
     readonly dir: string,
     private readonly db: CollectionDb,
-    private readonly options: CollectionOptions,
+    readonly options: CollectionOptions,
     /** The projection the index holds vectors in, when the collection has one (see the manifest). */
     private readonly projection: LinearProjection | undefined,
   ) {
+    this.model = new CollectionModel(manifest, options.embedder);
     this.keeper = new LocalIndex(db, dir, {
       name: manifest.name,
       settings: manifest.index,
@@ -169,7 +171,7 @@ export class Collection implements LibraryCollection {
       throw error;
     }
     const collection = new Collection(manifest, dir, db, options, projection);
-    collection.embedderPromise = Promise.resolve(embedder);
+    collection.model.adopt(embedder);
     collection.keeper.startEmpty();
     return collection;
   }
@@ -224,35 +226,9 @@ export class Collection implements LibraryCollection {
     });
   }
 
-  /** The embedder of the collection's model, checked to be the very model the vectors came from. */
+  /** The embedder of the collection's model, checked to be the very model its vectors came from. */
   embedder(): Promise<Embedder> {
-    this.embedderPromise ??= Embedder.create({ model: this.manifest.model, ...this.options.embedder }).then(
-      (embedder) => {
-        if (embedder.modelId !== this.manifest.modelId) {
-          void embedder.close();
-          throw new CollectionError(
-            'MODEL_MISMATCH',
-            `Collection "${this.name}" was built with ${this.manifest.modelId} but the model now is ${embedder.modelId}; ` +
-              'restore that model file, or build a new collection',
-          );
-        }
-        return embedder;
-      },
-      (error: unknown) => {
-        if (error instanceof ModelError && error.code === 'MODEL_NOT_FOUND') {
-          throw new ModelError(
-            'MODEL_NOT_FOUND',
-            `Collection "${this.name}" was built with the model file ${this.manifest.model}, which is missing; put it back there (its vectors need that very model)`,
-            { cause: error },
-          );
-        }
-        throw error;
-      },
-    );
-    this.embedderPromise.catch(() => {
-      this.embedderPromise = undefined; // a later call tries again (the file may be back)
-    });
-    return this.embedderPromise;
+    return this.model.embedder();
   }
 
   async count(): Promise<number> {
@@ -580,21 +556,9 @@ export class Collection implements LibraryCollection {
     return readIndexedFile(record.absolutePath, record, this.name, `ris rescan ${this.name}`);
   }
 
-  /**
-   * A 256-pixel WebP of the image, cached in thumbnails/ under its id and content hash (so it can never
-   * show another image's picture) and written atomically (two requests never see half a file).
-   */
+  /** A 256-pixel WebP of the image, cached in thumbnails/ (see cachedThumbnail). */
   async thumbnail(record: ImageRecord): Promise<Buffer> {
-    const dir = join(this.dir, 'thumbnails');
-    const file = join(dir, `${record.id}-${record.sha256.slice(0, 12)}.webp`);
-    const cached = await readFile(file).catch(() => undefined);
-    if (cached) return cached;
-    const bytes = await makeThumbnail(await this.readImage(record), `image ${record.id}`);
-    await mkdir(dir, { recursive: true });
-    const temp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
-    await writeFile(temp, bytes);
-    await rename(temp, file);
-    return bytes;
+    return cachedThumbnail(join(this.dir, 'thumbnails'), record, () => this.readImage(record));
   }
 
   async status(): Promise<IndexStatus> {
@@ -619,7 +583,7 @@ export class Collection implements LibraryCollection {
   async close(): Promise<void> {
     await this.keeper.settled();
     this.db.close();
-    if (this.embedderPromise) await (await this.embedderPromise.catch(() => undefined))?.close();
+    await this.model.close();
   }
 }
 

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { ImageError } from '../errors.ts';
 
@@ -18,4 +21,24 @@ export async function makeThumbnail(bytes: Buffer, what: string): Promise<Buffer
       `The file of ${what} cannot be decoded any more (${(error as Error).message})`,
     );
   }
+}
+
+/**
+ * A thumbnail cached in `dir` under the image's id and content hash (so it can never show another image's
+ * picture), made from `read()` when absent and written atomically (two requests never see half a file).
+ */
+export async function cachedThumbnail(
+  dir: string,
+  record: { id: number; sha256: string },
+  read: () => Promise<Buffer>,
+): Promise<Buffer> {
+  const file = join(dir, `${record.id}-${record.sha256.slice(0, 12)}.webp`);
+  const cached = await readFile(file).catch(() => undefined);
+  if (cached) return cached;
+  const bytes = await makeThumbnail(await read(), `image ${record.id}`);
+  await mkdir(dir, { recursive: true });
+  const temp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
+  await writeFile(temp, bytes);
+  await rename(temp, file);
+  return bytes;
 }

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Random } from '../../ann/random.ts';
-import { Embedder } from '../../embed/embedder.ts';
+import type { Embedder } from '../../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../../embed/image.ts';
-import { ArgumentError, CollectionError, describe, ImageError, ModelError, RisError } from '../../errors.ts';
+import { ArgumentError, CollectionError, describe, ImageError, RisError } from '../../errors.ts';
+import { CollectionModel } from '../collection-model.ts';
 import type { Exclusion, StoredFile } from '../database.ts';
 import { embedFiles } from '../embed-files.ts';
 import { exclusionsFor } from '../exclusions.ts';
@@ -103,7 +104,7 @@ export class PgCollection implements LibraryCollection {
   readonly staleHitsDropped = 0;
   readonly source: ImageSource;
   readonly settings: PgSettings;
-  private embedderPromise: Promise<Embedder> | undefined;
+  private readonly model: CollectionModel;
   private idsCache: { generation: number; ids: Uint32Array } | undefined;
   readonly id: number;
   readonly followsFolder: boolean;
@@ -119,6 +120,7 @@ export class PgCollection implements LibraryCollection {
     private readonly options: CollectionOptions = {},
   ) {
     this.id = row.id;
+    this.model = new CollectionModel(manifest, options.embedder);
     this.followsFolder = row.follows_folder;
     this.source = new ImageSource(manifest.root, row.images_url ?? undefined);
     this.settings = { ...HNSW_DEFAULTS, ...row.settings };
@@ -132,38 +134,12 @@ export class PgCollection implements LibraryCollection {
 
   /** Uses an embedder already made for this collection's model (by whoever created it). */
   adoptEmbedder(embedder: Embedder): void {
-    this.embedderPromise = Promise.resolve(embedder);
+    this.model.adopt(embedder);
   }
 
   /** The embedder of the collection's model, checked to be the very model its vectors came from. */
   embedder(): Promise<Embedder> {
-    this.embedderPromise ??= Embedder.create({ model: this.manifest.model, ...this.options.embedder }).then(
-      (embedder) => {
-        if (embedder.modelId !== this.manifest.modelId) {
-          void embedder.close();
-          throw new CollectionError(
-            'MODEL_MISMATCH',
-            `Collection "${this.name}" was built with ${this.manifest.modelId} but the model here is ${embedder.modelId}; ` +
-              'install that very model file on this machine, or build a new collection',
-          );
-        }
-        return embedder;
-      },
-      (error: unknown) => {
-        if (error instanceof ModelError && error.code === 'MODEL_NOT_FOUND') {
-          throw new ModelError(
-            'MODEL_NOT_FOUND',
-            `Collection "${this.name}" was built with the model file ${this.manifest.model}, which is missing on this machine; put it there (its vectors need that very model)`,
-            { cause: error },
-          );
-        }
-        throw error;
-      },
-    );
-    this.embedderPromise.catch(() => {
-      this.embedderPromise = undefined; // a later call tries again
-    });
-    return this.embedderPromise;
+    return this.model.embedder();
   }
 
   /** The collection's row now; COLLECTION_NOT_FOUND once another process deleted it. */
@@ -662,7 +638,7 @@ export class PgCollection implements LibraryCollection {
   }
 
   async close(): Promise<void> {
-    if (this.embedderPromise) await (await this.embedderPromise.catch(() => undefined))?.close();
+    await this.model.close();
   }
 
   private record(row: ImageRow): ImageRecord {
