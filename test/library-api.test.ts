@@ -1,6 +1,7 @@
 // The library from the page's side: a real `listen` server with a write token, driven over HTTP as a
 // browser and an attacker would (Host headers, origins, bodies of every size and type).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
@@ -544,6 +545,23 @@ describe('a collection that follows its folder', () => {
     assert.equal(changed.excluded, 0);
     const unchangedStat = await stat(join(images, 'class2', 'moved.jpg'));
     assert.ok(unchangedStat.isFile());
+    // Bytes changed behind ris's back, with the size and mtime put back: a rescan alone cannot tell, but
+    // once the server has refused to serve the file, the next rescan embeds it again.
+    const victim = join(images, 'class1', 'img002.jpg');
+    const original = await readFile(victim);
+    const stamp = join(dir, 'stamp');
+    await writeFile(stamp, '');
+    execFileSync('touch', ['-r', victim, stamp]); // to the nanosecond, as ris compares it
+    const victimId = await idOf(original);
+    const forged = Buffer.from(original);
+    forged[10] = forged[10] === 9 ? 10 : 9; // a value of the JPEG's quantization table: still decodes
+    await writeFile(victim, forged);
+    execFileSync('touch', ['-r', stamp, victim]);
+    assert.equal((await rescan()).reembedded, 0, 'size and mtime alone do not show the change');
+    assert.equal((await response(`/api/collections/pics/images/${victimId}`)).status, 409);
+    const after = await rescan();
+    assert.equal(after.reembedded, 1, JSON.stringify(after));
+    assert.equal((await response(`/api/collections/pics/images/${victimId}`)).status, 404);
   });
 });
 

@@ -12,7 +12,7 @@ import { CollectionDb, type Exclusion, type StoredFile, type StoredImage } from 
 import { embedFiles } from './embed-files.ts';
 import { exclusionsFor } from './exclusions.ts';
 import { collectionDirectory, collectionExists, collectionNames, DATABASE, INDEX, MANIFEST } from './home.ts';
-import { readIndexedFile } from './image-file.ts';
+import { readIndexedFile, readMarkingChanges } from './image-file.ts';
 import { HNSW_REVISION, legacyIdFloor, writeAtomicSync } from './index-file.ts';
 import { indexSearchOptions } from './index-policy.ts';
 import { LocalIndex } from './local-index.ts';
@@ -435,7 +435,7 @@ export class Collection implements LibraryCollection {
   }
 
   /** Records the mtime of files found unchanged by their content (stored before mtimes were). */
-  async touchFiles(files: { id: number; mtimeMs: number }[]): Promise<void> {
+  async touchFiles(files: { id: number; mtimeMs: number | null }[]): Promise<void> {
     if (files.length === 0) return;
     this.db.locked(() => {
       for (const file of files) this.db.touch(file.id, file.mtimeMs);
@@ -553,7 +553,11 @@ export class Collection implements LibraryCollection {
 
   /** The bytes of an image's file, while it is the file that was indexed (readIndexedFile). */
   async readImage(record: ImageRecord): Promise<Buffer> {
-    return readIndexedFile(record.absolutePath, record, this.name, `ris rescan ${this.name}`);
+    return readMarkingChanges(
+      record,
+      () => readIndexedFile(record.absolutePath, record, this.name, `ris rescan ${this.name}`),
+      (files) => this.touchFiles(files),
+    );
   }
 
   /** A 256-pixel WebP of the image, cached in thumbnails/ (see cachedThumbnail). */

@@ -344,7 +344,7 @@ export class CollectionDb {
   }
 
   /** Records the mtime of an image's file found unchanged by content (inside `write` or `locked`). */
-  touch(id: number, mtimeMs: number): void {
+  touch(id: number, mtimeMs: number | null): void {
     this.statements.touch.run(mtimeMs, id);
   }
 

@@ -54,6 +54,25 @@ export function checkIndexedBytes(
     throw changed(where, record, collection, 'other content, of the same size', reindex);
 }
 
+/**
+ * Reads an image's file with `read`; a file found changed (IMAGE_CHANGED) has its recorded mtime
+ * forgotten through `touch`, so the next rescan (or watch sweep) compares its content and embeds it
+ * again even when size and mtime were put back as they were.
+ */
+export async function readMarkingChanges(
+  record: Pick<ImageRecord, 'id'>,
+  read: () => Promise<Buffer>,
+  touch: (files: { id: number; mtimeMs: null }[]) => Promise<void>,
+): Promise<Buffer> {
+  try {
+    return await read();
+  } catch (error) {
+    if (error instanceof ImageError && error.code === 'IMAGE_CHANGED')
+      await touch([{ id: record.id, mtimeMs: null }]).catch(() => undefined);
+    throw error;
+  }
+}
+
 function changed(
   where: string,
   record: IndexedFile,

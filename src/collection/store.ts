@@ -132,7 +132,7 @@ export interface LibraryCollection extends ImageCollection {
   /** New paths for images whose files moved inside the folder (same bytes): ids and vectors stay. */
   moveImages(moves: { id: number; path: string; mtimeMs: number | null }[]): Promise<void>;
   /** Records the mtime of files found unchanged by content. */
-  touchFiles(files: { id: number; mtimeMs: number }[]): Promise<void>;
+  touchFiles(files: { id: number; mtimeMs: number | null }[]): Promise<void>;
   /** Every image's stored path, size, sha256 and file mtime. */
   storedFiles(): Promise<StoredFile[]>;
   /** Files of the folder a user removed (kept out of rescans until they change). */

@@ -8,6 +8,7 @@ import { CollectionModel } from '../collection-model.ts';
 import type { Exclusion, StoredFile } from '../database.ts';
 import { embedFiles } from '../embed-files.ts';
 import { exclusionsFor } from '../exclusions.ts';
+import { readMarkingChanges } from '../image-file.ts';
 import { type CollectionManifest, EXACT_SEARCH_BELOW } from '../manifest.ts';
 import { pausePoint } from '../pause.ts';
 import { type PendingWork, retrainMarked } from '../pending-work.ts';
@@ -397,7 +398,7 @@ export class PgCollection implements LibraryCollection {
   }
 
   /** Records the mtime of files found unchanged by their content. */
-  async touchFiles(files: { id: number; mtimeMs: number }[]): Promise<void> {
+  async touchFiles(files: { id: number; mtimeMs: number | null }[]): Promise<void> {
     await touchFiles(this.library, files);
   }
 
@@ -593,7 +594,12 @@ export class PgCollection implements LibraryCollection {
 
   /** The bytes of an image: a file sent to the collection from the database, any other from its file. */
   async readImage(record: ImageRecord): Promise<Buffer> {
-    if (!this.isUpload(record)) return this.source.readIndexed(record, this.name);
+    if (!this.isUpload(record))
+      return readMarkingChanges(
+        record,
+        () => this.source.readIndexed(record, this.name),
+        (files) => this.touchFiles(files),
+      );
     const bytes = await readUpload(this.library, record.id);
     if (bytes) return bytes;
     throw new ImageError(

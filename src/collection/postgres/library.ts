@@ -222,7 +222,7 @@ export async function moveImages(
 /** Records the mtimes of files found unchanged by their content. */
 export async function touchFiles(
   target: PgLibraryTarget,
-  files: { id: number; mtimeMs: number }[],
+  files: { id: number; mtimeMs: number | null }[],
 ): Promise<void> {
   if (files.length === 0) return;
   await target.db.query(
