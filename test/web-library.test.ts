@@ -174,6 +174,7 @@ describe('the library panel', { skip }, () => {
     await tab(writer, 'Library');
     await writer.getByRole('button', { name: 'Create collection' }).waitFor();
     assert.equal(await writer.getByRole('button', { name: 'Delete colours' }).count(), 1);
+    assert.equal(await writer.getByRole('button', { name: 'Rescan the folder of colours' }).count(), 1);
     await writer.getByRole('button', { name: 'Choose images…' }).waitFor();
 
     // Another browser, without the token: everything shows, nothing can be changed.
@@ -195,6 +196,7 @@ describe('the library panel', { skip }, () => {
     for (const name of ['Create collection', 'Choose images…', 'Choose a folder…', 'Add from addresses'])
       assert.equal(await reader.getByRole('button', { name }).count(), 0, name);
     assert.equal(await reader.getByRole('button', { name: /^Delete/ }).count(), 0);
+    assert.equal(await reader.getByRole('button', { name: /^Rescan/ }).count(), 0);
     assert.equal(
       await reader.locator('input[type=file], textarea').count(),
       1,
@@ -223,6 +225,8 @@ describe('the library panel', { skip }, () => {
       .locator('option', { hasText: /^holiday-2024$/ })
       .waitFor({ state: 'attached' });
     await reader.getByRole('rowheader', { name: 'holiday-2024' }).waitFor();
+    // It follows no folder of the user's: there is nothing to rescan.
+    assert.equal(await writer.getByRole('button', { name: 'Rescan the folder of holiday-2024' }).count(), 0);
   });
 
   it('drops files and a folder: a bar per request, each file that failed or was skipped with why, the images in the gallery without a reload', async () => {
@@ -541,6 +545,21 @@ describe('the library panel', { skip }, () => {
       .waitFor();
     assert.deepEqual(await select(reader).locator('option').allTextContents(), ['colours']);
     await closePage(reader);
+  });
+
+  it('rescans a collection that follows its folder, and says what changed', async () => {
+    const status = writer.getByRole('status').first();
+    const rescan = writer.getByRole('button', { name: 'Rescan the folder of colours' });
+    const added = join(dir, 'colours', 'colour1', 'nouvelle prise de vue.jpg');
+    await writeFile(added, await picture(21));
+    await rescan.click();
+    await status.getByText('Rescanned colours: 1 added.').waitFor();
+    await writer.getByRole('row', { name: /colours\s+13/ }).waitFor();
+    await rm(added);
+    await rescan.click();
+    await status.getByText('Rescanned colours: 1 removed.').waitFor();
+    await rescan.click();
+    await status.getByText('Rescanned colours: its folder has not changed.').waitFor();
   });
 
   it('forgets a token the server refuses, and says so', async () => {

@@ -5,7 +5,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { describePendingWork, stillRunning } from '../collection/pending-work.ts';
 import { searchQuery } from '../collection/query-search.ts';
-import type { ImageCollection } from '../collection/store.ts';
+import { type ImageCollection, isLibraryCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
 import { similarityScale, textSimilarityScale } from '../embed/config.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
@@ -136,6 +136,8 @@ export function collectionsRouter(options: CollectionsRouterOptions): Hono {
         modelId: col.manifest.modelId,
         // Its model has a text tower (CLIP): it can be searched by words.
         searchByText: modelHasTextTower(col.manifest.model),
+        // It follows a folder of the user's (ris rescan, a watching server), not only what is sent to it.
+        followsFolder: isLibraryCollection(col) && col.followsFolder,
         size,
         labels: await col.labels(),
         // The page's relevance slider follows the model's score scale (words score lower than pictures).

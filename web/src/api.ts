@@ -34,6 +34,8 @@ export interface CollectionInfo {
   modelId: string;
   /** Its model has a text tower (CLIP): it can be searched by words. */
   searchByText: boolean;
+  /** It follows a folder on the server (a rescan brings it in line). */
+  followsFolder?: boolean;
   /** Where the similarities of its text queries live (lower than of image queries), when searchByText. */
   textSimilarity?: { min: number; max: number; step: number };
   /** Each label with its number of images, most frequent first. */

@@ -61,6 +61,36 @@ export function createCollection(body: { name: string; model?: string; index?: I
 
 export const deleteCollection = (name: string) => request<void>(collectionPath(name), { method: 'DELETE' });
 
+/** What a rescan of a collection's folder changed (POST …/rescan). */
+export interface RescanSummary {
+  added: number;
+  reembedded: number;
+  removed: number;
+  moved: number;
+  excluded: number;
+  unchanged: number;
+  failed: { path: string; code: string; message: string }[];
+}
+
+export const rescanCollection = (name: string) =>
+  request<RescanSummary>(`${collectionPath(name)}/rescan`, { method: 'POST' });
+
+/** One sentence for what a rescan did: the changes it made, or that there were none. */
+export function describeRescan(name: string, r: RescanSummary): string {
+  const parts = [
+    [r.added, 'added'],
+    [r.reembedded, 'embedded again'],
+    [r.removed, 'removed'],
+    [r.moved, 'moved'],
+    [r.failed.length, 'could not be read'],
+  ]
+    .filter(([count]) => Number(count) > 0)
+    .map(([count, what]) => `${Number(count).toLocaleString('en')} ${what}`);
+  return parts.length
+    ? `Rescanned ${name}: ${parts.join(', ')}.`
+    : `Rescanned ${name}: its folder has not changed.`;
+}
+
 /**
  * Removes an image. `keepalive` lets the request outlive the page (a removal whose undo time runs out
  * after the tab is closed).

@@ -8,6 +8,8 @@ interface LibraryCollectionsProps {
   onChoose: (name: string) => void;
   /** Offers deletion (with the write token). */
   onDelete?: (name: string) => void;
+  /** Offers a rescan of the collections that follow a folder (with the write token). */
+  onRescan?: (name: string) => void;
 }
 
 const WORK = { upload: 'adding', rescan: 'rescanning', watch: 'following its folder' } as const;
@@ -27,6 +29,7 @@ export function LibraryCollections({
   activity,
   onChoose,
   onDelete,
+  onRescan,
 }: LibraryCollectionsProps) {
   if (collections.length === 0) return <p class="empty-note">No collection yet.</p>;
   return (
@@ -62,6 +65,17 @@ export function LibraryCollections({
                     onClick={() => onChoose(entry.name)}
                   >
                     Show
+                  </button>
+                )}
+                {onRescan && entry.state === 'ready' && entry.followsFolder && (
+                  <button
+                    type="button"
+                    aria-label={`Rescan the folder of ${entry.name}`}
+                    title="Add new files of its folder, embed changed ones again, remove gone ones"
+                    disabled={activity.has(entry.name)}
+                    onClick={() => onRescan(entry.name)}
+                  >
+                    Rescan
                   </button>
                 )}
                 {onDelete && entry.state !== 'preparing' && (

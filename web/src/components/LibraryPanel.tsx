@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import type { CollectionEntry } from '../api.ts';
-import type { Session } from '../library-api.ts';
+import { describeRescan, isTokenRefused, rescanCollection, type Session } from '../library-api.ts';
 import type { Activity } from '../library-events.ts';
 import type { useUploads } from '../uploads.ts';
 import { ReadOnlyNote } from './LibraryAccess.tsx';
@@ -42,6 +42,15 @@ export function LibraryPanel({
   const [deleting, setDeleting] = useState<string | null>(null);
   const [said, setSaid] = useState('');
   const target = collections.find((c) => c.name === collection && c.state === 'ready');
+  const rescan = async (name: string) => {
+    setSaid(`Rescanning the folder of ${name}…`);
+    try {
+      setSaid(describeRescan(name, await rescanCollection(name)));
+    } catch (failure) {
+      if (isTokenRefused(failure)) onRefused();
+      else setSaid(`Rescanning ${name} failed: ${(failure as Error).message}`);
+    }
+  };
 
   return (
     <div class="library">
@@ -53,6 +62,7 @@ export function LibraryPanel({
           activity={activity}
           onChoose={onChoose}
           onDelete={session.write ? setDeleting : undefined}
+          onRescan={session.write ? rescan : undefined}
         />
         <p class="hint" role="status">
           {said}
