@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { Random } from '../ann/random.ts';
 import { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { applyProjection, type LinearProjection, projectionToJson } from '../embed/projection.ts';
@@ -27,6 +26,7 @@ import {
 import { checkedManifest, storedProjection } from './manifest-check.ts';
 import { pausePoint } from './pause.ts';
 import { type PendingWork, retrainMarked } from './pending-work.ts';
+import { seededPage } from './shuffle.ts';
 import {
   checkSearchOptions,
   type ImageCollection,
@@ -255,10 +255,9 @@ export class Collection implements LibraryCollection {
   /** Page `page` of the images in a seeded random order: the same seed pages through them without repeats. */
   async sample(seed: number, page: number, count: number): Promise<{ total: number; images: ImageRecord[] }> {
     const ids = await this.allIds();
-    const order = new Random(seed).sample(ids.length, Math.min(ids.length, (page + 1) * count));
     const images: ImageRecord[] = [];
-    for (const i of order.subarray(page * count, (page + 1) * count)) {
-      const record = await this.get(ids[i]!);
+    for (const id of seededPage(ids, seed, page, count)) {
+      const record = await this.get(id);
       if (record) images.push(record);
     }
     return { total: ids.length, images };

@@ -79,7 +79,10 @@ export interface ImageCollection {
   /** Counts per label, most frequent first. */
   labels(): Promise<{ label: string; count: number }[]>;
   get(id: number): Promise<ImageRecord | undefined>;
-  /** Page `page` of the images in a seeded random order, without repeats across pages of one seed. */
+  /**
+   * Page `page` of the images in a seeded random order, without repeats across pages of one seed; images
+   * added or removed leave the others in their order (see seededPage).
+   */
   sample(seed: number, page: number, count: number): Promise<{ total: number; images: ImageRecord[] }>;
   /** Every stored image's id, path, labels and vector (n × dimension, row-major), from one snapshot. */
   storedVectors(): Promise<{ ids: Uint32Array; vectors: Float32Array; paths: string[]; labels: string[][] }>;

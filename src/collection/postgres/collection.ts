@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { Random } from '../../ann/random.ts';
 import type { Embedder } from '../../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../../embed/image.ts';
 import { ArgumentError, CollectionError, describe, ImageError, RisError } from '../../errors.ts';
@@ -12,6 +11,7 @@ import { readMarkingChanges } from '../image-file.ts';
 import { type CollectionManifest, EXACT_SEARCH_BELOW } from '../manifest.ts';
 import { pausePoint } from '../pause.ts';
 import { type PendingWork, retrainMarked } from '../pending-work.ts';
+import { seededPage } from '../shuffle.ts';
 import { checkSearchOptions, type LibraryCollection, type SearchOptions } from '../store.ts';
 import { makeThumbnail } from '../thumbnail.ts';
 import {
@@ -196,8 +196,7 @@ export class PgCollection implements LibraryCollection {
   /** The same seeded order as the local store: a seed pages through the images without repeats. */
   async sample(seed: number, page: number, count: number): Promise<{ total: number; images: ImageRecord[] }> {
     const ids = await this.allIds();
-    const order = new Random(seed).sample(ids.length, Math.min(ids.length, (page + 1) * count));
-    const wanted = Array.from(order.subarray(page * count, (page + 1) * count), (i) => ids[i]!);
+    const wanted = seededPage(ids, seed, page, count);
     const { rows } = await this.db.query<ImageRow>(
       `SELECT ${IMAGE_COLUMNS} FROM ris_images WHERE collection_id = $1 AND id = ANY($2::int8[])`,
       [this.id, wanted],
