@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -404,6 +404,13 @@ describe('the work queue', () => {
       '--json',
     ]);
     assert.equal(JSON.parse(search.stdout)[0].path, 'two-2/img007.jpg');
+    // Workers record each file's time, as ris index does: a rescan then reads none of them again.
+    const { rows: times } = await client.query(
+      'SELECT path, mtime_ms FROM ris_images WHERE collection_id = $1 ORDER BY path',
+      [collectionId],
+    );
+    for (const row of times as { path: string; mtime_ms: number | null }[])
+      assert.equal(row.mtime_ms, (await stat(join(images, row.path))).mtimeMs, row.path);
   });
 
   it('a worker killed with SIGKILL mid-batch loses nothing: another one finishes its batch once the lease ends', {

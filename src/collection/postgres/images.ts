@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { fetch } from 'undici';
 import { ImageError } from '../../errors.ts';
@@ -33,15 +33,32 @@ export class ImageSource {
     return new URL(path.split('/').map(encodeURIComponent).join('/'), base).toString();
   }
 
-  /** The bytes of the image stored under `path` (for messages: `what`, such as "image 17"). */
-  async read(path: string, what: string, collection: string): Promise<Buffer> {
+  /**
+   * The bytes of the image stored under `path` (for messages: `what`, such as "image 17"), with its file's
+   * mtime (what a rescan compares; null when it came from the URL).
+   */
+  async read(
+    path: string,
+    what: string,
+    collection: string,
+  ): Promise<{ bytes: Buffer; mtimeMs: number | null }> {
     const file = this.locate(path);
+    let handle: Awaited<ReturnType<typeof open>>;
     try {
-      return await readFile(file);
+      handle = await open(file);
     } catch (error) {
       const url = this.urlOf(path);
-      if (url) return fetchImageFile(url, what);
+      if (url) return { bytes: await fetchImageFile(url, what), mtimeMs: null };
       throw fileError(error as NodeJS.ErrnoException, file, what, collection);
+    }
+    try {
+      // The time of the very file read (one handle): a file replaced meanwhile cannot lend it its time.
+      const { mtimeMs } = await handle.stat();
+      return { bytes: await handle.readFile(), mtimeMs };
+    } catch (error) {
+      throw fileError(error as NodeJS.ErrnoException, file, what, collection);
+    } finally {
+      await handle.close();
     }
   }
 

@@ -287,7 +287,7 @@ async function work(
     const read = await Promise.all(
       todo.map((job) =>
         collection.source.read(job.path, job.path, collection.name).then(
-          (bytes) => ({ job, bytes }),
+          ({ bytes, mtimeMs }) => ({ job, bytes, mtimeMs }),
           (error: RisError) => {
             failures.push({ job, error });
             return undefined;
@@ -295,7 +295,7 @@ async function work(
         ),
       ),
     );
-    const readable = read.filter((r): r is { job: Job; bytes: Buffer } => r !== undefined);
+    const readable = read.filter((r) => r !== undefined);
     // Thumbnails are made on libuv's threads while the network runs on onnxruntime's.
     const thumbnails = readable.map((r) =>
       makeThumbnail(r.bytes, r.job.path).then(
@@ -313,7 +313,7 @@ async function work(
         for (const failure of batch.failures)
           failures.push({ job: readable[failure.index]!.job, error: failure.error });
         for (const [r, index] of batch.indices.entries()) {
-          const { job, bytes } = readable[index]!;
+          const { job, bytes, mtimeMs } = readable[index]!;
           const thumbnail = await thumbnails[index]!;
           if (thumbnail instanceof RisError) {
             failures.push({ job, error: thumbnail });
@@ -328,6 +328,7 @@ async function work(
               height: batch.sizes[2 * r + 1]!,
               bytes: bytes.length,
               sha256: createHash('sha256').update(bytes).digest('hex'),
+              mtimeMs,
               vector: batch.vectors.subarray(r * d, (r + 1) * d),
               thumbnail,
             },
