@@ -5,7 +5,7 @@ import type { ImageInput } from '../embed/image.ts';
 import type { QueryTerm } from '../embed/query.ts';
 import { ArgumentError, RequestError } from '../errors.ts';
 import { fetchImage, type HostResolver } from './fetch-image.ts';
-import { readSearchRequest } from './search-request.ts';
+import { readMultipart, readSearchRequest } from './search-request.ts';
 
 /** At most this many terms in one query, of which this many images (each may be a fetch). */
 export const MAX_QUERY_TERMS = 8;
@@ -64,7 +64,7 @@ export async function readQueryRequest(
   const type = c.req.header('content-type') ?? '';
   if (type.startsWith('multipart/form-data')) {
     // Every field, repeated ones as arrays (readSearchRequest then reads the same parsed form).
-    const form = await c.req.parseBody({ all: true });
+    const form = await readMultipart(c, type, { all: true });
     const texts = [form.text ?? []].flat();
     const weights = [form.weight ?? []].flat();
     if (texts.length + 1 > MAX_QUERY_TERMS || weights.length > texts.length) {

@@ -40,7 +40,11 @@ function parseCropField(value: unknown): unknown {
  * A multipart body, or a 400 that says what is wrong with it: no boundary in the Content-Type, or a body
  * that does not match the boundary it names (set by hand instead of by the client's FormData, say).
  */
-async function readMultipart(c: Context, type: string): Promise<Record<string, string | File>> {
+export async function readMultipart(
+  c: Context,
+  type: string,
+  options: { all?: boolean } = {},
+): Promise<Record<string, string | File | (string | File)[]>> {
   const boundary = /;\s*boundary=(?:"([^"]*)"|([^\s;]*))/i.exec(type);
   if (!(boundary?.[1] || boundary?.[2]))
     throw new ArgumentError(
@@ -48,7 +52,7 @@ async function readMultipart(c: Context, type: string): Promise<Record<string, s
       'The multipart body has no boundary in its Content-Type (multipart/form-data; boundary=…); let the client write that header for its FormData',
     );
   try {
-    return (await c.req.parseBody()) as Record<string, string | File>;
+    return await c.req.parseBody(options);
   } catch (error) {
     // A body cut off by a client that went away is not the client's mistake to report: passed on as is.
     if (!(error instanceof TypeError) || c.req.raw.signal.aborted) throw error;
