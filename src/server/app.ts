@@ -25,6 +25,7 @@ import { exploreRouter } from './explore.ts';
 import type { HostResolver } from './fetch-image.ts';
 import { errorHandler } from './http-errors.ts';
 import { libraryRouter } from './library.ts';
+import { queryBudget } from './load-guards.ts';
 import { CollectionRegistry } from './registry.ts';
 
 export interface ServerOptions {
@@ -138,11 +139,20 @@ export function createApp(options: ServerOptions): Hono {
       ),
   });
   app.use('/api/*', async (c, next) => {
-    // Searches and uploads cap their own bodies (images); every other route takes small JSON.
-    const own = /^\/api\/collections\/[^/]+\/(search|explore(\/[^/]+)?|images)$/.test(c.req.path);
+    // Searches cap their own bodies (images), and so do uploads of files; every other body is small JSON
+    // (a list of image addresses to fetch included).
+    const multipart = /^multipart\//i.test(c.req.header('content-type') ?? '');
+    const own =
+      /^\/api\/collections\/[^/]+\/(search|explore(\/[^/]+)?)$/.test(c.req.path) ||
+      (multipart && /^\/api\/collections\/[^/]+\/images$/.test(c.req.path));
     if (c.req.method === 'GET' || c.req.method === 'HEAD' || own) return next();
     return jsonLimit(c, next);
   });
+  // Query images are held whole while a search runs: only so many bytes of them at once.
+  const queries = queryBudget(maxBytes);
+  app.use('/api/collections/:name/search', queries);
+  app.use('/api/collections/:name/explore', queries);
+  app.use('/api/collections/:name/explore/*', queries);
   app.notFound((c) =>
     c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}` } }, 404),
   );
@@ -207,7 +217,7 @@ export function createApp(options: ServerOptions): Hono {
       hub,
       limits: {
         ...uploadLimits,
-        maxUrlBytes: maxBytes,
+        maxFileBytes: maxBytes,
         allowLoopbackUrls: options.allowLoopbackUrls,
         resolveHost: options.resolveHost,
       },

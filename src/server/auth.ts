@@ -119,7 +119,11 @@ export function grants(c: Context, access: Access): { read: boolean; write: bool
   const write =
     token !== undefined && access.writeToken !== undefined && tokenMatches(token, access.writeToken);
   if (access.readToken === undefined) return { read: true, write };
-  const readWith = token ?? cookie(c, READ_COOKIE);
+  // The cookie reads for this server's own page only: a browser sends it with requests from every port
+  // of this host (cookies ignore ports), and says when another page made the request.
+  const site = c.req.header('sec-fetch-site');
+  const fromThisPage = site === undefined || site === 'same-origin' || site === 'none';
+  const readWith = token ?? (fromThisPage ? cookie(c, READ_COOKIE) : undefined);
   const read = write || (readWith !== undefined && tokenMatches(readWith, access.readToken));
   return { read, write };
 }
@@ -174,7 +178,7 @@ function refuseOtherOrigins(c: Context): void {
   let otherOrigin = false;
   if (origin !== undefined) {
     try {
-      otherOrigin = new URL(origin).host !== c.req.header('host');
+      otherOrigin = new URL(origin).host !== c.req.header('host')?.toLowerCase();
     } catch {
       otherOrigin = true; // "null" (a sandboxed page, a file) or garbage
     }

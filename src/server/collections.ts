@@ -15,6 +15,7 @@ import { type HostResolver, tooLarge } from './fetch-image.ts';
 import { withoutServerPaths } from './public-text.ts';
 import { readQueryRequest } from './query-request.ts';
 import type { CollectionRegistry } from './registry.ts';
+import { imageIdOf } from './request-body.ts';
 
 /** What the collection routes work with, given by the app. */
 export interface CollectionsRouterOptions {
@@ -65,13 +66,10 @@ export function imageLinks(name: string, record: { id: number; sha256: string })
 }
 
 /** The image a request names by id, or NOT_FOUND. */
-export async function requireImage(
-  col: ImageCollection,
-  idText: string | number | undefined,
-): Promise<ImageRecord> {
-  const id = Number(idText);
-  const record = Number.isInteger(id) && id >= 0 ? await col.get(id) : undefined;
-  if (!record) throw new RequestError('NOT_FOUND', `No image ${idText} in ${col.name}`);
+export async function requireImage(col: ImageCollection, idText: string | undefined): Promise<ImageRecord> {
+  const id = imageIdOf(idText);
+  const record = id === undefined ? undefined : await col.get(id);
+  if (!record) throw new RequestError('NOT_FOUND', `No image ${idText?.slice(0, 40)} in ${col.name}`);
   return record;
 }
 

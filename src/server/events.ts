@@ -1,5 +1,7 @@
-import { Hono } from 'hono';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { type Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
+import { streamCaps } from './load-guards.ts';
 import type { CollectionRegistry } from './registry.ts';
 
 /** What every open page hears, so they all show the same library without reloading. */
@@ -101,8 +103,10 @@ export class EventHub {
 /** GET /api/events: the hub's events as Server-Sent Events (`event: <type>`, JSON data). */
 export function eventsRouter(hub: EventHub): Hono {
   const app = new Hono();
-  app.get('/api/events', (c) =>
-    streamSSE(c, async (stream) => {
+  const caps = streamCaps(clientAddress);
+  app.get('/api/events', (c) => {
+    const release = caps.take(c);
+    return streamSSE(c, async (stream) => {
       const queue: LibraryEvent[] = [];
       let wake: (() => void) | undefined;
       let open = true;
@@ -132,8 +136,18 @@ export function eventsRouter(hub: EventHub): Hono {
         }
       } finally {
         unsubscribe();
+        release();
       }
-    }),
-  );
+    });
+  });
   return app;
+}
+
+/** The client's address as the socket has it (a proxy in front makes every client one). */
+function clientAddress(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown';
+  } catch {
+    return 'unknown'; // a request made in-process (app.request), with no socket
+  }
 }

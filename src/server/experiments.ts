@@ -10,6 +10,7 @@ import { ArgumentError, RequestError } from '../errors.ts';
 import { newReportDir } from '../experiment/paths.ts';
 import type { ExperimentResults } from '../experiment/types.ts';
 import { withoutServerPaths } from './public-text.ts';
+import { jsonBody } from './request-body.ts';
 
 export interface ExperimentsRouterOptions {
   /** The served collection of a name, or the error that says why there is none (a registry's `require`). */
@@ -148,7 +149,7 @@ export function experimentsRouter(options: ExperimentsRouterOptions): Hono {
 
   app.post('/api/collections/:name/experiments', async (c) => {
     const col = options.collection(c.req.param('name'));
-    const raw = await c.req.json().catch(() => ({}));
+    const raw = await jsonBody(c);
     const parsed = startBody.safeParse(raw ?? {});
     if (!parsed.success)
       throw new ArgumentError(

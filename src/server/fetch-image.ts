@@ -25,6 +25,8 @@ export interface FetchImageOptions {
   allowPrivate?: boolean;
   /** How host names become addresses. Default: the system resolver (`dns.lookup`). Tests inject their own. */
   resolve?: HostResolver;
+  /** Stops the fetch (the request it is for went away). */
+  signal?: AbortSignal;
 }
 
 export const DEFAULT_FETCH_TIMEOUT_MS = 10_000;
@@ -82,6 +84,9 @@ export async function fetchImage(url: string, options: FetchImageOptions): Promi
   });
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new TimeoutAbort()), timeoutMs);
+  const stop = () => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', stop, { once: true });
+  if (options.signal?.aborted) stop();
   let current = url;
   try {
     for (let redirects = 0; ; redirects++) {
@@ -124,6 +129,7 @@ export async function fetchImage(url: string, options: FetchImageOptions): Promi
     }
   } finally {
     clearTimeout(timer);
+    options.signal?.removeEventListener('abort', stop);
     // destroy, not close: close would wait for bodies nobody is going to read.
     await agent.destroy();
   }

@@ -15,8 +15,10 @@ import type { CollectionOptions } from '../collection/types.ts';
 import { DEFAULT_MODEL, MODEL_REGISTRY, type SimilarityScale, similarityScale } from '../embed/config.ts';
 import { ArgumentError, CollectionError, RequestError } from '../errors.ts';
 import type { EventHub } from './events.ts';
+import { withoutServerPaths } from './public-text.ts';
 import { receiveUploads, type UploadLimits } from './receive-uploads.ts';
 import type { CollectionRegistry } from './registry.ts';
+import { imageIdOf, jsonBody } from './request-body.ts';
 
 export interface LibraryRouterOptions {
   registry: CollectionRegistry;
@@ -89,7 +91,7 @@ export function libraryRouter(options: LibraryRouterOptions): Hono {
     return c.json(
       {
         name: collection.name,
-        model: collection.manifest.model,
+        model: withoutServerPaths(collection.manifest.model), // a model file by its name
         modelId: collection.manifest.modelId,
         size: 0,
       },
@@ -121,7 +123,16 @@ export function libraryRouter(options: LibraryRouterOptions): Hono {
     const col = options.collection(c);
     const batch = c.req.query('batch');
     const id = batch !== undefined && BATCH.test(batch) ? batch : randomBytes(6).toString('hex');
-    const received = await receiveUploads(c, col.dir, options.limits);
+    // A collection deleted while its images arrive: the request says so, whatever step it was at.
+    const stillServed = () => registry.list().some((e) => e.state === 'ready' && e.collection === col);
+    const deleted = () =>
+      new CollectionError(
+        'COLLECTION_NOT_FOUND',
+        `Collection "${col.name}" was deleted while these images were being added`,
+      );
+    const received = await receiveUploads(c, col.dir, options.limits).catch((error: unknown) => {
+      throw stillServed() ? error : deleted();
+    });
     try {
       const total = received.uploads.length + received.failed.length;
       const report = await addUploads(col, received.uploads, {
@@ -138,6 +149,7 @@ export function libraryRouter(options: LibraryRouterOptions): Hono {
             });
         },
       });
+      if (!stillServed()) throw deleted();
       const byIndex = <T extends { index: number }>(list: T[]) => list.sort((a, b) => a.index - b.index);
       return c.json({
         batch: id,
@@ -145,6 +157,8 @@ export function libraryRouter(options: LibraryRouterOptions): Hono {
         skipped: report.skipped,
         failed: byIndex([...received.failed, ...report.failed]),
       });
+    } catch (error) {
+      throw stillServed() ? error : deleted();
     } finally {
       await Promise.all(received.uploads.map((u) => rm(u.file, { force: true })));
     }
@@ -152,9 +166,9 @@ export function libraryRouter(options: LibraryRouterOptions): Hono {
 
   app.delete('/api/collections/:name/images/:id', async (c) => {
     const col = options.collection(c);
-    const id = Number(c.req.param('id'));
-    if (!Number.isSafeInteger(id) || id < 0 || !(await col.get(id)))
-      throw new RequestError('NOT_FOUND', `No image ${c.req.param('id')} in ${col.name}`);
+    const id = imageIdOf(c.req.param('id'));
+    if (id === undefined || !(await col.get(id)))
+      throw new RequestError('NOT_FOUND', `No image ${c.req.param('id').slice(0, 40)} in ${col.name}`);
     const { removed } = await removeImages(col, [id]);
     if (removed === 0) throw new RequestError('NOT_FOUND', `No image ${id} in ${col.name}`);
     return c.body(null, 204);
@@ -230,26 +244,6 @@ export function modelChoices(registry: CollectionRegistry): ModelChoice[] {
       });
   }
   return choices;
-}
-
-/** A JSON body (empty: {}); a body that is not JSON is INVALID_ARGUMENT, another content type 415. */
-export async function jsonBody(c: Context): Promise<unknown> {
-  const type = c.req.header('content-type') ?? '';
-  const text = await c.req.text();
-  if (text.trim() === '') return {};
-  if (!/^application\/json\b/i.test(type))
-    throw new RequestError(
-      'UNSUPPORTED_CONTENT_TYPE',
-      `Send JSON with Content-Type: application/json, not ${JSON.stringify(type.slice(0, 60) || 'none')}`,
-    );
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new ArgumentError(
-      'INVALID_ARGUMENT',
-      `The request body is not valid JSON (${(error as Error).message})`,
-    );
-  }
 }
 
 function relativeName(path: string, col: ImageCollection): string {

@@ -8,7 +8,7 @@ import busboy from 'busboy';
 import type { Context } from 'hono';
 import { STAGING_DIR, stagingPath, type Upload } from '../collection/uploads.ts';
 import { ArgumentError, type ErrorCode, RequestError, RisError } from '../errors.ts';
-import { fetchImage, type HostResolver } from './fetch-image.ts';
+import { fetchImage, formatBytes, type HostResolver } from './fetch-image.ts';
 
 /** How much one request may send to a collection. */
 export interface UploadLimits {
@@ -16,8 +16,8 @@ export interface UploadLimits {
   maxFiles: number;
   /** Bytes per request, all files together. Default 200 MB. */
   maxBytes: number;
-  /** Largest image fetched from a URL. */
-  maxUrlBytes: number;
+  /** Largest image, sent or fetched from a URL (a larger one fails on its own, the others go on). */
+  maxFileBytes: number;
   allowLoopbackUrls?: boolean;
   resolveHost?: HostResolver;
 }
@@ -75,7 +75,7 @@ async function receiveMultipart(
       headers: { 'content-type': type },
       // Browsers send file names in UTF-8 (busboy's default for parameters is latin1).
       defParamCharset: 'utf8',
-      limits: { fields: 20, fieldSize: 4096, parts: limits.maxFiles + 21 },
+      limits: { fields: 20, fieldSize: 4096, parts: limits.maxFiles + 21, fileSize: limits.maxFileBytes },
     });
   } catch (error) {
     throw new ArgumentError(
@@ -84,6 +84,8 @@ async function receiveMultipart(
     );
   }
   const uploads: Upload[] = [];
+  /** Files over maxFileBytes: cut off by busboy, dropped, and reported on their own. */
+  const oversized = new Set<Upload>();
   const writes: Promise<void>[] = [];
   let label: string | undefined;
   let total = 0;
@@ -110,7 +112,9 @@ async function receiveMultipart(
       return refuse(tooMuch(limits));
     }
     const file = stagingPath(dir);
-    uploads.push({ name: (info.filename ?? '').normalize('NFC') || `image ${uploads.length + 1}`, file });
+    const upload = { name: (info.filename ?? '').normalize('NFC') || `image ${uploads.length + 1}`, file };
+    uploads.push(upload);
+    stream.on('limit', () => oversized.add(upload));
     const out = createWriteStream(file);
     writes.push(
       new Promise<void>((resolve, reject) => {
@@ -169,7 +173,23 @@ async function receiveMultipart(
     throw error;
   }
   const labels = label === undefined ? undefined : [label];
-  return { uploads: uploads.map((u, index) => ({ ...u, index, labels })), failed: [], label };
+  const received: Received = { uploads: [], failed: [], label };
+  for (const [index, upload] of uploads.entries()) {
+    if (!oversized.has(upload)) {
+      received.uploads.push({ ...upload, index, labels });
+      continue;
+    }
+    await rm(upload.file, { force: true });
+    received.failed.push({ index, name: upload.name, ...fileTooLarge(limits) });
+  }
+  return received;
+}
+
+function fileTooLarge(limits: UploadLimits): { code: ErrorCode; message: string } {
+  return {
+    code: 'IMAGE_TOO_LARGE',
+    message: `The image is over ${formatBytes(limits.maxFileBytes)}, the most this server takes per image`,
+  };
 }
 
 /** A broken multipart body (no boundary, a wrong one, cut short) is the client's: 400 with the reason. */
@@ -189,6 +209,15 @@ async function receiveUrls(c: Context, dir: string, limits: UploadLimits): Promi
     );
   }
   const body = json as { urls?: unknown; label?: unknown };
+  const unknownKey =
+    body && typeof body === 'object'
+      ? Object.keys(body).find((k) => k !== 'urls' && k !== 'label')
+      : undefined;
+  if (unknownKey !== undefined)
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      `Unknown field "${unknownKey.slice(0, 40)}"; send {"urls": [...], "label"?: "…"}`,
+    );
   if (
     !Array.isArray(body?.urls) ||
     body.urls.length === 0 ||
@@ -204,31 +233,42 @@ async function receiveUrls(c: Context, dir: string, limits: UploadLimits): Promi
   const labels = body.label === undefined ? undefined : [body.label as string];
   const received: Received = { uploads: [], failed: [], label: body.label as string | undefined };
   let total = 0;
+  const signal = c.req.raw.signal;
+  const dropReceived = () => Promise.all(received.uploads.map((u) => rm(u.file, { force: true })));
   for (const [index, url] of (body.urls as string[]).entries()) {
+    // A client that went away gets nothing more fetched for it.
+    if (signal.aborted) {
+      await dropReceived();
+      throw new RequestError('BUSY', 'The request was cancelled by its client');
+    }
     const name = urlName(url);
+    let bytes: Buffer;
     try {
-      const bytes = await fetchImage(url, {
-        maxBytes: limits.maxUrlBytes,
+      bytes = await fetchImage(url, {
+        maxBytes: limits.maxFileBytes,
         allowLoopback: limits.allowLoopbackUrls,
         resolve: limits.resolveHost,
+        signal,
       });
-      total += bytes.length;
-      if (total > limits.maxBytes) throw tooMuch(limits);
-      const file = stagingPath(dir);
-      await pipeline(Readable.from([bytes]), createWriteStream(file));
-      received.uploads.push({ name, file, index, labels });
     } catch (error) {
-      if (error instanceof RequestError && error.code === 'UPLOAD_TOO_LARGE') {
-        await Promise.all(received.uploads.map((u) => rm(u.file, { force: true })));
-        throw error;
-      }
-      received.failed.push({
-        index,
-        name,
-        code: error instanceof RisError ? error.code : 'INTERNAL',
-        message: error instanceof RisError ? error.message : 'The image could not be fetched',
-      });
+      const one =
+        error instanceof RequestError && error.code === 'UPLOAD_TOO_LARGE'
+          ? fileTooLarge(limits) // this image, not the request: the others go on
+          : {
+              code: error instanceof RisError ? error.code : ('INTERNAL' as const),
+              message: error instanceof RisError ? error.message : 'The image could not be fetched',
+            };
+      received.failed.push({ index, name, ...one });
+      continue;
     }
+    total += bytes.length;
+    if (total > limits.maxBytes) {
+      await dropReceived();
+      throw tooMuch(limits);
+    }
+    const file = stagingPath(dir);
+    await pipeline(Readable.from([bytes]), createWriteStream(file));
+    received.uploads.push({ name, file, index, labels });
   }
   return received;
 }
