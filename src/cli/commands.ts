@@ -399,12 +399,14 @@ export async function startCommand(
   });
 }
 
-/** How `ris serve` and `ris start` guard the library. */
+/** How `ris serve` and `ris start` guard the library, and whether they follow the collections' folders. */
 export interface ServeAccessOptions {
   /** A file holding the write token; else $RIS_TOKEN; else one made and kept in ris's data folder. */
   tokenFile?: string;
   /** Reads need a token too: $RIS_READ_TOKEN, else one made and kept beside the write token. */
   readToken?: boolean;
+  /** Minutes between full rescans of watched folders (with `watch`; 0: none). Default 10. */
+  sweepMinutes?: number;
 }
 
 /** Serves the page and the API until the process is stopped (Ctrl-C closes the collections). */
@@ -413,7 +415,7 @@ export async function serveCommand(
 ): Promise<void> {
   const { listen } = await import('../server/serve.ts');
   const { READ_TOKEN_FILE, writeToken } = await import('../server/auth.ts');
-  const { storeLocation, tokenFile, readToken: readTokenWanted, ...listenOptions } = options;
+  const { storeLocation, tokenFile, readToken: readTokenWanted, sweepMinutes, ...listenOptions } = options;
   const home = risHome();
   const write = writeToken({ tokenFile, envToken: process.env.RIS_TOKEN, home });
   const read = readTokenWanted
@@ -424,6 +426,10 @@ export async function serveCommand(
     ...listenOptions,
     access: { writeToken: write.token, readToken: read?.token },
     store,
+    watch:
+      options.watch && sweepMinutes !== undefined
+        ? { sweepIntervalMs: sweepMinutes * 60_000 }
+        : options.watch,
     log: (line) => console.error(line),
     collectionOptions: { ...options.collectionOptions, onProgress: progressBars().onProgress },
   }).catch(async (error) => {

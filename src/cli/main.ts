@@ -352,7 +352,16 @@ cli
     '--allowed-host <names>',
     "Host names to answer to besides this machine's addresses (a proxy's or a LAN name; name or name:port)",
   )
+  .option(
+    '--watch',
+    "Follow the folders of the served collections (each one's own folder): changes are searchable within seconds",
+  )
+  .option(
+    '--sweep-minutes <n>',
+    'With --watch: minutes between full rescans, which catch what watching misses (network drives); 0: none (default 10)',
+  )
   .example('ris serve')
+  .example('ris serve --watch')
   .example('ris serve --port 8080 --collections caltech101,photos')
   .example('ris serve --host 0.0.0.0 --allowed-host photos.lan:7860')
   .action(
@@ -366,9 +375,15 @@ cli
       tokenFile?: string;
       readToken?: boolean;
       allowedHost?: string | string[];
+      watch?: boolean;
+      sweepMinutes?: unknown;
       store?: string;
-    }) =>
-      commands.serveCommand({
+    }) => {
+      if (options.sweepMinutes !== undefined && !options.watch)
+        throw new ArgumentError('INVALID_ARGUMENT', '--sweep-minutes goes with --watch');
+      return commands.serveCommand({
+        watch: Boolean(options.watch),
+        sweepMinutes: int(options.sweepMinutes, '--sweep-minutes', 0, 10_080, true),
         storeLocation: storeOf(options),
         port: int(options.port, '--port', 0, 65535),
         host: String(options.host),
@@ -379,8 +394,27 @@ cli
         tokenFile: options.tokenFile === undefined ? undefined : String(options.tokenFile),
         readToken: Boolean(options.readToken),
         allowedHosts: [options.allowedHost ?? []].flat().flatMap((v) => list(v) ?? []),
-      }),
+      });
+    },
   );
+
+cli
+  .command(
+    'watch <...collections>',
+    'Follow the folders of collections without a server: new, changed, deleted and moved images are taken in as they settle (Ctrl-C stops)',
+  )
+  .option(
+    '--sweep-minutes <n>',
+    'Minutes between full rescans, which catch what watching misses (network drives); 0: none',
+    { default: 10 },
+  )
+  .example('ris watch photos')
+  .example('ris watch photos holiday --sweep-minutes 60')
+  .action(async (names: string[], options: { sweepMinutes: unknown; store?: string }) => {
+    const sweepMinutes = int(options.sweepMinutes, '--sweep-minutes', 0, 10_080);
+    const { watchCommand } = await import('./watch.ts');
+    await watchCommand(names.map(String), { store: storeOf(options), sweepMinutes });
+  });
 
 cli
   .command(

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { CollectionError, type RisError } from '../errors.ts';
 import type { StoredFile } from './database.ts';
@@ -63,9 +63,20 @@ export async function rescanFolder(
     );
   }
   const scope = (options.scope ?? [root]).map((p) => resolve(p)).filter((p) => isInside(root, p));
-  const inScope = (path: string) => scope.some((s) => isInside(s, join(root, path)));
+  // A stored path is in scope when it, or a folder above it, is: a lookup per level, not per scope path
+  // (a watch batch can name thousands of files).
+  const scoped = new Set(scope.map((s) => relative(root, s).split(sep).join('/')));
+  const inScope = (path: string) => {
+    if (scoped.has('')) return true;
+    for (let at = path; ; at = at.slice(0, at.lastIndexOf('/'))) {
+      if (scoped.has(at)) return true;
+      if (!at.includes('/')) return false;
+    }
+  };
   const onDisk = new Map<string, DiskFile>();
-  for (const start of scope) await walk(root, start, onDisk, options.signal);
+  // ris's own folder for the collection (thumbnails, uploads) is never part of the folder it follows.
+  const own = resolve(collection.dir);
+  for (const start of scope) await walk(root, start, own, onDisk, options.signal);
   options.onProgress?.({ type: 'scan', images: onDisk.size });
 
   const stored = new Map<string, StoredFile>();
@@ -142,9 +153,17 @@ export async function rescanFolder(
   return report;
 }
 
-/** Image files under `start` (a folder or a file inside root), with their size and mtime. */
-async function walk(root: string, start: string, out: Map<string, DiskFile>, signal?: AbortSignal) {
-  const info = await stat(start).catch(() => undefined);
+/** Image files under `start` (a folder or a file inside root, never `skip`), with their size and mtime. */
+async function walk(
+  root: string,
+  start: string,
+  skip: string,
+  out: Map<string, DiskFile>,
+  signal?: AbortSignal,
+) {
+  if (isInside(skip, start)) return;
+  // The root may be a link (a mounted drive's folder); links inside it are not followed, as below.
+  const info = await (start === root ? stat(start) : lstat(start)).catch(() => undefined);
   if (!info) return;
   const add = (absolute: string, bytes: number, mtimeMs: number) => {
     const path = relative(root, absolute).split(sep).join('/');
@@ -160,7 +179,7 @@ async function walk(root: string, start: string, out: Map<string, DiskFile>, sig
     signal?.throwIfAborted();
     const path = join(start, entry.name);
     // Symbolic links are not followed: a link could lead the collection out of its folder.
-    if (entry.isDirectory()) await walk(root, path, out, signal);
+    if (entry.isDirectory()) await walk(root, path, skip, out, signal);
     else if (entry.isFile() && IMAGE_EXTENSIONS.test(entry.name)) {
       const file = await stat(path).catch(() => undefined);
       if (file?.isFile()) add(path, file.size, file.mtimeMs);

@@ -21,6 +21,7 @@ export type CollectionEntry =
  */
 export class CollectionRegistry {
   private readonly entries = new Map<string, CollectionEntry>();
+  private readonly listeners = new Set<(name: string, entry: CollectionEntry | undefined) => void>();
 
   constructor(entries: CollectionEntry[] = []) {
     for (const entry of entries) this.entries.set(entry.name, entry);
@@ -42,10 +43,18 @@ export class CollectionRegistry {
 
   set(entry: CollectionEntry): void {
     this.entries.set(entry.name, entry);
+    for (const listener of this.listeners) listener(entry.name, entry);
   }
 
   delete(name: string): void {
-    this.entries.delete(name);
+    if (!this.entries.delete(name)) return;
+    for (const listener of this.listeners) listener(name, undefined);
+  }
+
+  /** Calls `listener` on every change of an entry (undefined: it left); returns how to stop. */
+  onChange(listener: (name: string, entry: CollectionEntry | undefined) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** The collection to answer a request with, or the error that says why there is none. */

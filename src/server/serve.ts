@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { serve } from '@hono/node-server';
 import { type BuildProgress, indexCollection } from '../collection/build.ts';
 import type { DatasetName } from '../collection/datasets.ts';
+import type { FolderWatchOptions } from '../collection/folder-watch.ts';
 import { localStore } from '../collection/local-store.ts';
 import type { CollectionStore } from '../collection/store.ts';
 import type { CollectionOptions } from '../collection/types.ts';
@@ -13,6 +14,7 @@ import { createParallelAssigner } from '../node/parallel-assigner.ts';
 import { createApp, type ServerOptions } from './app.ts';
 import { allowedHosts, type HostRule } from './auth.ts';
 import { EventHub } from './events.ts';
+import { ServedFolderWatches } from './folder-watches.ts';
 import { type CollectionEntry, CollectionRegistry, type Preparation } from './registry.ts';
 
 export interface ListenOptions extends Omit<ServerOptions, 'collections' | 'registry' | 'hosts' | 'store'> {
@@ -32,6 +34,12 @@ export interface ListenOptions extends Omit<ServerOptions, 'collections' | 'regi
   allowedHosts?: string[];
   /** Connection limits in milliseconds; default CONNECTION_LIMITS. */
   connectionLimits?: Partial<Record<keyof typeof CONNECTION_LIMITS, number>>;
+  /**
+   * Follow the folders of the served collections (`ris serve --watch`): each collection that follows a
+   * folder of the user's is rescanned where it changes (see watchFolder), and the pages hear of it.
+   * `true` for the defaults (a full sweep every 10 minutes), or the watch's options. Default: off.
+   */
+  watch?: boolean | Omit<FolderWatchOptions, 'onProgress'>;
 }
 
 /**
@@ -61,6 +69,8 @@ export interface RunningServer {
   prepared: Promise<void>;
   /** What a user should know about how the server is reachable (listening on every interface, …). */
   warnings: string[];
+  /** With `watch`: the collections whose folders are watched, and the first full rescan of each. */
+  watches: ServedFolderWatches | undefined;
   close: () => Promise<void>;
 }
 
@@ -151,7 +161,13 @@ export async function listen(options: ListenOptions = {}): Promise<RunningServer
     } else if (asked - listed >= DISCOVER_EVERY_MS) await startListing(0);
     if (name !== undefined) await opening.get(name);
   };
-  const { collections: _names, store: _store, allowedHosts: extraHosts, ...serverOptions } = options;
+  const {
+    collections: _names,
+    store: _store,
+    allowedHosts: extraHosts,
+    watch: watchOptions,
+    ...serverOptions
+  } = options;
   // Filled once the port is known (port 0 picks one): the app reads the array on every request.
   const hosts: HostRule[] = [];
   const hub = new EventHub(registry, explicit ? undefined : discover);
@@ -193,6 +209,10 @@ export async function listen(options: ListenOptions = {}): Promise<RunningServer
     log,
     stopping.signal,
   );
+  const watches = watchOptions
+    ? new ServedFolderWatches(registry, hub, { ...(watchOptions === true ? {} : watchOptions), log })
+    : undefined;
+  watches?.start();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 7860);
   hosts.push(...allowedHosts(host, port, extraHosts));
@@ -212,8 +232,10 @@ export async function listen(options: ListenOptions = {}): Promise<RunningServer
     registry,
     prepared,
     warnings,
+    watches,
     close: async () => {
       stopping.abort(new Error('the server is stopping'));
+      await watches?.close();
       hub.close(); // ends the pages' event streams, which would keep the server open
       await new Promise<void>((done) => {
         server.close(() => done());
