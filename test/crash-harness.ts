@@ -12,9 +12,10 @@ import { ris } from './ris-process.ts';
 export async function snapshot(home: string, name: string) {
   const dir = join(home, 'collections', name);
   const db = new Database(join(dir, 'metadata.db'), { readonly: true, fileMustExist: true });
-  const rows = db.prepare('SELECT id, path, vector FROM images ORDER BY id').all() as {
+  const rows = db.prepare('SELECT id, path, sha256, vector FROM images ORDER BY id').all() as {
     id: number;
     path: string;
+    sha256: string;
     vector: Buffer;
   }[];
   const generation = Number(db.prepare("SELECT value FROM meta WHERE key = 'generation'").pluck().get());
@@ -25,12 +26,13 @@ export async function snapshot(home: string, name: string) {
 
 /**
  * What holds after any crash and any interleaving, checked after the next command (which must exit 0):
- * the index file holds exactly the stored ids and says so in its stamp, no id was ever reused, no removed
- * id came back, and every stored image finds itself first.
+ * the index file holds exactly the stored ids and says so in its stamp, no id was ever reused (for other
+ * bytes: a file moved in a rescan keeps its id under its new path), no removed id came back, and every
+ * stored image finds itself first.
  */
 export class Invariants {
-  /** Every id ever seen, with the path it had. */
-  private readonly seen = new Map<number, string>();
+  /** Every id ever seen, with the path and bytes it had. */
+  private readonly seen = new Map<number, { path: string; sha256: string }>();
   /** Ids once stored and then gone. */
   private readonly gone = new Set<number>();
   checks = 0;
@@ -57,10 +59,10 @@ export class Invariants {
       assert.ok(!this.gone.has(row.id), `${context}: removed id ${row.id} is back`);
       const before = this.seen.get(row.id);
       assert.ok(
-        before === undefined || before === row.path,
-        `${context}: id ${row.id} reused for ${row.path}`,
+        before === undefined || before.sha256 === row.sha256,
+        `${context}: id ${row.id} (${before?.path}) reused for other bytes at ${row.path}`,
       );
-      this.seen.set(row.id, row.path);
+      this.seen.set(row.id, { path: row.path, sha256: row.sha256 });
     }
     // What a search answers: through the library, as ris search and the server do.
     const collection = await Collection.open(this.name, { home: this.home, persistIndex: 'builds' });

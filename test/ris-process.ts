@@ -84,3 +84,16 @@ export async function killAt(
   const run = paused ? await process.kill() : await process.exited;
   return { paused, run };
 }
+
+/** A `ris serve` process on a port of its own, once it listens, with its address. */
+export async function serveProcess(home: string, args: string[], env: Record<string, string> = {}) {
+  const server = start(home, ['serve', '--port', '0', ...args], env);
+  const until = Date.now() + 60_000;
+  let found: RegExpExecArray | null;
+  while (!(found = /API: (http:\S+)\/api\/collections/.exec(server.stdout()))) {
+    if (server.child.exitCode !== null || Date.now() > until)
+      throw new Error(`ris serve did not start: ${server.stderr()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { ...server, url: found[1]! };
+}
