@@ -89,11 +89,11 @@ export async function killAt(
 export async function serveProcess(home: string, args: string[], env: Record<string, string> = {}) {
   const server = start(home, ['serve', '--port', '0', ...args], env);
   const until = Date.now() + 60_000;
-  let found: RegExpExecArray | null;
-  while (!(found = /API: (http:\S+)\/api\/collections/.exec(server.stdout()))) {
+  const address = () => /API: (http:\S+)\/api\/collections/.exec(server.stdout())?.[1];
+  while (!address()) {
     if (server.child.exitCode !== null || Date.now() > until)
       throw new Error(`ris serve did not start: ${server.stderr()}`);
     await new Promise((r) => setTimeout(r, 25));
   }
-  return { ...server, url: found[1]! };
+  return { ...server, url: address()! };
 }
