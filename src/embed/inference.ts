@@ -77,6 +77,10 @@ class InferenceWorker {
     ).href;
     this.worker = new Worker(new URL('../node/ts-worker.mjs', import.meta.url), {
       workerData: { entry, first },
+      // onnxruntime runs on this thread, and can recurse deeper than Node's default 4 MB worker stack
+      // (43,000 frames in one batch sequence of mobilenetv2-int8): the whole process died of SIGSEGV.
+      // The stack is reserved, not used: only what the recursion touches is backed by memory.
+      resourceLimits: { stackSizeMb: 64 },
     });
     this.inputNames = new Promise<string[]>((resolve, reject) => {
       this.worker.on('message', (reply: Reply) => {
