@@ -8,13 +8,20 @@
  * Then the server following other processes: a real `ris add` of one new image while a client searches
  * without pause; how long until the server finds the new image, and the search p99 meanwhile (and the same
  * during a `ris retrain`).
+ *
+ * Then the library's write path: the same 500 other Caltech101 images added to a new collection through
+ * the API (5 requests of 100 files, one after the other) and with `ris add` (a process: start, model,
+ * embedding), images/s of each (target: the API ≥ 0.8× ris add), with the library's own addPaths in this
+ * process (warm model) beside them; and the search p50 while 1,000 more are uploaded into the collection
+ * searched, against the p50 with nothing else running.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Collection } from '../src/collection/collection.ts';
+import { addPaths } from '../src/collection/library.ts';
 import { MODEL_REGISTRY } from '../src/index.ts';
 import { listen } from '../src/server/serve.ts';
 import { caltechFiles, forwardOnly, shared } from './lib.ts';
@@ -76,10 +83,12 @@ await collection.close();
 const forward = await forwardOnly(modelFile, embedder.config, 40, availableParallelism(), 1);
 const forwardMs = (forward.seconds / 40) * 1000;
 
+const TOKEN = 'bench-serve-token-0123456789';
 const server = await listen({
   port: 0,
   collections: ['bench'],
   collectionOptions: { home, embedder: { cacheDir } },
+  access: { writeToken: TOKEN },
 });
 const queries = await Promise.all(files.slice(0, 64).map((f) => readFile(f)));
 async function search(bytes: Buffer): Promise<{ ms: number; ok: boolean }> {
@@ -116,9 +125,18 @@ const eight = await load(8, 20);
 function cli(...args: string[]): Promise<number | null> {
   const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'ris.js'), ...args], {
     env: { ...process.env, RIS_HOME: home, XDG_CACHE_HOME: xdgCache },
-    stdio: 'ignore',
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
-  return new Promise((resolve) => child.once('exit', resolve));
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      if (code !== 0) console.error(`ris ${args.slice(0, 2).join(' ')} … (${code ?? signal}): ${stderr.trim()}`);
+      resolve(code);
+    }),
+  );
 }
 
 /** One client searching without pause while `work` runs; latencies of those searches. */
@@ -171,6 +189,53 @@ const adding = await during(async () => {
 const retraining = await during(async () => {
   if ((await cli('retrain', 'bench')) !== 0) throw new Error('ris retrain failed');
 });
+
+// The library's write path.
+const others = (await caltechFiles(9144)).filter((f) => !taken.has(f) && f !== newImage);
+const spread = others.filter((_, i) => i % 5 === 0);
+const fiveHundred = spread.slice(0, 500);
+const thousand = spread.slice(500, 1500);
+const auth = { authorization: `Bearer ${TOKEN}` };
+/** Sends files to a collection in requests of 100, one after the other; seconds. */
+async function upload(collection: string, paths: string[]): Promise<number> {
+  const start = performance.now();
+  for (let i = 0; i < paths.length; i += 100) {
+    const body = new FormData();
+    for (const path of paths.slice(i, i + 100))
+      body.append('image', new Blob([new Uint8Array(await readFile(path))]), basename(path));
+    const response = await fetch(`${server.url}/api/collections/${collection}/images`, {
+      method: 'POST',
+      headers: auth,
+      body,
+    });
+    const report = (await response.json()) as { added?: unknown[]; failed?: unknown[] };
+    if (!response.ok || report.failed?.length) throw new Error(`upload failed: ${JSON.stringify(report)}`);
+  }
+  return (performance.now() - start) / 1000;
+}
+const models = (await (await fetch(`${server.url}/api/models`)).json()) as { name: string; label: string }[];
+const choice = models.find((m) => m.name === model || m.label === basename(model))!;
+const created = await fetch(`${server.url}/api/collections`, {
+  method: 'POST',
+  headers: { ...auth, 'content-type': 'application/json' },
+  body: JSON.stringify({ name: 'via-api', model: choice.name }),
+});
+if (created.status !== 201) throw new Error(`creating via-api failed: ${await created.text()}`);
+const apiSeconds = await upload('via-api', fiveHundred);
+if ((await cli('collections', 'create', 'via-cli', '--model', model)) !== 0) throw new Error('create failed');
+let start = performance.now();
+if ((await cli('add', 'via-cli', ...fiveHundred)) !== 0) throw new Error('ris add failed');
+const cliSeconds = (performance.now() - start) / 1000;
+const local = await Collection.create('via-lib', { model }, { home, embedder: { cacheDir } });
+await local.embedder();
+start = performance.now();
+await addPaths(local, fiveHundred);
+const libSeconds = (performance.now() - start) / 1000;
+await local.close();
+let duringSeconds = 0;
+const uploading = await during(async () => {
+  duringSeconds = await upload('bench', thousand);
+});
 await server.close();
 await rm(work, { recursive: true, force: true });
 
@@ -190,4 +255,16 @@ console.log(row('1 client during ris retrain', retraining));
 console.log(
   `a ris add of one image is found by the server ${visibleAfterExitMs.toFixed(0)} ms after the command exits ` +
     `(${visibleAfterStartMs.toFixed(0)} ms after it starts: process start, model load, embedding, commit)`,
+);
+const rate = (seconds: number) => `${(500 / seconds).toFixed(1)} images/s (${seconds.toFixed(1)} s)`;
+console.log(
+  `500 images through the API (5 × 100 files): ${rate(apiSeconds)}; ris add: ${rate(cliSeconds)}; ` +
+    `API / ris add = ${(cliSeconds / apiSeconds).toFixed(2)} (target ≥ 0.8)`,
+);
+console.log(
+  `  the library's addPaths in this process, model loaded: ${rate(libSeconds)}; API / addPaths = ${(libSeconds / apiSeconds).toFixed(2)}`,
+);
+console.log(
+  `${row('1 client during a 1,000-image upload', uploading)}; p50 ${(uploading.p50 / quiet.p50).toFixed(2)}× quiet p50 ` +
+    `(the upload: ${(1000 / duringSeconds).toFixed(1)} images/s)`,
 );

@@ -243,7 +243,11 @@ describe('a watched folder', () => {
       );
       const noise = join(folder, 'noise');
       await mkdir(noise);
-      await until('the new folder is watched', async () => w.watch.folders === 5);
+      await writeFile(join(noise, 'marker.jpg'), await picture(10));
+      await until('the new folder is taken in', async () =>
+        (await stored(collection)).has('noise/marker.jpg'),
+      );
+      assert.equal(w.watch.folders, 5);
       const image = join(noise, 'after the flood.jpg');
       await writeFile(join(dir, 'late.jpg'), await picture(7));
       execFileSync(process.execPath, [

@@ -1,5 +1,5 @@
 // The real `ris` binary in tests: run to the end, in the background, or killed at a pause point.
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -35,12 +35,22 @@ export function ris(
   );
 }
 
+/** Processes started by `start` that have not exited yet. */
+const running = new Set<ChildProcess>();
+
+/** Kills what a failed test left running (a paused server would keep the test process waiting). */
+export function killLeftovers(): void {
+  for (const child of running) child.kill('SIGKILL');
+}
+
 /** A `ris` process in the background, killable at will. */
 export function start(home: string, args: string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, [bin, ...args], {
     env: { ...process.env, ...OFFLINE, RIS_HOME: home, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => {

@@ -114,9 +114,12 @@ export class ServedFolderWatches {
           break;
         case 'batch': {
           const { added, reembedded, removed, moved, failures } = event.report;
-          if (added + reembedded + removed + moved + failures.length === 0) break;
-          log(`${name}: ${describeChanges(event.report)} (${event.cause}, ${Math.round(event.ms)} ms)`);
-          void this.announce(collection);
+          const changed = added + reembedded + removed + moved + failures.length > 0;
+          if (event.cause === 'start')
+            log(`${name}: rescanned in ${(event.ms / 1000).toFixed(1)} s: ${describeChanges(event.report)}`);
+          else if (changed) log(`${name}: ${describeChanges(event.report)} (${event.cause}, ${Math.round(event.ms)} ms)`);
+          for (const failure of failures) log(`  ${failure.path}: ${failure.error.message}`);
+          if (changed) void this.announce(collection);
           break;
         }
         case 'problem':
