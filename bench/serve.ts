@@ -133,7 +133,8 @@ function cli(...args: string[]): Promise<number | null> {
   });
   return new Promise((resolve) =>
     child.once('exit', (code, signal) => {
-      if (code !== 0) console.error(`ris ${args.slice(0, 2).join(' ')} … (${code ?? signal}): ${stderr.trim()}`);
+      if (code !== 0)
+        console.error(`ris ${args.slice(0, 2).join(' ')} … (${code ?? signal}): ${stderr.trim()}`);
       resolve(code);
     }),
   );

@@ -16,7 +16,17 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -88,7 +98,10 @@ async function until<T>(what: string, check: () => T | undefined | null | false,
 async function serve(home: string, name: string, watch: boolean) {
   const started = performance.now();
   const p = ris(home, ['serve', '--port', '0', '--collections', name, ...(watch ? ['--watch'] : [])]);
-  const url = await until('the server to listen', () => /API: (http:\S+)\/api\/collections/.exec(p.stdout())?.[1]);
+  const url = await until(
+    'the server to listen',
+    () => /API: (http:\S+)\/api\/collections/.exec(p.stdout())?.[1],
+  );
   return { ...p, url, started, listening: performance.now() };
 }
 
@@ -184,7 +197,12 @@ if (only !== 'scale') {
   const folders = (await readdir(root)).sort();
   const newImage = (hits: Hit[], before: number) => hits.some((h) => h.id > before && h.similarity > 0.999);
   const kinds = ['new', 'overwritten', 'deleted', 'renamed'] as const;
-  const latencies: Record<(typeof kinds)[number], number[]> = { new: [], overwritten: [], deleted: [], renamed: [] };
+  const latencies: Record<(typeof kinds)[number], number[]> = {
+    new: [],
+    overwritten: [],
+    deleted: [],
+    renamed: [],
+  };
   for (let i = 0; i < CHANGES; i++) {
     const kind = kinds[i % 4]!;
     const before = maxId();
@@ -208,7 +226,8 @@ if (only !== 'scale') {
     } else {
       const target = pick();
       const bytes = await readFile(join(root, target.path));
-      const label = folders.find((f) => f !== target.path.split('/')[0] && random.int(3) === 0) ?? folders[0]!;
+      const label =
+        folders.find((f) => f !== target.path.split('/')[0] && random.int(3) === 0) ?? folders[0]!;
       await rename(join(root, target.path), join(root, label, `renamed ${i}.jpg`));
       latencies.renamed.push(
         await waitAnswered(server.url, 'photos', bytes, (h) =>
@@ -249,7 +268,12 @@ if (only !== 'scale') {
 if (only !== 'latency') {
   const home = join(work, 'home-scale');
   const root = join(work, 'tree');
-  const model = await writeTinyModel(work, 'tiny', 'float', tinyConfig({ tensor: 'features', pooling: 'avg' }));
+  const model = await writeTinyModel(
+    work,
+    'tiny',
+    'float',
+    tinyConfig({ tensor: 'features', pooling: 'avg' }),
+  );
   const tops = Math.max(1, Math.round(Math.sqrt(FOLDERS / 2)));
   const perTop = Math.ceil(FOLDERS / tops);
   const perFolder = Math.ceil(FILES / FOLDERS);
@@ -265,7 +289,8 @@ if (only !== 'latency') {
   let started = performance.now();
   const leaves: string[] = [];
   for (let t = 0; t < tops && leaves.length < FOLDERS; t++)
-    for (let l = 0; l < perTop && leaves.length < FOLDERS; l++) leaves.push(join(root, `t${t}`, `folder ${l}`));
+    for (let l = 0; l < perTop && leaves.length < FOLDERS; l++)
+      leaves.push(join(root, `t${t}`, `folder ${l}`));
   let made = 0;
   for (const leaf of leaves) {
     await mkdir(leaf, { recursive: true });
@@ -279,7 +304,9 @@ if (only !== 'latency') {
   await run(home, ['index', root, '--collection', 'tree', '--model', model, '--index', 'flat']);
   const indexed = (performance.now() - started) / 1000;
   const folderCount = 1 + tops + leaves.length;
-  say(`## ${made.toLocaleString('en')} files in ${folderCount.toLocaleString('en')} folders (tiny model, 4 dimensions, flat index)`);
+  say(
+    `## ${made.toLocaleString('en')} files in ${folderCount.toLocaleString('en')} folders (tiny model, 4 dimensions, flat index)`,
+  );
   say(`generated in ${generated.toFixed(0)} s; ris index (embed all, first scan) ${indexed.toFixed(0)} s`);
 
   // Without watching, for the memory it takes.
@@ -293,7 +320,9 @@ if (only !== 'latency') {
   const watched = await serve(home, 'tree', true);
   const watching = await until('the watches', () => /watching tree: (\d+) folders/.exec(watched.stderr()));
   const watchesAt = performance.now();
-  const rescanned = await until('the first rescan', () => /tree: rescanned in ([\d.]+) s: (.*)/.exec(watched.stderr()));
+  const rescanned = await until('the first rescan', () =>
+    /tree: rescanned in ([\d.]+) s: (.*)/.exec(watched.stderr()),
+  );
   const scannedAt = performance.now();
   const pid = watched.child.pid!;
   const watchedRss = await rssMb(pid);
@@ -318,7 +347,13 @@ if (only !== 'latency') {
     const bytes = await jpeg(10_000_000 + i);
     await writeFile(join(leaves[random.int(leaves.length)]!, `new ${i}.jpg`), bytes);
     latencies.push(
-      await waitAnswered(watched.url, 'tree', bytes, (h) => h.some((hit) => hit.id > before && hit.similarity > 0.99999), 10),
+      await waitAnswered(
+        watched.url,
+        'tree',
+        bytes,
+        (h) => h.some((hit) => hit.id > before && hit.similarity > 0.99999),
+        10,
+      ),
     );
   }
   db.close();

@@ -117,7 +117,8 @@ export class ServedFolderWatches {
           const changed = added + reembedded + removed + moved + failures.length > 0;
           if (event.cause === 'start')
             log(`${name}: rescanned in ${(event.ms / 1000).toFixed(1)} s: ${describeChanges(event.report)}`);
-          else if (changed) log(`${name}: ${describeChanges(event.report)} (${event.cause}, ${Math.round(event.ms)} ms)`);
+          else if (changed)
+            log(`${name}: ${describeChanges(event.report)} (${event.cause}, ${Math.round(event.ms)} ms)`);
           for (const failure of failures) log(`  ${failure.path}: ${failure.error.message}`);
           if (changed) void this.announce(collection);
           break;
