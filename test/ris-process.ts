@@ -19,12 +19,15 @@ export function ris(
   home: string,
   args: string[],
   env: Record<string, string> = {},
-  options: { cwd?: string } = {},
+  options: { cwd?: string; timeoutMs?: number } = {},
 ): Promise<Run> {
   return promisify(execFile)(process.execPath, [bin, ...args], {
     env: { ...process.env, ...OFFLINE, RIS_HOME: home, ...env },
     maxBuffer: 1 << 24,
     cwd: options.cwd,
+    // A command that should have ended (a refusal) is killed instead of keeping the test waiting.
+    timeout: options.timeoutMs,
+    killSignal: 'SIGKILL',
   }).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
     (e: { code: number; stdout: string; stderr: string }) => ({

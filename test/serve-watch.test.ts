@@ -143,11 +143,12 @@ describe('ris serve --watch', () => {
   });
 });
 
+/** A command that must refuse at once: one that starts watching instead is killed after 30 s. */
+const refused = (args: string[]) => ris(home, args, {}, { timeoutMs: 30_000 });
+
 describe('what cannot be watched is refused before any work, with why (exit 2)', () => {
-  it('a collection without a folder of its own, a folder gone, an unknown name, --sweep-minutes alone', {
-    timeout: 120_000,
-  }, async () => {
-    const sent = await ris(home, ['watch', 'sent']);
+  it('a collection without a folder of its own, a folder gone, an unknown name, --sweep-minutes alone', async () => {
+    const sent = await refused(['watch', 'sent']);
     assert.equal(sent.code, 2);
     assert.match(sent.stderr, /^ris: Collection "sent" has no folder of its own to watch .*--folder DIR\n$/);
 
@@ -155,26 +156,26 @@ describe('what cannot be watched is refused before any work, with why (exit 2)',
     await writeClassFolders(folder, 1, 2, 48, 4);
     await (await indexCollection('unplugged', folder, { model, home })).collection.close();
     await rm(folder, { recursive: true });
-    const gone = await ris(home, ['watch', 'photos', 'unplugged']);
+    const gone = await refused(['watch', 'photos', 'unplugged']);
     assert.equal(gone.code, 2);
     assert.match(
       gone.stderr,
       /The folder of collection "unplugged" \(.*unplugged\) is not there; mount or restore it/,
     );
 
-    const unknown = await ris(home, ['watch', 'nope']);
+    const unknown = await refused(['watch', 'nope']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /No collection "nope"/);
 
-    const alone = await ris(home, ['serve', '--sweep-minutes', '5']);
+    const alone = await refused(['serve', '--sweep-minutes', '5']);
     assert.equal(alone.code, 2);
     assert.match(alone.stderr, /--sweep-minutes goes with --watch/);
-    const bad = await ris(home, ['watch', 'photos', '--sweep-minutes', 'soon']);
+    const bad = await refused(['watch', 'photos', '--sweep-minutes', 'soon']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Expected --sweep-minutes to be a whole number/);
   });
 
-  it('a collection kept in PostgreSQL', { timeout: 120_000 }, async () => {
+  it('a collection kept in PostgreSQL', async () => {
     const database = await startTestDatabase();
     try {
       const folder = join(dir, 'in postgres');
@@ -190,10 +191,10 @@ describe('what cannot be watched is refused before any work, with why (exit 2)',
         database.url,
       ]);
       assert.equal(made.code, 0, made.stderr);
-      const refused = await ris(home, ['watch', 'pg', '--store', database.url]);
-      assert.equal(refused.code, 2);
+      const pg = await refused(['watch', 'pg', '--store', database.url]);
+      assert.equal(pg.code, 2);
       assert.match(
-        refused.stderr,
+        pg.stderr,
         /^ris: Collection "pg" is kept where ris cannot follow a folder yet \(PostgreSQL\)/,
       );
     } finally {
