@@ -206,6 +206,10 @@ export class CollectionDb {
         'INSERT OR IGNORE INTO images (path, labels, width, height, bytes, sha256, added_at, vector, mtime_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       files: db.prepare('SELECT id, path, bytes, sha256, mtime_ms AS mtimeMs FROM images'),
+      // A stored path, or the paths below it ('/' sorts just before '0'): a range of the path index.
+      filesUnder: db.prepare(
+        'SELECT id, path, bytes, sha256, mtime_ms AS mtimeMs FROM images WHERE path = ? OR (path >= ? AND path < ?)',
+      ),
       move: db.prepare('UPDATE images SET path = ?, labels = ?, mtime_ms = ? WHERE id = ?'),
       touch: db.prepare('UPDATE images SET mtime_ms = ? WHERE id = ?'),
       exclusions: db.prepare('SELECT path, bytes, mtime_ms AS mtimeMs FROM exclusions'),
@@ -332,9 +336,19 @@ export class CollectionDb {
     return id;
   }
 
-  /** Every image's path with what a rescan compares it by. */
-  files(): StoredFile[] {
-    return this.guard(() => this.statements.files.all() as StoredFile[]);
+  /**
+   * Every image's path with what a rescan compares it by; with `under`, only the images stored at or
+   * below these paths ('/'-separated, relative to the root; '' for all).
+   */
+  files(under?: string[]): StoredFile[] {
+    if (!under || under.includes('')) return this.guard(() => this.statements.files.all() as StoredFile[]);
+    const found = new Map<number, StoredFile>();
+    this.guard(() => {
+      for (const path of under)
+        for (const file of this.statements.filesUnder.all(path, `${path}/`, `${path}0`) as StoredFile[])
+          found.set(file.id, file);
+    });
+    return [...found.values()];
   }
 
   /** Gives an image another path (a renamed or moved file with the same bytes), inside `write`. */

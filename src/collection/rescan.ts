@@ -80,7 +80,7 @@ export async function rescanFolder(
   options.onProgress?.({ type: 'scan', images: onDisk.size });
 
   const stored = new Map<string, StoredFile>();
-  for (const file of await collection.storedFiles()) {
+  for (const file of await collection.storedFiles(options.scope ? [...scoped] : undefined)) {
     if (isAbsolute(file.path) || !inScope(file.path)) continue;
     if (collection.isUpload({ path: file.path })) continue;
     stored.set(file.path, file);
@@ -175,16 +175,19 @@ async function walk(
   }
   if (!info.isDirectory()) return;
   const entries = await readdir(start, { withFileTypes: true }).catch(() => []);
-  for (const entry of entries) {
-    signal?.throwIfAborted();
-    const path = join(start, entry.name);
-    // Symbolic links are not followed: a link could lead the collection out of its folder.
-    if (entry.isDirectory()) await walk(root, path, skip, out, signal);
-    else if (entry.isFile() && IMAGE_EXTENSIONS.test(entry.name)) {
-      const file = await stat(path).catch(() => undefined);
-      if (file?.isFile()) add(path, file.size, file.mtimeMs);
-    }
+  signal?.throwIfAborted();
+  // Symbolic links are not followed: a link could lead the collection out of its folder. A folder's
+  // files are looked at together (the thread pool stats several at once).
+  const images = entries.filter((entry) => entry.isFile() && IMAGE_EXTENSIONS.test(entry.name));
+  const stats = await Promise.all(
+    images.map((entry) => stat(join(start, entry.name)).catch(() => undefined)),
+  );
+  for (const [i, entry] of images.entries()) {
+    const file = stats[i];
+    if (file?.isFile()) add(join(start, entry.name), file.size, file.mtimeMs);
   }
+  for (const entry of entries)
+    if (entry.isDirectory()) await walk(root, join(start, entry.name), skip, out, signal);
 }
 
 function isInside(folder: string, path: string): boolean {

@@ -136,8 +136,11 @@ export interface LibraryCollection extends ImageCollection {
   moveImages(moves: { id: number; path: string; mtimeMs: number | null }[]): Promise<void>;
   /** Records the mtime of files found unchanged by content. */
   touchFiles(files: { id: number; mtimeMs: number | null }[]): Promise<void>;
-  /** Every image's stored path, size, sha256 and file mtime. */
-  storedFiles(): Promise<StoredFile[]>;
+  /**
+   * Every image's stored path, size, sha256 and file mtime; with `under` (stored paths of folders or
+   * files, '' for the root), at least those at or below them: a rescan of a few paths reads only theirs.
+   */
+  storedFiles(under?: string[]): Promise<StoredFile[]>;
   /** Files of the folder a user removed (kept out of rescans until they change). */
   exclusions(): Promise<Exclusion[]>;
   unexclude(paths: string[]): Promise<void>;
