@@ -359,7 +359,9 @@ if (only !== 'latency') {
   db.close();
   const laterRss = await rssMb(pid);
   say(`20 new files at this scale, change on disk → answered by search: ${stats(latencies)}`);
-  say(`RSS with --watch after those changes: ${laterRss.toFixed(0)} MB (${(laterRss / plainRss).toFixed(2)}× without)`);
+  say(
+    `RSS with --watch after those changes: ${laterRss.toFixed(0)} MB (${(laterRss / plainRss).toFixed(2)}× without)`,
+  );
   watched.child.kill('SIGINT');
   await watched.exited;
 }
