@@ -1,11 +1,12 @@
 // `ris serve --watch` and `ris watch` as users start them: which collections are watched (those that
 // follow a folder of the user's, those that join later, not those deleted), what open pages hear, and the
-// refusals of what cannot be watched, through the binary.
+// refusals of what cannot be watched, through the binary; a PostgreSQL collection's folder watched too.
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { indexCollection } from '../src/collection/build.ts';
 import { createCollection } from '../src/collection/library.ts';
 import { localStore } from '../src/collection/local-store.ts';
@@ -13,7 +14,7 @@ import { listen, type RunningServer } from '../src/server/serve.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { startTestDatabase } from './fixtures/pg-server.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
-import { ris } from './ris-process.ts';
+import { ris, start } from './ris-process.ts';
 
 const TOKEN = 'serve-watch-test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -174,12 +175,16 @@ describe('what cannot be watched is refused before any work, with why (exit 2)',
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Expected --sweep-minutes to be a whole number/);
   });
+});
 
-  it('a collection kept in PostgreSQL', async () => {
+describe('ris watch on a collection kept in PostgreSQL', () => {
+  it('follows its folder on this machine: new, renamed and deleted files', async () => {
     const database = await startTestDatabase();
+    const client = new pg.Client({ connectionString: database.url });
+    const watcher = { process: undefined as ReturnType<typeof start> | undefined };
     try {
       const folder = join(dir, 'in postgres');
-      await writeClassFolders(folder, 1, 2, 48, 5);
+      await writeClassFolders(folder, 2, 2, 48, 5);
       const made = await ris(home, [
         'index',
         folder,
@@ -191,13 +196,34 @@ describe('what cannot be watched is refused before any work, with why (exit 2)',
         database.url,
       ]);
       assert.equal(made.code, 0, made.stderr);
-      const pg = await refused(['watch', 'pg', '--store', database.url]);
-      assert.equal(pg.code, 2);
-      assert.match(
-        pg.stderr,
-        /^ris: Collection "pg" is kept where ris cannot follow a folder yet \(PostgreSQL\)/,
-      );
+      await client.connect();
+      const stored = async () =>
+        new Map(
+          (await client.query<{ id: string; path: string }>('SELECT id, path FROM ris_images')).rows.map(
+            (r) => [r.path, Number(r.id)],
+          ),
+        );
+      const before = await stored();
+      assert.equal(before.size, 4);
+      watcher.process = start(home, ['watch', 'pg', '--store', database.url]);
+      assert.ok(await watcher.process.waitFor('rescanned in'), watcher.process.stderr());
+      await copyFile(join(dir, 'new', 'new0', 'img002.jpg'), join(folder, 'class0', 'new in pg.jpg'));
+      await rename(join(folder, 'class1', 'img000.jpg'), join(folder, 'class0', 'moved.jpg'));
+      await rm(join(folder, 'class1', 'img001.jpg'));
+      await until('the watch took the changes in', async () => {
+        const now = await stored();
+        return (
+          now.has('class0/new in pg.jpg') && now.has('class0/moved.jpg') && !now.has('class1/img001.jpg')
+        );
+      });
+      const now = await stored();
+      assert.equal(now.get('class0/moved.jpg'), before.get('class1/img000.jpg'), 'a moved file keeps its id');
+      assert.equal(now.size, 4);
+      watcher.process.child.kill('SIGINT');
+      assert.equal((await watcher.process.exited).code, 0);
     } finally {
+      await watcher.process?.kill();
+      await client.end().catch(() => undefined);
       await database.close();
     }
   });

@@ -7,7 +7,6 @@ import { DirectoryWatcher } from '../node/directory-watcher.ts';
 import { rescan } from './library.ts';
 import type { RescanProgress, RescanReport } from './rescan.ts';
 import { type ImageCollection, isLibraryCollection } from './store.ts';
-import { UPLOADS_DIR } from './uploads.ts';
 import { IMAGE_EXTENSIONS } from './walk.ts';
 
 export interface FolderWatchOptions {
@@ -74,23 +73,23 @@ interface Look {
 
 /**
  * The folder a collection follows, checked: CollectionError (NO_FOLDER) for a collection whose images are
- * only what is sent to it, or one kept where ris cannot follow a folder yet; NO_IMAGES for a folder that
- * is not there (`mustExist`).
+ * only what is sent to it (or one kept where ris cannot follow a folder); NO_IMAGES for a folder that is
+ * not there on this machine (`mustExist`).
  */
 export function watchableFolder(collection: ImageCollection, options: { mustExist?: boolean } = {}): string {
   if (!isLibraryCollection(collection))
     throw new CollectionError(
       'NO_FOLDER',
-      `Collection "${collection.name}" is kept where ris cannot follow a folder yet (PostgreSQL); ` +
+      `Collection "${collection.name}" is kept where ris cannot follow a folder; ` +
         `run ris add ${collection.name} <folder> after changes instead`,
     );
-  const root = resolve(collection.manifest.root);
-  if (root === resolve(collection.dir, UPLOADS_DIR))
+  if (!collection.followsFolder)
     throw new CollectionError(
       'NO_FOLDER',
       `Collection "${collection.name}" has no folder of its own to watch (its images are sent to it); ` +
         `make one that follows a folder with ris collections create NAME --folder DIR`,
     );
+  const root = resolve(collection.manifest.root);
   if (options.mustExist && !isFolder(root))
     throw new CollectionError(
       'NO_IMAGES',

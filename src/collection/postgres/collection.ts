@@ -401,9 +401,9 @@ export class PgCollection implements LibraryCollection {
     await touchFiles(this.library, files);
   }
 
-  /** Every image's stored path, size, sha256 and file mtime, for a rescan to compare the folder with. */
-  storedFiles(): Promise<StoredFile[]> {
-    return storedFiles(this.library);
+  /** Every image's stored path, size, sha256 and file mtime (or those under some paths), for a rescan. */
+  storedFiles(under?: string[]): Promise<StoredFile[]> {
+    return storedFiles(this.library, under);
   }
 
   /** The folder's files a user removed, kept out of rescans until they change. */

@@ -233,10 +233,16 @@ export async function touchFiles(
   );
 }
 
-export async function storedFiles(target: PgLibraryTarget): Promise<StoredFile[]> {
+/** Every image's file facts, or (with `under`) those stored at or below some paths ('' for all). */
+export async function storedFiles(target: PgLibraryTarget, under?: string[]): Promise<StoredFile[]> {
+  const all = !under || under.includes('');
   const { rows } = await target.db.query<StoredFile>(
-    `SELECT id, path, bytes, sha256, mtime_ms AS "mtimeMs" FROM ris_images WHERE collection_id = $1`,
-    [target.id],
+    `SELECT id, path, bytes, sha256, mtime_ms AS "mtimeMs" FROM ris_images WHERE collection_id = $1` +
+      (all
+        ? ''
+        : ` AND (path = ANY($2::text[])
+               OR EXISTS (SELECT 1 FROM unnest($2::text[]) AS u (p) WHERE starts_with(path, u.p || '/')))`),
+    all ? [target.id] : [target.id, under],
   );
   return rows.map((r) => ({ ...r, id: Number(r.id), bytes: Number(r.bytes) }));
 }
