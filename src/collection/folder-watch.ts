@@ -226,10 +226,15 @@ export class FolderWatch {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (!this.working) {
-        this.working = this.pump().finally(() => {
-          this.working = undefined;
-          this.next();
-        });
+        this.working = this.pump()
+          .catch((error: unknown) => {
+            // Nothing may escape into the process: the watch says it and goes on.
+            this.options.onProgress?.({ type: 'problem', message: String(error) });
+          })
+          .finally(() => {
+            this.working = undefined;
+            this.next();
+          });
       }
     }, delayMs);
   }
