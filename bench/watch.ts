@@ -5,14 +5,17 @@
  *    files overwritten with other pictures, deleted files, files renamed into another folder), each timed
  *    from the change on disk until a search over HTTP answers it (the new image found, the deleted one
  *    not, the renamed one under its new label): p50, p95 and max, against the 5 s target, beside the same
- *    wait for a `ris add` of one new image (the way without watching) in the same run.
+ *    wait for a `ris add` of one new image (the way without watching) in the same run; the server's own
+ *    time per batch. Then a burst: 200 images copied into a new folder at once, timed until all are stored
+ *    and the last is answered, beside a `ris add` of 200 other images timed the same way.
  * 2. Scale (a tiny generated model, 4 dimensions): 100,000 small generated JPEGs in 5,000 folders, indexed
  *    once with `ris index`; then `ris serve --watch` started over them: time until it listens, until its
  *    watches are in place and until its first full rescan is done; its watches (its own count and the
  *    kernel's, from /proc), and its RSS beside `ris serve` without --watch over the same collection; then
- *    new files at that scale, timed as in 1.
+ *    new files at that scale, timed as in 1, and the server's time per batch beside its full rescan.
  *
- * Options: --changes N (100), --files N (100000), --folders N (5000), --only latency|scale.
+ * Options: --changes N (100), --burst N (200), --files N (100000), --folders N (5000),
+ * --only latency|scale.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -40,6 +43,7 @@ const arg = (name: string, fallback: number) =>
   process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : fallback;
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const CHANGES = arg('--changes', 100);
+const BURST = arg('--burst', 200);
 const FILES = arg('--files', 100_000);
 const FOLDERS = arg('--folders', 5_000);
 const TOKEN = 'bench-watch-token-0123456789';
@@ -140,8 +144,14 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
+/** The server's time for each batch a change caused, from its log lines ("name: … (change, 12 ms)"). */
+const batchMs = (stderr: string, name: string) =>
+  Array.from(stderr.matchAll(new RegExp(`^${name}: .* \\(change, (\\d+) ms\\)$`, 'gm')), (m) => Number(m[1]));
+
 const stats = (ms: number[]) =>
   `p50 ${(percentile(ms, 0.5) / 1000).toFixed(2)} s, p95 ${(percentile(ms, 0.95) / 1000).toFixed(2)} s, max ${(Math.max(...ms) / 1000).toFixed(2)} s`;
+const statsMs = (ms: number[]) =>
+  `p50 ${percentile(ms, 0.5)} ms, p95 ${percentile(ms, 0.95)} ms, max ${Math.max(...ms)} ms`;
 
 function dbOf(home: string, name: string) {
   return new Database(join(home, 'collections', name, 'metadata.db'), { readonly: true });
@@ -179,7 +189,7 @@ if (only !== 'scale') {
   const base = await caltechFiles(500);
   const taken = new Set(base);
   const others = all.filter((f) => !taken.has(f));
-  const spare = Array.from(new Random(5).sample(others.length, 200), (i) => others[i]!);
+  const spare = Array.from(new Random(5).sample(others.length, 200 + 2 * BURST), (i) => others[i]!);
   for (const file of base) {
     await mkdir(join(root, basename(dirname(file))), { recursive: true });
     await copyFile(file, join(root, basename(dirname(file)), basename(file)));
@@ -250,6 +260,31 @@ if (only !== 'scale') {
     await run(home, ['add', 'photos', file]);
     viaAdd.push(await waitAnswered(server.url, 'photos', bytes, (h) => newImage(h, before), 5, since));
   }
+  const changeBatches = batchMs(server.stderr(), 'photos');
+  // A burst: BURST images copied into a new folder at once, until all are stored and the last answers.
+  const burstFiles = spare.splice(0, BURST);
+  const burstAt = performance.now();
+  const logBefore = server.stderr().length;
+  const before = maxId();
+  await mkdir(join(root, 'burst'));
+  for (const [i, source] of burstFiles.entries())
+    await copyFile(source, join(root, 'burst', `burst ${i}.jpg`));
+  const copied = performance.now() - burstAt;
+  const count = db.prepare("SELECT count(*) FROM images WHERE path LIKE 'burst/%'").pluck();
+  await until('the burst to be stored', () => Number(count.get()) === BURST, 300_000);
+  const lastBytes = await readFile(burstFiles.at(-1)!);
+  const burstMs = await waitAnswered(server.url, 'photos', lastBytes, (h) => newImage(h, before), 5, burstAt);
+  const burstBatches = batchMs(server.stderr().slice(logBefore), 'photos');
+  // The same count through `ris add` (from outside the folder), timed the same way.
+  const peerDir = join(work, 'burst-add');
+  const peerFiles = spare.splice(0, BURST);
+  await mkdir(peerDir);
+  for (const [i, source] of peerFiles.entries()) await copyFile(source, join(peerDir, `add ${i}.jpg`));
+  const peerBefore = maxId();
+  const peerAt = performance.now();
+  await run(home, ['add', 'photos', peerDir]);
+  const peerLast = await readFile(join(peerDir, `add ${BURST - 1}.jpg`));
+  const addMs = await waitAnswered(server.url, 'photos', peerLast, (h) => newImage(h, peerBefore), 5, peerAt);
   db.close();
   server.child.kill('SIGINT');
   await server.exited;
@@ -261,6 +296,14 @@ if (only !== 'scale') {
   for (const kind of kinds) say(`  ${kind.padEnd(12)} ${stats(latencies[kind])}`);
   say(
     `ris add of one image, start → answered by the server: ${stats(viaAdd)}; watch p50 / ris add p50 = ${(percentile(every, 0.5) / percentile(viaAdd, 0.5)).toFixed(2)}`,
+  );
+  say(
+    `the server's time per batch of those changes: ${statsMs(changeBatches)} (${changeBatches.length} batches)`,
+  );
+  say(
+    `burst of ${BURST} images copied into a new folder (copying took ${(copied / 1000).toFixed(1)} s): all stored and the last answered ` +
+      `${(burstMs / 1000).toFixed(1)} s after the first copy began, in ${burstBatches.length} batch${burstBatches.length === 1 ? '' : 'es'}; ris add of ${BURST} other images, ` +
+      `start → the last answered: ${(addMs / 1000).toFixed(1)} s; watch / ris add = ${(burstMs / addMs).toFixed(2)}`,
   );
 }
 
@@ -358,7 +401,12 @@ if (only !== 'latency') {
   }
   db.close();
   const laterRss = await rssMb(pid);
+  const scaleBatches = batchMs(watched.stderr(), 'tree');
   say(`20 new files at this scale, change on disk → answered by search: ${stats(latencies)}`);
+  say(
+    `the server's time per batch at this scale: ${statsMs(scaleBatches)} (${scaleBatches.length} batches); ` +
+      `p50 / the full rescan at start = ${(percentile(scaleBatches, 0.5) / (Number(rescanned[1]) * 1000)).toFixed(4)}`,
+  );
   say(
     `RSS with --watch after those changes: ${laterRss.toFixed(0)} MB (${(laterRss / plainRss).toFixed(2)}× without)`,
   );
