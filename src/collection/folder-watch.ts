@@ -112,7 +112,11 @@ export async function watchFolder(
 ): Promise<FolderWatch> {
   const root = watchableFolder(collection);
   const watch = new FolderWatch(collection, root, options);
-  await watch.start();
+  // A start that fails lets go of the folders it watched so far: their handles would keep the process up.
+  await watch.start().catch(async (error: unknown) => {
+    await watch.close();
+    throw error;
+  });
   return watch;
 }
 
