@@ -473,9 +473,9 @@ describe('IvfPqIndex files', () => {
       // A plausible newer version whose checksum verifies: the only case that means "upgrade".
       [
         'newer',
-        restamped(8, 2),
+        restamped(8, 3),
         'UNSUPPORTED_VERSION',
-        /format version 2, newer than this ris reads \(1\); upgrade ris/,
+        /format version 3, newer than this ris reads \(2\); upgrade ris/,
       ],
       // The version byte changed without the checksum: damage, not the future.
       ['newer, damaged', Buffer.from(bytes).fill(9, 8, 9), 'CORRUPT_FILE', /corrupt.*checksum/],

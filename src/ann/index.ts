@@ -19,6 +19,7 @@ export {
 export type { ExplainOptions, IvfExplanation } from './ivf.ts';
 export { IvfFlatIndex, type IvfFlatOptions } from './ivf-flat.ts';
 export { IvfPqIndex, type IvfPqOptions, type IvfPqSearchOptions } from './ivf-pq.ts';
+export { IvfRabitqIndex, type IvfRabitqOptions } from './ivf-rabitq.ts';
 export { kernels, useKernels } from './kernels/index.ts';
 export {
   type Assigner,
@@ -33,7 +34,8 @@ export { ProductQuantizer, type ProductQuantizerOptions } from './pq.ts';
 export { PqIndex, type PqOptions } from './pq-index.ts';
 export type { RefineStorage } from './refine-store.ts';
 export { loadIndex, openIndex } from './registry.ts';
-export { type FileStore, setFileStore } from './storage.ts';
+export type { RowStorage } from './row-store.ts';
+export { type FileStore, type RangedFile, type StreamedFile, setFileStore } from './storage.ts';
 export type { TransformOptions } from './transform.ts';
 export { type BatchSearchResult, NO_ID, type SearchResult } from './types.ts';
 export {

@@ -1,8 +1,16 @@
 import { FlatIndex } from './flat.ts';
-import { type DecodedIndexFile, decodeIndexFile, type IndexKind, kindOf } from './format.ts';
+import {
+  type DecodedIndexFile,
+  decodeIndexFile,
+  type IndexKind,
+  kindOf,
+  type ReadIndexOptions,
+  readIndexFile,
+} from './format.ts';
 import { HnswIndex } from './hnsw.ts';
 import { IvfFlatIndex } from './ivf-flat.ts';
 import { IvfPqIndex } from './ivf-pq.ts';
+import { IvfRabitqIndex } from './ivf-rabitq.ts';
 import { PqIndex } from './pq-index.ts';
 import { fileStore } from './storage.ts';
 import type { VectorIndex } from './vector-index.ts';
@@ -14,6 +22,7 @@ const OPENERS: Record<IndexKind, (file: DecodedIndexFile) => VectorIndex> = {
   'ivf-pq': IvfPqIndex.fromFile,
   pq: PqIndex.fromFile,
   hnsw: HnswIndex.fromFile,
+  'ivf-rabitq': IvfRabitqIndex.fromFile,
 };
 
 /**
@@ -27,7 +36,21 @@ export function openIndex(bytes: Uint8Array, name = 'index file'): VectorIndex {
   return OPENERS[kindOf(file)](file);
 }
 
-/** Reads an index file of any kind through the file store (see `openIndex`). */
-export async function loadIndex(path: string): Promise<VectorIndex> {
-  return openIndex(await fileStore().read(path), path);
+/**
+ * Reads an index file of any kind through the file store (see `openIndex`). Sections the file keeps
+ * for reading on demand (an IvfRabitqIndex's full vectors, say) stay on disk: the index reads them a
+ * range at a time, so the file may be larger than the memory the process may use. Their checksums are
+ * checked as the file opens, streamed through a small buffer, unless `verify` is false.
+ */
+export async function loadIndex(path: string, options: ReadIndexOptions = {}): Promise<VectorIndex> {
+  const file = await fileStore().open(path);
+  try {
+    const decoded = readIndexFile(file, path, options);
+    const index = OPENERS[kindOf(decoded)](decoded);
+    if (!decoded.leftOnDisk) file.close();
+    return index;
+  } catch (error) {
+    file.close();
+    throw error;
+  }
 }

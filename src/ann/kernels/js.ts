@@ -1,4 +1,5 @@
 import { JsGraph } from './js-graph.ts';
+import { JsRabitq } from './js-rabitq.ts';
 import {
   type CodeScanner,
   type GraphKernel,
@@ -6,6 +7,7 @@ import {
   type Kernels,
   type Operand,
   operandArray,
+  type RabitqKernel,
   type ResidentMatrix,
 } from './types.ts';
 
@@ -15,6 +17,10 @@ export class JsKernels implements Kernels {
 
   resident(data: Float32Array): ResidentMatrix {
     return { data, owner: this, dispose() {} };
+  }
+
+  rabitq(): RabitqKernel {
+    return new JsRabitq(this);
   }
 
   gemmNT(a: Operand, m: number, b: Operand, n: number, d: number, out: Float32Array, outStride = n): void {

@@ -43,6 +43,8 @@ export interface Kernels {
   readonly name: 'wasm-simd' | 'js';
   /** The memory and hot loops of one HNSW graph with room for `nodes` nodes and `upper` words of upper links. */
   graph(shape: GraphShape, nodes: number, upper: number): GraphKernel;
+  /** A fresh memory and the hot loops of one RaBitQ index (see RabitqKernel). */
+  rabitq(): RabitqKernel;
   /** A scanner for codes of `numSubVectors` bytes; `partitionTerms` has one numSubVectors × 256 row per partition. */
   codeScanner(numSubVectors: number, partitionTerms: Float32Array | undefined): CodeScanner;
   resident(data: Float32Array): ResidentMatrix;
@@ -72,6 +74,53 @@ export interface Kernels {
   ): void;
   /** The k-means update's sums (k × d, overwritten): sums[labels[i]] += x_i over the m rows of X, in f64. */
   clusterSums(x: Operand, m: number, d: number, labels: Int32Array, sums: Float64Array): void;
+}
+
+/**
+ * The memory and hot loops of one RaBitQ index (src/ann/ivf-rabitq.ts): a linear memory of its own (a
+ * WebAssembly instance, or an ArrayBuffer in the TypeScript kernels) holding the index's lists, and the
+ * functions of assembly/rabitq.ts on byte addresses in it. Views go stale when `alloc` grows the memory.
+ */
+export interface RabitqKernel {
+  readonly owner: Kernels;
+  /** Bytes of memory held. */
+  readonly byteLength: number;
+  /** Reserves `bytes` (64-byte aligned) and returns their address; may grow the memory. */
+  alloc(bytes: number): number;
+  free(address: number, bytes: number): void;
+  /** The whole memory as bytes (a fresh view). */
+  bytes(): Uint8Array;
+  /** `length` f32 from `address` (a fresh view). */
+  floats(address: number, length: number): Float32Array;
+  /** Rotates `rows` rows of D f32 in place (see rabitqRotate). */
+  rotate(x: number, rows: number, D: number, P: number, signs: number, rounds: number): void;
+  /** The fast-scan table of a rotated query, and at `params` Δ, Σ min, Σ q (see rabitqLut). */
+  lut(query: number, D: number, lut: number, params: number): void;
+  /**
+   * Estimated distances of `blocks` blocks of 32 one-bit codes, their lower bounds `stride` f32 after
+   * them and ⟨b, Pq⟩ `stride` f32 after those (see rabitqScan).
+   */
+  scan(
+    codes: number,
+    blocks: number,
+    G: number,
+    lut: number,
+    factors: number,
+    stride: number,
+    base: number,
+    delta: number,
+    offset: number,
+    sumQ: number,
+    bound: number,
+    out: number,
+  ): void;
+  /** Σ code_j·q_j of D 4-bit codes (see rabitqExDot). */
+  exDot(codes: number, query: number, D: number): number;
+  /** ‖q − x‖² (dot: −⟨q, x⟩) of d values, x as f32 or float16 bits. */
+  rowDistance(query: number, row: number, d: number, f16: boolean, dot: boolean): number;
+  /** out[j] = ⟨q, c_j⟩ for the n rows of D f32 at `rows`. */
+  products(query: number, rows: number, n: number, D: number, out: number): void;
+  dispose(): void;
 }
 
 export function operandArray(source: Float32Array | ResidentMatrix): Float32Array {

@@ -1,3 +1,4 @@
+import { LinearAllocator } from './allocator.ts';
 import {
   type CodeScanner,
   type GraphKernel,
@@ -5,9 +6,11 @@ import {
   type Kernels,
   type Operand,
   operandArray,
+  type RabitqKernel,
   type ResidentMatrix,
 } from './types.ts';
 import { WasmGraph } from './wasm-graph.ts';
+import { WasmRabitq } from './wasm-rabitq.ts';
 
 interface KernelExports {
   memory: WebAssembly.Memory;
@@ -72,67 +75,6 @@ function packCentroids(centroids: Operand, n: number, d: number, out: Float32Arr
     for (let j = 0; j < d; j++) out[block + j * 4 + lane] = source[row + j]!;
   }
 }
-const ALIGN = 64;
-
-/**
- * First-fit allocator over the module's linear memory, kept on the JavaScript side because the kernels
- * themselves never allocate. Blocks are 64-byte aligned (cache lines, and v128 loads).
- */
-class LinearAllocator {
-  private readonly free: { start: number; size: number }[] = [];
-  /** The end of the allocated region; blocks given back at the end lower it again. */
-  top = PAGE; // the first page is left to the module's own data
-
-  constructor(private readonly exports: KernelExports) {}
-
-  alloc(bytes: number): number {
-    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
-    for (let i = 0; i < this.free.length; i++) {
-      const block = this.free[i]!;
-      if (block.size >= size) {
-        const start = block.start;
-        if (block.size === size) this.free.splice(i, 1);
-        else {
-          block.start += size;
-          block.size -= size;
-        }
-        return start;
-      }
-    }
-    const start = this.top;
-    this.top += size;
-    this.exports.ensureMemory(this.top);
-    return start;
-  }
-
-  release(start: number, bytes: number): void {
-    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
-    if (start + size === this.top) {
-      this.top = start;
-      // Merge a free block that now touches the top back into it.
-      const last = this.free[this.free.length - 1];
-      if (last && last.start + last.size === this.top) {
-        this.top = last.start;
-        this.free.pop();
-      }
-      return;
-    }
-    let i = 0;
-    while (i < this.free.length && this.free[i]!.start < start) i++;
-    this.free.splice(i, 0, { start, size });
-    const next = this.free[i + 1];
-    if (next && start + size === next.start) {
-      this.free[i]!.size += next.size;
-      this.free.splice(i + 1, 1);
-    }
-    const prev = this.free[i - 1];
-    if (prev && prev.start + prev.size === start) {
-      prev.size += this.free[i]!.size;
-      this.free.splice(i, 1);
-    }
-  }
-}
-
 class WasmResident implements ResidentMatrix {
   constructor(
     readonly data: Float32Array,
@@ -156,7 +98,7 @@ export class WasmKernels implements Kernels {
   constructor(private readonly module: WebAssembly.Module) {
     const instance = new WebAssembly.Instance(module, {});
     this.exports = instance.exports as unknown as KernelExports;
-    this.heap = new LinearAllocator(this.exports);
+    this.heap = new LinearAllocator(PAGE, (bytes) => this.exports.ensureMemory(bytes));
   }
 
   resident(data: Float32Array): ResidentMatrix {
@@ -246,6 +188,11 @@ export class WasmKernels implements Kernels {
     } finally {
       scope.close();
     }
+  }
+
+  /** A fresh instance of this module for one RaBitQ index (see WasmRabitq). */
+  rabitq(): RabitqKernel {
+    return new WasmRabitq(this, this.module);
   }
 
   codeScanner(numSubVectors: number, partitionTerms: Float32Array | undefined): CodeScanner {

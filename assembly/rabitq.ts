@@ -1,0 +1,268 @@
+// RaBitQ kernels of src/ann/ivf-rabitq.ts: the structured rotation, the fast-scan table of a query, the
+// scan of 1-bit codes in blocks of 32, and exact distances to full rows for the re-rank.
+// src/ann/kernels/js-rabitq.ts computes the same things in plain TypeScript.
+
+import { dotF16, dotF32, hsum, l2F16, l2F32 } from './vectors';
+
+/**
+ * In-place Walsh–Hadamard transform of n f32 at x (n a power of two, at least 4), unscaled: the caller
+ * folds 1/√n into the signs it multiplies by first. Steps of 1 and 2 run inside each f32x4.
+ */
+function fwht(x: usize, n: i32): void {
+  const odd = f32x4(1, -1, 1, -1);
+  const high = f32x4(1, 1, -1, -1);
+  for (let i = 0; i < n; i += 4) {
+    const p = x + (<usize>i << 2);
+    let v = v128.load(p);
+    v = f32x4.add(v128.shuffle<f32>(v, v, 1, 0, 3, 2), f32x4.mul(v, odd));
+    v = f32x4.add(v128.shuffle<f32>(v, v, 2, 3, 0, 1), f32x4.mul(v, high));
+    v128.store(p, v);
+  }
+  for (let h = 4; h < n; h <<= 1) {
+    const hb = <usize>h << 2;
+    for (let i = 0; i < n; i += h << 1) {
+      const end = x + (<usize>(i + h) << 2);
+      for (let a = x + (<usize>i << 2); a < end; a += 16) {
+        const va = v128.load(a);
+        const vb = v128.load(a + hb);
+        v128.store(a, f32x4.add(va, vb));
+        v128.store(a + hb, f32x4.sub(va, vb));
+      }
+    }
+  }
+}
+
+@inline function scaleBy(x: usize, s: usize, n: i32): void {
+  for (let k = 0; k < n; k += 4) {
+    const o = <usize>k << 2;
+    v128.store(x + o, f32x4.mul(v128.load(x + o), v128.load(s + o)));
+  }
+}
+
+/**
+ * Rotates `rows` rows of D f32 at x in place (D a multiple of 64; P the largest power of two ≤ D): per
+ * round, multiply by the round's first signs and transform the first P values, then (when P < D) by its
+ * second signs and transform the last P. `signs` holds rounds × 2 × D f32 of ±1/√P.
+ */
+export function rabitqRotate(x: usize, rows: i32, D: i32, P: i32, signs: usize, rounds: i32): void {
+  const rowBytes = <usize>D << 2;
+  const tail = <usize>(D - P) << 2;
+  for (let r = 0; r < rows; r++) {
+    const row = x + <usize>r * rowBytes;
+    for (let t = 0; t < rounds; t++) {
+      const s = signs + <usize>(2 * t) * rowBytes;
+      scaleBy(row, s, D);
+      fwht(row, P);
+      if (P < D) {
+        scaleBy(row, s + rowBytes, D);
+        fwht(row + tail, P);
+      }
+    }
+  }
+}
+
+/**
+ * The fast-scan table of a rotated query q (D f32): for each group g of four dimensions and each
+ * 4-bit pattern p, T = Σ_t bit_t(p)·q[4g + t], stored as the byte round((T − min_g) / Δ). Δ is the
+ * smallest step that keeps every byte ≤ 255 and any sum of one byte per group below 2^16 (the scan
+ * accumulates in 16-bit lanes). Writes G × 16 bytes at `lut` and, at `params`, Δ then Σ_g min_g then
+ * Σ_j q_j (f32).
+ */
+export function rabitqLut(q: usize, D: i32, lut: usize, params: usize): void {
+  const G = D >> 2;
+  let maxRange: f32 = 0;
+  let sumRange: f32 = 0;
+  let offset: f32 = 0;
+  let total: f32 = 0;
+  for (let g = 0; g < G; g++) {
+    const v = v128.load(q + (<usize>g << 4));
+    const neg = f32x4.min(v, f32x4.splat(0));
+    const pos = f32x4.max(v, f32x4.splat(0));
+    const lo = f32x4.extract_lane(neg, 0) + f32x4.extract_lane(neg, 1) + f32x4.extract_lane(neg, 2) + f32x4.extract_lane(neg, 3);
+    const hi = f32x4.extract_lane(pos, 0) + f32x4.extract_lane(pos, 1) + f32x4.extract_lane(pos, 2) + f32x4.extract_lane(pos, 3);
+    const range = hi - lo;
+    if (range > maxRange) maxRange = range;
+    sumRange += range;
+    offset += lo;
+    total += hi + lo;
+  }
+  let delta = max(maxRange / 255, sumRange / <f32>(65535 - <f32>G));
+  if (!(delta > 0)) delta = 1;
+  const inv = f32x4.splat(1 / delta);
+  for (let g = 0; g < G; g++) {
+    const p = q + (<usize>g << 4);
+    const a = load<f32>(p);
+    const b = load<f32>(p, 4);
+    const c = load<f32>(p, 8);
+    const d = load<f32>(p, 12);
+    const lo = min(a, 0) + min(b, 0) + min(c, 0) + min(d, 0);
+    const base = f32x4.sub(f32x4(0, a, b, a + b), f32x4.splat(lo));
+    const e0 = f32x4.nearest(f32x4.mul(base, inv));
+    const e1 = f32x4.nearest(f32x4.mul(f32x4.add(base, f32x4.splat(c)), inv));
+    const e2 = f32x4.nearest(f32x4.mul(f32x4.add(base, f32x4.splat(d)), inv));
+    const e3 = f32x4.nearest(f32x4.mul(f32x4.add(base, f32x4.splat(c + d)), inv));
+    const w01 = i16x8.narrow_i32x4_u(i32x4.trunc_sat_f32x4_s(e0), i32x4.trunc_sat_f32x4_s(e1));
+    const w23 = i16x8.narrow_i32x4_u(i32x4.trunc_sat_f32x4_s(e2), i32x4.trunc_sat_f32x4_s(e3));
+    v128.store(lut + (<usize>g << 4), i8x16.narrow_i16x8_u(w01, w23));
+  }
+  store<f32>(params, delta);
+  store<f32>(params, offset, 4);
+  store<f32>(params, total, 8);
+}
+
+/**
+ * Estimated distances of `blocks` blocks of 32 one-bit codes against the table at `lut` (see
+ * rabitqLut). A block holds, per group g, 16 bytes: byte i's low nibble is vector i's bits of dimensions
+ * 4g…4g+3 (bit t for dimension 4g + t), its high nibble vector (16 + i)'s. With ip = offset + Δ·Σ_g
+ * T_g[nibble] ≈ ⟨b, q⟩, vector i's estimate is A_i + base + K_i·(2·sumQ − 4·ip) and its lower bound the
+ * estimate less bound·E_i, where the factors are three f32 arrays of `stride` values at `factors` (A, K,
+ * E; see src/ann/rabitq.ts). Writes blocks × 32 estimates at `out`, the lower bounds `stride` f32
+ * further and ⟨b, Pq⟩ (for extended codes) `stride` f32 after those.
+ */
+export function rabitqScan(
+  codes: usize, blocks: i32, G: i32, lut: usize, factors: usize, stride: i32,
+  base: f32, delta: f32, offset: f32, sumQ: f32, bound: f32, out: usize,
+): void {
+  const low = i8x16.splat(0x0f);
+  const blockBytes = <usize>G << 4;
+  const kArray = factors + (<usize>stride << 2);
+  const eArray = kArray + (<usize>stride << 2);
+  const lowerOut = out + (<usize>stride << 2);
+  const ipOut = lowerOut + (<usize>stride << 2);
+  const vBound = f32x4.splat(bound);
+  const vOffset = f32x4.splat(offset);
+  const vSum = f32x4.splat(2 * sumQ);
+  const vDelta = f32x4.splat(delta);
+  const vBase = f32x4.splat(base);
+  for (let b = 0; b < blocks; b++) {
+    const block = codes + <usize>b * blockBytes;
+    // Bytes added as 16-bit lanes: `lo*` gathers even vectors plus 256 × odd ones (mod 2^16), `hi*` the
+    // odd ones alone (shifted down), so two adds and a shift replace four widenings.
+    let loEven = i16x8.splat(0);
+    let loOdd = i16x8.splat(0);
+    let hiEven = i16x8.splat(0);
+    let hiOdd = i16x8.splat(0);
+    for (let g = 0; g < G; g++) {
+      const c = v128.load(block + (<usize>g << 4));
+      const table = v128.load(lut + (<usize>g << 4));
+      const rl = i8x16.swizzle(table, v128.and(c, low));
+      const rh = i8x16.swizzle(table, v128.and(i16x8.shr_u(c, 4), low));
+      loEven = i16x8.add(loEven, rl);
+      loOdd = i16x8.add(loOdd, i16x8.shr_u(rl, 8));
+      hiEven = i16x8.add(hiEven, rh);
+      hiOdd = i16x8.add(hiOdd, i16x8.shr_u(rh, 8));
+    }
+    loEven = i16x8.sub(loEven, i16x8.shl(loOdd, 8));
+    hiEven = i16x8.sub(hiEven, i16x8.shl(hiOdd, 8));
+    const at = <usize>b << 7;
+    estimate(v128.shuffle<i16>(loEven, loOdd, 0, 8, 1, 9, 2, 10, 3, 11), factors + at, kArray + at, eArray + at, out + at, lowerOut + at, ipOut + at, vDelta, vOffset, vSum, vBase, vBound);
+    estimate(v128.shuffle<i16>(loEven, loOdd, 4, 12, 5, 13, 6, 14, 7, 15), factors + at + 32, kArray + at + 32, eArray + at + 32, out + at + 32, lowerOut + at + 32, ipOut + at + 32, vDelta, vOffset, vSum, vBase, vBound);
+    estimate(v128.shuffle<i16>(hiEven, hiOdd, 0, 8, 1, 9, 2, 10, 3, 11), factors + at + 64, kArray + at + 64, eArray + at + 64, out + at + 64, lowerOut + at + 64, ipOut + at + 64, vDelta, vOffset, vSum, vBase, vBound);
+    estimate(v128.shuffle<i16>(hiEven, hiOdd, 4, 12, 5, 13, 6, 14, 7, 15), factors + at + 96, kArray + at + 96, eArray + at + 96, out + at + 96, lowerOut + at + 96, ipOut + at + 96, vDelta, vOffset, vSum, vBase, vBound);
+  }
+}
+
+/** Eight estimates from eight 16-bit sums: A + base + K·(2·sumQ − 4·offset − 4Δ·sum). */
+@inline function estimate(
+  acc: v128, a: usize, k: usize, e: usize, out: usize, lower: usize, ip: usize,
+  vDelta: v128, vOffset: v128, vSum: v128, vBase: v128, vBound: v128,
+): void {
+  // ⟨b, Pq⟩ ≈ offset + Δ·sum, then the estimate A + base + K·(2·ΣPq − 4⟨b, Pq⟩).
+  const p0 = f32x4.add(vOffset, f32x4.mul(vDelta, f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(acc))));
+  const p1 = f32x4.add(vOffset, f32x4.mul(vDelta, f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(acc))));
+  const four = f32x4.splat(4);
+  const e0 = f32x4.add(f32x4.add(v128.load(a), vBase), f32x4.mul(v128.load(k), f32x4.sub(vSum, f32x4.mul(four, p0))));
+  const e1 = f32x4.add(f32x4.add(v128.load(a, 16), vBase), f32x4.mul(v128.load(k, 16), f32x4.sub(vSum, f32x4.mul(four, p1))));
+  v128.store(out, e0);
+  v128.store(out, e1, 16);
+  v128.store(lower, f32x4.sub(e0, f32x4.mul(vBound, v128.load(e))));
+  v128.store(lower, f32x4.sub(e1, f32x4.mul(vBound, v128.load(e, 16))), 16);
+  v128.store(ip, p0);
+  v128.store(ip, p1, 16);
+}
+
+/**
+ * Σ_j code_j·q_j over D dimensions of 4-bit codes: per 32 dimensions 16 bytes, byte i holding
+ * dimension i in its low nibble and dimension 16 + i in its high one (so no shuffle puts them in order).
+ */
+export function rabitqExDot(codes: usize, q: usize, D: i32): f32 {
+  const low = i8x16.splat(0x0f);
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  for (let j = 0; j < D; j += 32) {
+    const c = v128.load(codes + (<usize>j >> 1));
+    const p = q + (<usize>j << 2);
+    const lo = v128.and(c, low);
+    const hi = v128.and(i16x8.shr_u(c, 4), low);
+    const l0 = i16x8.extend_low_i8x16_u(lo);
+    const l1 = i16x8.extend_high_i8x16_u(lo);
+    const h0 = i16x8.extend_low_i8x16_u(hi);
+    const h1 = i16x8.extend_high_i8x16_u(hi);
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(p), f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(l0))));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(p, 16), f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(l0))));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(p, 32), f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(l1))));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(p, 48), f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(l1))));
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(p, 64), f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(h0))));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(p, 80), f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(h0))));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(p, 96), f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(h1))));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(p, 112), f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(h1))));
+  }
+  return hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+}
+
+/**
+ * out[j] = ⟨q, row_j⟩ for n rows of D f32 (D a multiple of 4): four rows at a time with two sums each,
+ * so eight additions are in flight instead of waiting on one another.
+ */
+export function rowsDot(q: usize, rows: usize, n: i32, D: i32, out: usize): void {
+  const rowBytes = <usize>D << 2;
+  let r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const r0 = rows + <usize>r * rowBytes;
+    const r1 = r0 + rowBytes;
+    const r2 = r1 + rowBytes;
+    const r3 = r2 + rowBytes;
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0);
+    let b1 = f32x4.splat(0);
+    let b2 = f32x4.splat(0);
+    let b3 = f32x4.splat(0);
+    let k: usize = 0;
+    for (; k + 32 <= rowBytes; k += 32) {
+      const x = v128.load(q + k);
+      const y = v128.load(q + k, 16);
+      a0 = f32x4.add(a0, f32x4.mul(x, v128.load(r0 + k)));
+      a1 = f32x4.add(a1, f32x4.mul(x, v128.load(r1 + k)));
+      a2 = f32x4.add(a2, f32x4.mul(x, v128.load(r2 + k)));
+      a3 = f32x4.add(a3, f32x4.mul(x, v128.load(r3 + k)));
+      b0 = f32x4.add(b0, f32x4.mul(y, v128.load(r0 + k, 16)));
+      b1 = f32x4.add(b1, f32x4.mul(y, v128.load(r1 + k, 16)));
+      b2 = f32x4.add(b2, f32x4.mul(y, v128.load(r2 + k, 16)));
+      b3 = f32x4.add(b3, f32x4.mul(y, v128.load(r3 + k, 16)));
+    }
+    for (; k < rowBytes; k += 16) {
+      const x = v128.load(q + k);
+      a0 = f32x4.add(a0, f32x4.mul(x, v128.load(r0 + k)));
+      a1 = f32x4.add(a1, f32x4.mul(x, v128.load(r1 + k)));
+      a2 = f32x4.add(a2, f32x4.mul(x, v128.load(r2 + k)));
+      a3 = f32x4.add(a3, f32x4.mul(x, v128.load(r3 + k)));
+    }
+    const o = out + (<usize>r << 2);
+    store<f32>(o, hsum(f32x4.add(a0, b0)));
+    store<f32>(o, hsum(f32x4.add(a1, b1)), 4);
+    store<f32>(o, hsum(f32x4.add(a2, b2)), 8);
+    store<f32>(o, hsum(f32x4.add(a3, b3)), 12);
+  }
+  for (; r < n; r++) store<f32>(out + (<usize>r << 2), dotF32(q, rows + <usize>r * rowBytes, D));
+}
+
+/** ‖q − x‖² (or with dot = 1, −⟨q, x⟩) over d values: x as f32, or (f16 = 1) as float16 bits. */
+export function rowDistance(q: usize, x: usize, d: i32, f16: i32, dot: i32): f32 {
+  if (dot) return f16 ? -dotF16(q, x, d) : -dotF32(q, x, d);
+  return f16 ? l2F16(q, x, d) : l2F32(q, x, d);
+}

@@ -1,0 +1,202 @@
+import { float16Table } from '../float16.ts';
+import { LinearAllocator } from './allocator.ts';
+import type { Kernels, RabitqKernel } from './types.ts';
+
+/**
+ * assembly/rabitq.ts in plain TypeScript, over an ArrayBuffer that plays the module's memory (so the
+ * index drives both kernels through the same addresses). Sums run in float64 where the WebAssembly runs
+ * float32, so results agree to rounding.
+ */
+export class JsRabitq implements RabitqKernel {
+  private buffer = new ArrayBuffer(64 * 1024);
+  private f32 = new Float32Array(this.buffer);
+  private u8 = new Uint8Array(this.buffer);
+  private u16 = new Uint16Array(this.buffer);
+  private readonly heap = new LinearAllocator(64, (bytes) => this.ensure(bytes));
+
+  constructor(readonly owner: Kernels) {}
+
+  get byteLength(): number {
+    return this.buffer.byteLength;
+  }
+
+  private ensure(bytes: number): void {
+    if (bytes <= this.buffer.byteLength) return;
+    const next = new ArrayBuffer(Math.max(bytes, this.buffer.byteLength * 2));
+    new Uint8Array(next).set(this.u8);
+    this.buffer = next;
+    this.f32 = new Float32Array(next);
+    this.u8 = new Uint8Array(next);
+    this.u16 = new Uint16Array(next);
+  }
+
+  alloc(bytes: number): number {
+    return this.heap.alloc(bytes);
+  }
+
+  free(address: number, bytes: number): void {
+    this.heap.release(address, bytes);
+  }
+
+  bytes(): Uint8Array {
+    return this.u8;
+  }
+
+  floats(address: number, length: number): Float32Array {
+    return new Float32Array(this.buffer, address, length);
+  }
+
+  rotate(x: number, rows: number, D: number, P: number, signs: number, rounds: number): void {
+    const f = this.f32;
+    for (let r = 0; r < rows; r++) {
+      const row = x / 4 + r * D;
+      for (let t = 0; t < rounds; t++) {
+        const s = signs / 4 + 2 * t * D;
+        for (let j = 0; j < D; j++) f[row + j] = f[row + j]! * f[s + j]!;
+        fwht(f, row, P);
+        if (P < D) {
+          for (let j = 0; j < D; j++) f[row + j] = f[row + j]! * f[s + D + j]!;
+          fwht(f, row + D - P, P);
+        }
+      }
+    }
+  }
+
+  lut(query: number, D: number, lut: number, params: number): void {
+    const f = this.f32;
+    const q = query / 4;
+    const G = D >> 2;
+    let maxRange = 0;
+    let sumRange = 0;
+    let offset = 0;
+    let total = 0;
+    for (let g = 0; g < G; g++) {
+      let lo = 0;
+      let hi = 0;
+      for (let t = 0; t < 4; t++) {
+        const v = f[q + 4 * g + t]!;
+        if (v < 0) lo += v;
+        else hi += v;
+      }
+      maxRange = Math.max(maxRange, hi - lo);
+      sumRange += hi - lo;
+      offset += lo;
+      total += hi + lo;
+    }
+    let delta = Math.fround(Math.max(maxRange / 255, sumRange / (65535 - G)));
+    if (!(delta > 0)) delta = 1;
+    const inv = 1 / delta;
+    for (let g = 0; g < G; g++) {
+      const v = [f[q + 4 * g]!, f[q + 4 * g + 1]!, f[q + 4 * g + 2]!, f[q + 4 * g + 3]!] as const;
+      const lo = Math.min(v[0], 0) + Math.min(v[1], 0) + Math.min(v[2], 0) + Math.min(v[3], 0);
+      for (let p = 0; p < 16; p++) {
+        let sum = -lo;
+        for (let t = 0; t < 4; t++) if (p & (1 << t)) sum += v[t]!;
+        this.u8[lut + 16 * g + p] = Math.min(255, Math.max(0, roundEven(sum * inv)));
+      }
+    }
+    f[params / 4] = delta;
+    f[params / 4 + 1] = offset;
+    f[params / 4 + 2] = total;
+  }
+
+  scan(
+    codes: number,
+    blocks: number,
+    G: number,
+    lut: number,
+    factors: number,
+    stride: number,
+    base: number,
+    delta: number,
+    offset: number,
+    sumQ: number,
+    bound: number,
+    out: number,
+  ): void {
+    const u8 = this.u8;
+    const f = this.f32;
+    const sums = new Uint32Array(32);
+    const k = factors / 4 + stride;
+    const e = k + stride;
+    for (let b = 0; b < blocks; b++) {
+      sums.fill(0);
+      const block = codes + b * G * 16;
+      for (let g = 0; g < G; g++) {
+        const table = lut + 16 * g;
+        for (let i = 0; i < 16; i++) {
+          const byte = u8[block + 16 * g + i]!;
+          sums[i]! += u8[table + (byte & 15)]!;
+          sums[i + 16]! += u8[table + (byte >> 4)]!;
+        }
+      }
+      for (let i = 0; i < 32; i++) {
+        const v = b * 32 + i;
+        const ip = offset + delta * (sums[i]! & 0xffff);
+        const estimate = f[factors / 4 + v]! + base + f[k + v]! * (2 * sumQ - 4 * ip);
+        f[out / 4 + v] = estimate;
+        f[out / 4 + stride + v] = estimate - bound * f[e + v]!;
+        f[out / 4 + 2 * stride + v] = ip;
+      }
+    }
+  }
+
+  exDot(codes: number, query: number, D: number): number {
+    const q = query / 4;
+    let s = 0;
+    for (let j = 0; j < D; j++) {
+      const byte = this.u8[codes + (j >> 5) * 16 + (j & 15)]!;
+      s += ((j & 16) === 0 ? byte & 15 : byte >> 4) * this.f32[q + j]!;
+    }
+    return s;
+  }
+
+  rowDistance(query: number, row: number, d: number, f16: boolean, dot: boolean): number {
+    const f = this.f32;
+    const q = query / 4;
+    let s = 0;
+    for (let j = 0; j < d; j++) {
+      const x = f16 ? float16Table[this.u16[row / 2 + j]!]! : f[row / 4 + j]!;
+      if (dot) s -= f[q + j]! * x;
+      else s += (f[q + j]! - x) ** 2;
+    }
+    return s;
+  }
+
+  products(query: number, rows: number, n: number, D: number, out: number): void {
+    const f = this.f32;
+    for (let r = 0; r < n; r++) {
+      let s = 0;
+      for (let j = 0; j < D; j++) s += f[query / 4 + j]! * f[rows / 4 + r * D + j]!;
+      f[out / 4 + r] = s;
+    }
+  }
+
+  dispose(): void {
+    this.buffer = new ArrayBuffer(0);
+    this.f32 = new Float32Array(0);
+    this.u8 = new Uint8Array(0);
+    this.u16 = new Uint16Array(0);
+  }
+}
+
+/** The unscaled Walsh–Hadamard transform of n values from `at`. */
+function fwht(x: Float32Array, at: number, n: number): void {
+  for (let h = 1; h < n; h <<= 1) {
+    for (let i = at; i < at + n; i += h << 1) {
+      for (let j = i; j < i + h; j++) {
+        const a = x[j]!;
+        const b = x[j + h]!;
+        x[j] = a + b;
+        x[j + h] = a - b;
+      }
+    }
+  }
+}
+
+/** Rounds half to even, as WebAssembly's nearest does. */
+function roundEven(x: number): number {
+  const floor = Math.floor(x);
+  const rest = x - floor;
+  return rest > 0.5 || (rest === 0.5 && floor % 2 !== 0) ? floor + 1 : floor;
+}

@@ -1,0 +1,117 @@
+import { LinearAllocator } from './allocator.ts';
+import type { Kernels, RabitqKernel } from './types.ts';
+
+/** The functions of assembly/rabitq.ts (and what they need of assembly/kernels.ts). */
+interface RabitqExports {
+  memory: WebAssembly.Memory;
+  ensureMemory(bytes: number): number;
+  gemmNT(
+    a: number,
+    m: number,
+    lda: number,
+    b: number,
+    n: number,
+    ldb: number,
+    d: number,
+    out: number,
+    ldo: number,
+  ): void;
+  rabitqRotate(x: number, rows: number, D: number, P: number, signs: number, rounds: number): void;
+  rabitqLut(q: number, D: number, lut: number, params: number): void;
+  rabitqScan(
+    codes: number,
+    blocks: number,
+    G: number,
+    lut: number,
+    factors: number,
+    stride: number,
+    base: number,
+    delta: number,
+    offset: number,
+    sumQ: number,
+    bound: number,
+    out: number,
+  ): void;
+  rowDistance(q: number, x: number, d: number, f16: number, dot: number): number;
+  rowsDot(q: number, rows: number, n: number, D: number, out: number): void;
+  rabitqExDot(codes: number, q: number, D: number): number;
+}
+
+const PAGE = 65536;
+
+/**
+ * One RaBitQ index's kernels in their own instance of the WebAssembly module: the lists live in its
+ * memory, so a scan copies nothing in, and the memory goes when the index does.
+ */
+export class WasmRabitq implements RabitqKernel {
+  private readonly exports: RabitqExports;
+  private readonly heap: LinearAllocator;
+
+  constructor(
+    readonly owner: Kernels,
+    module: WebAssembly.Module,
+  ) {
+    this.exports = new WebAssembly.Instance(module, {}).exports as unknown as RabitqExports;
+    // The first page holds the module's own data.
+    this.heap = new LinearAllocator(PAGE, (bytes) => this.exports.ensureMemory(bytes));
+  }
+
+  get byteLength(): number {
+    return this.exports.memory.buffer.byteLength;
+  }
+
+  alloc(bytes: number): number {
+    return this.heap.alloc(bytes);
+  }
+
+  free(address: number, bytes: number): void {
+    this.heap.release(address, bytes);
+  }
+
+  bytes(): Uint8Array {
+    return new Uint8Array(this.exports.memory.buffer);
+  }
+
+  floats(address: number, length: number): Float32Array {
+    return new Float32Array(this.exports.memory.buffer, address, length);
+  }
+
+  rotate(x: number, rows: number, D: number, P: number, signs: number, rounds: number): void {
+    this.exports.rabitqRotate(x, rows, D, P, signs, rounds);
+  }
+
+  lut(query: number, D: number, lut: number, params: number): void {
+    this.exports.rabitqLut(query, D, lut, params);
+  }
+
+  scan(
+    codes: number,
+    blocks: number,
+    G: number,
+    lut: number,
+    factors: number,
+    stride: number,
+    base: number,
+    delta: number,
+    offset: number,
+    sumQ: number,
+    bound: number,
+    out: number,
+  ): void {
+    this.exports.rabitqScan(codes, blocks, G, lut, factors, stride, base, delta, offset, sumQ, bound, out);
+  }
+
+  exDot(codes: number, query: number, D: number): number {
+    return this.exports.rabitqExDot(codes, query, D);
+  }
+
+  rowDistance(query: number, row: number, d: number, f16: boolean, dot: boolean): number {
+    return this.exports.rowDistance(query, row, d, f16 ? 1 : 0, dot ? 1 : 0);
+  }
+
+  products(query: number, rows: number, n: number, D: number, out: number): void {
+    this.exports.rowsDot(query, rows, n, D, out);
+  }
+
+  dispose(): void {}
+}

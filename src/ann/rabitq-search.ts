@@ -1,0 +1,271 @@
+import type { RabitqKernel } from './kernels/types.ts';
+import { BOUND_EPSILON, type RabitqBits, type Rotation } from './rabitq.ts';
+import type { RabitqLists } from './rabitq-lists.ts';
+import type { RowStore } from './row-store.ts';
+import { TopK } from './topk.ts';
+
+/** What a search needs of a trained IvfRabitqIndex. */
+export interface RabitqState {
+  rotation: Rotation;
+  bits: RabitqBits;
+  /** Kernel address of the signs (rounds × 2 × D f32). */
+  signs: number;
+  /** Kernel address of the rotated centroids (L × D f32). */
+  centroidsAt: number;
+  centroidNorms: Float32Array;
+  lists: RabitqLists;
+}
+
+/** A search's shape: probes, k, and how many candidates it may re-rank. */
+export interface SearchPlan {
+  nprobes: number;
+  k: number;
+  /** Re-rank at most this many candidates (k × refineFactor; Infinity when unset; 0: none). */
+  cap: number;
+}
+
+/**
+ * An upper bound is trusted further than a lower one: it only shrinks the set of candidates (a wrong
+ * one could drop a true neighbour of any candidate scanned, and thousands are), while the lower bound
+ * decides each read.
+ */
+const UPPER_EPSILON = 2 * BOUND_EPSILON;
+
+/**
+ * The search of an IvfRabitqIndex, with its scratch (in the kernel's memory, and typed arrays here)
+ * kept from one query to the next.
+ */
+export class RabitqSearcher {
+  private scratchBytes = 0;
+  private at = { query: 0, original: 0, lut: 0, params: 0, products: 0, row: 0, estimates: 0 };
+  private estimateCapacity = -1;
+  private views: { f32: Float32Array; u8: Uint8Array; row: Uint8Array } = {
+    f32: new Float32Array(0),
+    u8: new Uint8Array(0),
+    row: new Uint8Array(0),
+  };
+  private heaps = { probes: new TopK(1), upper: new TopK(1), top: new TopK(1) };
+  private readonly candidates = {
+    lower: new Float32Array(256),
+    estimate: new Float32Array(256),
+    list: new Uint32Array(256),
+    position: new Uint32Array(256),
+    order: new Uint32Array(256),
+  };
+
+  constructor(
+    private readonly kernel: RabitqKernel,
+    private readonly dimension: number,
+    private readonly dot: boolean,
+    private readonly rows: RowStore,
+  ) {}
+
+  /** Room for a list of `capacity` estimates (three arrays) and everything else a query needs. */
+  private prepare(state: RabitqState): void {
+    const capacity = state.lists.maxCapacity;
+    if (this.estimateCapacity < capacity) {
+      const { D } = state.rotation;
+      const up = (n: number) => Math.ceil(n / 64) * 64;
+      const L = state.lists.numPartitions;
+      const parts = [
+        D * 4,
+        up(this.dimension * 4),
+        D * 4,
+        64,
+        up(L * 4),
+        up(this.rows.rowBytes),
+        capacity * 12,
+      ];
+      if (this.scratchBytes > 0) this.kernel.free(this.at.query, this.scratchBytes);
+      this.scratchBytes = parts.reduce((a, b) => a + b, 0);
+      let next = this.kernel.alloc(this.scratchBytes);
+      const [query, original, lut, params, products, row, estimates] = parts.map((size) => {
+        const start = next;
+        next += size;
+        return start;
+      }) as [number, number, number, number, number, number, number];
+      this.at = { query, original, lut, params, products, row, estimates };
+      this.estimateCapacity = capacity;
+    }
+    const u8 = this.kernel.bytes();
+    if (this.views.u8.buffer !== u8.buffer || this.views.row.byteOffset !== this.at.row) {
+      this.views = {
+        u8,
+        f32: new Float32Array(u8.buffer),
+        row: new Uint8Array(u8.buffer, this.at.row, this.rows.rowBytes),
+      };
+    }
+  }
+
+  /** Gives back the scratch (the lists it was sized for are gone). */
+  reset(): void {
+    if (this.scratchBytes > 0) this.kernel.free(this.at.query, this.scratchBytes);
+    this.scratchBytes = 0;
+    this.estimateCapacity = -1;
+  }
+
+  private heapsFor(plan: SearchPlan): { probes: TopK; upper: TopK; top: TopK } {
+    const h = this.heaps;
+    if (h.probes.k !== plan.nprobes) h.probes = new TopK(plan.nprobes);
+    if (h.top.k !== plan.k) this.heaps = { probes: h.probes, upper: new TopK(plan.k), top: new TopK(plan.k) };
+    return this.heaps;
+  }
+
+  /**
+   * One query (q: `dimension` values, normalized already for cosine): rotate it, build its table, rank
+   * the partitions and scan the nprobes nearest. Each vector's one-bit estimate comes with RaBitQ's
+   * error bound; with an extended code, those the one-bit bound cannot rule out get the finer estimate
+   * and bound. A candidate is kept while its lower bound is below the k-th smallest upper bound seen
+   * (which no true neighbour exceeds), and the kept ones are re-ranked from their full vectors in order
+   * of lower bound until the next lower bound cannot beat the k-th exact distance found. Returns the k
+   * best, sorted, as (internal distance, partition, position); with cap 0, the k best estimates.
+   */
+  search(state: RabitqState, q: Float32Array, plan: SearchPlan): TopK {
+    this.prepare(state);
+    const { probes, upper, top } = this.heapsFor(plan);
+    const K = this.kernel;
+    const at = this.at;
+    const { f32 } = this.views;
+    const { D, P, rounds } = state.rotation;
+    const L = state.lists.numPartitions;
+    const dot = this.dot;
+    f32.fill(0, at.query / 4, at.query / 4 + D);
+    f32.set(q, at.query / 4);
+    f32.set(q, at.original / 4);
+    K.rotate(at.query, 1, D, P, state.signs, rounds);
+    K.lut(at.query, D, at.lut, at.params);
+    K.products(at.query, state.centroidsAt, L, D, at.products);
+    const delta = f32[at.params / 4]!;
+    const offset = f32[at.params / 4 + 1]!;
+    const sumQ = f32[at.params / 4 + 2]!;
+    let queryNorm = 0;
+    for (let j = 0; j < q.length; j++) queryNorm += q[j]! * q[j]!;
+    probes.reset();
+    for (let l = 0; l < L; l++) {
+      const ip = f32[at.products / 4 + l]!;
+      const d = dot ? -ip : queryNorm + state.centroidNorms[l]! - 2 * ip;
+      if (d < probes.bound) probes.push(d, l, 0);
+    }
+    const probed = probes.sort();
+    const lists = state.lists;
+    const estimates = at.estimates / 4;
+    const M = 1 << (state.bits - 1);
+    const extended = state.bits > 1;
+    upper.reset();
+    top.reset();
+    let count = 0;
+    for (let p = 0; p < probed; p++) {
+      const l = probes.a[p]!;
+      const size = lists.size(l);
+      if (size === 0) continue;
+      const base = probes.distances[p]!;
+      // ‖q'‖ = ‖P(q − c)‖: the bound's scale in this partition.
+      const residual = Math.sqrt(Math.max(0, dot ? queryNorm + state.centroidNorms[l]! + 2 * base : base));
+      const stride = lists.capacity(l);
+      const factors = lists.factorsOf(l) / 4;
+      K.scan(
+        lists.codesOf(l),
+        Math.ceil(size / 32),
+        D / 4,
+        at.lut,
+        lists.factorsOf(l),
+        stride,
+        base,
+        delta,
+        offset,
+        sumQ,
+        BOUND_EPSILON * residual,
+        at.estimates,
+      );
+      if (plan.cap === 0 && !extended) {
+        let bound = top.bound;
+        for (let i = 0; i < size; i++) {
+          const e = f32[estimates + i]!;
+          if (e < bound) {
+            top.push(e, l, i);
+            bound = top.bound;
+          }
+        }
+        continue;
+      }
+      const exCodes = lists.exCodesOf(l);
+      let threshold = upper.bound;
+      for (let i = 0; i < size; i++) {
+        let low = f32[estimates + stride + i]!;
+        if (low >= threshold) continue;
+        let e = f32[estimates + i]!;
+        if (extended) {
+          // The finer estimate: A + base − 2K·(M·⟨b, Pq⟩ + ⟨code, Pq⟩ + (½ − M)·ΣPq).
+          const ipBits = f32[estimates + 2 * stride + i]!;
+          const ipCode = K.exDot(exCodes + i * lists.exBytes, at.query, D);
+          e =
+            f32[factors + 3 * stride + i]! +
+            base -
+            2 * f32[factors + 4 * stride + i]! * (M * ipBits + ipCode + (0.5 - M) * sumQ);
+          low = e - BOUND_EPSILON * residual * f32[factors + 5 * stride + i]!;
+          if (low >= threshold) continue;
+        }
+        const high = e + (e - low) * (UPPER_EPSILON / BOUND_EPSILON);
+        if (high < threshold) {
+          upper.push(high, 0, 0);
+          threshold = upper.bound;
+        }
+        if (plan.cap === 0) {
+          if (e < top.bound) top.push(e, l, i);
+          continue;
+        }
+        if (count === this.candidates.lower.length) this.grow(count);
+        const c = this.candidates;
+        c.lower[count] = low;
+        c.estimate[count] = e;
+        c.list[count] = l;
+        c.position[count++] = i;
+      }
+    }
+    if (plan.cap === 0) {
+      top.sort();
+      return top;
+    }
+    this.rerank(state, count, upper.bound, plan.cap, top);
+    top.sort();
+    return top;
+  }
+
+  /**
+   * Reads the candidates still below `threshold` (at most `cap`, by estimate) in order of lower bound,
+   * until the next one's bound cannot beat the k-th exact distance in `top`.
+   */
+  private rerank(state: RabitqState, count: number, threshold: number, cap: number, top: TopK): void {
+    const c = this.candidates;
+    let kept = 0;
+    for (let j = 0; j < count; j++) if (c.lower[j]! < threshold) c.order[kept++] = j;
+    let order = c.order.subarray(0, kept);
+    if (kept > cap) order = order.sort((a, b) => c.estimate[a]! - c.estimate[b]!).subarray(0, cap);
+    order.sort((a, b) => c.lower[a]! - c.lower[b]!);
+    const f16 = this.rows.storage === 'float16';
+    const { row } = this.views;
+    for (const j of order) {
+      if (c.lower[j]! >= top.bound) break;
+      const l = c.list[j]!;
+      const i = c.position[j]!;
+      this.rows.read(state.lists.rowAt(l, i), row);
+      top.push(this.kernel.rowDistance(this.at.original, this.at.row, this.dimension, f16, this.dot), l, i);
+    }
+  }
+
+  /** Twice the room for candidates, keeping the first `count`. */
+  private grow(count: number): void {
+    const c = this.candidates;
+    const size = 2 * c.lower.length;
+    const keep = <T extends Float32Array | Uint32Array>(from: T, make: (n: number) => T): T => {
+      const to = make(size);
+      to.set(from.subarray(0, count));
+      return to;
+    };
+    c.lower = keep(c.lower, (n) => new Float32Array(n));
+    c.estimate = keep(c.estimate, (n) => new Float32Array(n));
+    c.list = keep(c.list, (n) => new Uint32Array(n));
+    c.position = keep(c.position, (n) => new Uint32Array(n));
+    c.order = new Uint32Array(size);
+  }
+}
