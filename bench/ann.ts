@@ -8,12 +8,19 @@
  *       IVF100,PQ8 (the reference's setting) and IVF100,PQ32.
  *   (b) 200,000 × 128 synthetic clustered vectors of intrinsic dimension 16, IVF1024,PQ16.
  *
+ *   (c) 1,000,000 × 256 synthetic clustered vectors (seeded; see clusteredSynthetic): the memory-limit
+ *       comparison only.
+ *
  * HNSW rows sweep efSearch (single queries, best of a few passes) until 10-recall@10 reaches 0.995; the
  * ratios give QPS at 10-recall@10 0.90, 0.95 and 0.99, interpolated along efSearch.
  *
- * Prints a table and writes bench/results/ann.json. Options: --quick (dataset b at 50,000 vectors),
- * --only a|b, --hnsw-only (skip IVF-PQ and faiss), --build-runs N (HNSW builds per engine; default 3 on
- * (a), 2 on (b)). faiss needs `apt-get install python3-faiss
+ * The memory-limit comparison (issue 25, bench/ann-memory.ts) runs on (a) and (c): IvfRabitqIndex and
+ * ris HNSW int8 (with and without a float16 re-rank copy on disk) against usearch f16/f32 and
+ * hnswlib-node, M 16, expansion_add 128, one thread each: recall, QPS, bytes per vector in RAM, build.
+ *
+ * Prints tables and writes bench/results/ann.json. Options: --quick (dataset b at 50,000 vectors, c at
+ * 100,000), --only a|b|c, --hnsw-only (skip IVF-PQ and faiss), --memory-only (only the memory-limit
+ * comparison), --build-runs N (HNSW builds per engine; default 3 on (a), 2 on (b)). faiss needs `apt-get install python3-faiss
  * libopenblas0-pthread`; peers that are missing are reported and skipped.
  */
 import { execFile } from 'node:child_process';
@@ -23,6 +30,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { kernels } from '../src/ann/kernels/index.ts';
 import { Random } from '../src/ann/random.ts';
 import {
   createParallelAssigner,
@@ -35,6 +43,7 @@ import {
   writeFvecs,
 } from '../src/index.ts';
 import { createNodeHnswBuilder } from '../src/node/hnsw-builder.ts';
+import { type MemoryEngine, memoryLimitComparison, memoryRatios, memoryTable } from './ann-memory.ts';
 
 const root = join(import.meta.dirname, '..');
 const out = join(root, 'bench', 'results');
@@ -75,6 +84,8 @@ interface Dataset {
   searchPasses: number;
   /** ris HNSW storages benchmarked (float32 always; int8 for the memory target). */
   hnswStorages: HnswStorage[];
+  /** Which comparisons run on it. */
+  sections: ('ivf' | 'hnsw' | 'memory')[];
 }
 
 async function caltech(): Promise<Dataset | undefined> {
@@ -109,6 +120,7 @@ async function caltech(): Promise<Dataset | undefined> {
     buildRuns: buildRuns ?? 3,
     searchPasses: 3,
     hnswStorages: ['float32', 'float16', 'int8'],
+    sections: ['ivf', 'hnsw', 'memory'],
   };
 }
 
@@ -141,6 +153,48 @@ function synthetic(n: number): Dataset {
     buildRuns: buildRuns ?? 2,
     searchPasses: 3,
     hnswStorages: ['float32', 'int8'],
+    sections: ['ivf', 'hnsw'],
+  };
+}
+
+/**
+ * (c): n + 1,000 vectors of 256 dimensions, clustered as embeddings are: clusters of about 200 around
+ * centres on a 32-dimensional subspace, spread 0.8 within (the centres are N(0, 1)), then full-rank
+ * noise of 0.2 — harder than (b): IVF-Flat needs 16 of 316 partitions for 10-recall@10 0.978 at
+ * 100,000. Seeded; the mixing runs through the kernels' matrix product.
+ */
+function clusteredSynthetic(n: number): Dataset {
+  const d = 256;
+  const latent = 32;
+  const total = n + 1000;
+  const random = new Random(2025);
+  const clusters = Math.max(16, Math.round(total / 200));
+  const mixingT = new Float32Array(d * latent).map(() => random.gaussian() / Math.sqrt(latent));
+  const centres = new Float32Array(clusters * latent).map(() => random.gaussian());
+  const data = new Float32Array(total * d);
+  const batch = 16384;
+  const z = new Float32Array(batch * latent);
+  const mixed = new Float32Array(batch * d);
+  for (let start = 0; start < total; start += batch) {
+    const rows = Math.min(batch, total - start);
+    for (let i = 0; i < rows; i++) {
+      const c = random.int(clusters);
+      for (let t = 0; t < latent; t++) z[i * latent + t] = centres[c * latent + t]! + 0.8 * random.gaussian();
+    }
+    kernels().gemmNT({ source: z }, rows, { source: mixingT }, d, latent, mixed);
+    for (let j = 0; j < rows * d; j++) data[start * d + j] = mixed[j]! + 0.2 * random.gaussian();
+  }
+  return {
+    name: `c: synthetic clustered (${n.toLocaleString('en')} × 256, 1,000 queries)`,
+    d,
+    base: data.subarray(0, n * d),
+    queries: data.subarray(n * d),
+    configs: [],
+    trainRuns: 1,
+    buildRuns: buildRuns ?? 1,
+    searchPasses: 3,
+    hnswStorages: [],
+    sections: ['memory'],
   };
 }
 
@@ -171,7 +225,12 @@ function singleQueries(
   return { found, qps: nq / ((performance.now() - start) / 1000) };
 }
 
-async function runDataset(ds: Dataset, rows: Row[], engines: HnswEngine[]): Promise<void> {
+async function runDataset(
+  ds: Dataset,
+  rows: Row[],
+  engines: HnswEngine[],
+  memory: MemoryEngine[],
+): Promise<void> {
   const { d, base, queries } = ds;
   const nq = queries.length / d;
   console.log(`\n## ${ds.name}`);
@@ -179,6 +238,21 @@ async function runDataset(ds: Dataset, rows: Row[], engines: HnswEngine[]): Prom
   const exact = new FlatIndex({ dimension: d });
   exact.add(base);
   const truth = exact.searchBatch(queries, 10).ids;
+  const sections = args.has('--memory-only') ? ds.sections.filter((s) => s === 'memory') : ds.sections;
+  if (sections.includes('memory')) {
+    memory.push(
+      ...(await memoryLimitComparison({
+        name: ds.name,
+        d,
+        base,
+        queries,
+        truth,
+        buildRuns: base.length / d > 100_000 ? 1 : (buildRuns ?? 2),
+        rounds: 5,
+      })),
+    );
+  }
+  if (!sections.includes('hnsw')) return;
   const exactRun = singleQueries(Math.min(nq, 200), d, queries, (q) => exact.search(q, 10).ids);
   rows.push({
     engine: 'exact (ris FlatIndex)',
@@ -189,7 +263,7 @@ async function runDataset(ds: Dataset, rows: Row[], engines: HnswEngine[]): Prom
     bytesPerVector: 4 * d + 4,
   });
 
-  if (!args.has('--hnsw-only')) await ivfComparison(ds, truth, rows);
+  if (!args.has('--hnsw-only') && sections.includes('ivf')) await ivfComparison(ds, truth, rows);
   await hnswComparison(ds, truth, rows, engines);
 }
 
@@ -599,26 +673,29 @@ function ratios(rows: Row[]): string[] {
 /** The benchmark itself (worker threads of a parallel HNSW build import this file too, see below). */
 async function main(): Promise<void> {
   const datasets: Dataset[] = [];
-  if (only !== 'b') {
+  if (only === undefined || only === 'a') {
     const a = await caltech();
     if (a) datasets.push(a);
   }
-  if (only !== 'a') datasets.push(synthetic(args.has('--quick') ? 50_000 : 200_000));
+  if (only === undefined || only === 'b') datasets.push(synthetic(args.has('--quick') ? 50_000 : 200_000));
+  if (only === undefined || only === 'c')
+    datasets.push(clusteredSynthetic(args.has('--quick') ? 100_000 : 1_000_000));
   // A run of one dataset (--only) replaces that dataset's results and keeps the other's.
   const jsonFile = join(out, 'ann.json');
-  type Results = Record<string, { date: string; rows: Row[]; hnsw?: HnswEngine[] }>;
+  type Results = Record<string, { date: string; rows: Row[]; hnsw?: HnswEngine[]; memory?: MemoryEngine[] }>;
   const results: Results = existsSync(jsonFile)
     ? (JSON.parse(await readFile(jsonFile, 'utf8')) as { results: Results }).results
     : {};
   for (const ds of datasets) {
     const rows: Row[] = [];
     const engines: HnswEngine[] = [];
-    await runDataset(ds, rows, engines);
-    results[ds.name] = { date: new Date().toISOString(), rows, hnsw: engines };
-    console.log(table(rows));
-    console.log(
-      `\nRatios (same run):\n${[...ratios(rows), ...hnswRatios(engines)].map((l) => `- ${l}`).join('\n')}`,
-    );
+    const memory: MemoryEngine[] = [];
+    await runDataset(ds, rows, engines, memory);
+    results[ds.name] = { date: new Date().toISOString(), rows, hnsw: engines, memory };
+    if (rows.length > 0) console.log(table(rows));
+    if (memory.length > 0) console.log(`\nAt the memory limit (issue 25):\n${memoryTable(memory)}`);
+    const lines = [...ratios(rows), ...hnswRatios(engines), ...memoryRatios(memory)];
+    console.log(`\nRatios (same run):\n${lines.map((l) => `- ${l}`).join('\n')}`);
   }
   await mkdir(out, { recursive: true });
   await writeFile(jsonFile, `${JSON.stringify({ results }, null, 2)}\n`);

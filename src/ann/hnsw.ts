@@ -5,9 +5,15 @@ import {
   decodeIndex,
   distanceTypeOf,
   encodeIndex,
-  type SectionData,
+  type IndexHeader,
+  type ReadIndexOptions,
+  readIndexFile,
+  requireKind,
+  type Section,
+  streamIndex,
 } from './format.ts';
 import type { HnswBuilder } from './hnsw-parallel.ts';
+import { HnswRerank } from './hnsw-rerank.ts';
 import { computeTerms, gatherRows, scatterRows, writeRows } from './hnsw-storage.ts';
 import { IdMap } from './id-map.ts';
 import { duplicateId, idsToRemove } from './id-set.ts';
@@ -15,7 +21,10 @@ import { GRAPH_STORAGES, TRACE_ACCEPT, TRACE_ENTRY, TRACE_EXPAND } from './kerne
 import { type Kernels, kernels } from './kernels/index.ts';
 import type { GraphKernel, GraphShape, GraphStorage, SharedGraph } from './kernels/types.ts';
 import { checkDistanceType, type DistanceType, normalizeRows, publicDistance } from './metric.ts';
+import { REFINE_STORAGES } from './refine-store.ts';
+import type { RowStorage } from './row-store.ts';
 import { fileStore } from './storage.ts';
+import { TopK } from './topk.ts';
 import { type BatchSearchResult, NO_ID, type SearchResult } from './types.ts';
 import { checkIds, checkInteger, checkOneOf, checkQuery, checkVectors } from './validate.ts';
 import {
@@ -68,7 +77,17 @@ export interface HnswOptions {
    * same whatever the number of threads). Not saved with the index. Default: this thread alone.
    */
   builder?: HnswBuilder;
+  /**
+   * A full copy of every vector to re-rank the best of the beam exactly (`refineFactor`): kept in the
+   * index file and read a row at a time when a search needs it (after `loadIndex` it is not in memory),
+   * so with storage 'int8' recall goes past int8's ceiling for 4 bytes per vector in memory. 'float16'
+   * (2 bytes per dimension on disk), 'float32' or 'none'. Default 'none'.
+   */
+  rerankStorage?: 'none' | RowStorage;
 }
+
+/** How many of the beam's best a search re-ranks, in multiples of k, where the index keeps a copy. */
+export const DEFAULT_HNSW_REFINE_FACTOR = 2;
 
 /**
  * The beam width of a search unless `efSearch` says otherwise: 64. On bench (a) (Caltech101
@@ -162,7 +181,10 @@ export class HnswIndex implements VectorIndex {
   readonly storage: HnswStorage;
   readonly seed: number;
   readonly compactAt: number;
+  readonly rerankStorage: 'none' | RowStorage;
   private readonly builder: HnswBuilder | undefined;
+  private rerank: HnswRerank | undefined;
+  private rerankTop = new TopK(1);
   private readonly shape: GraphShape;
   private graph: GraphKernel;
   /** Node → external id (NO_ID: a tombstone whose id was added again). */
@@ -198,6 +220,12 @@ export class HnswIndex implements VectorIndex {
       );
     }
     this.compactAt = compactAt;
+    this.rerankStorage = checkOneOf(options.rerankStorage ?? 'none', 'rerankStorage', [
+      'none',
+      'float32',
+      'float16',
+    ] as const);
+    if (this.rerankStorage !== 'none') this.rerank = new HnswRerank(this.dimension, this.rerankStorage);
     this.builder = options.builder;
     this.shape = {
       dimension: this.dimension,
@@ -326,6 +354,7 @@ export class HnswIndex implements VectorIndex {
     }
     const graph = this.reserve(this.count + n, this.upperUsed + upperWords);
     writeRows(graph, this.storage, this.count, this.count, data, n, d);
+    this.rerank?.add(data, n, this.count);
     this.inserted += n;
     const first = this.count;
     for (let i = 0; i < n; i++) {
@@ -525,6 +554,7 @@ export class HnswIndex implements VectorIndex {
       upperAt += levels[w]! * (this.m + 1);
     }
     to.quantizer().set(from.quantizer());
+    this.rerank?.renumber(renumber, live);
     from.dispose();
     this.graph = to;
     this.nodeIds = ids;
@@ -549,6 +579,7 @@ export class HnswIndex implements VectorIndex {
     this.entry = -1;
     this.maxLevel = -1;
     this.upperUsed = 0;
+    if (this.rerank) this.rerank = new HnswRerank(this.dimension, this.rerank.storage);
   }
 
   /** The array holding node v's links on `level` and where they start (the count first). */
@@ -562,6 +593,16 @@ export class HnswIndex implements VectorIndex {
     return Math.max(k, efSearch ?? DEFAULT_EF_SEARCH);
   }
 
+  /** How many of the beam's best to re-rank exactly: 0 without a copy to re-rank from. */
+  private rerankCount(k: number, options: SearchOptions): number {
+    if (!this.rerank) return 0;
+    const factor =
+      options.refineFactor === undefined
+        ? DEFAULT_HNSW_REFINE_FACTOR
+        : checkSearchOptions(options).refineFactor;
+    return k * factor;
+  }
+
   search(query: Float32Array, k: number, options: SearchOptions = {}): SearchResult {
     checkQuery(query, this.dimension);
     checkInteger(k, 'k', 1, MAX_K);
@@ -571,11 +612,15 @@ export class HnswIndex implements VectorIndex {
     const kept = Math.min(k, found);
     const ids = new Uint32Array(kept);
     const distances = new Float32Array(kept);
-    this.readResults(found, kept, ids, distances, 0);
+    this.readResults(found, kept, ids, distances, 0, q, this.rerankCount(k, options));
     return { ids, distances };
   }
 
-  /** `nprobes` and `refineFactor` are checked and ignored; `efSearch` sets the beam. */
+  /**
+   * `efSearch` sets the beam; with `rerankStorage`, `refineFactor` (default 2) re-ranks the beam's best
+   * k × refineFactor exactly from the copy in the file (0: the graph's own distances). `nprobes` is
+   * checked and ignored.
+   */
   searchBatch(queries: Float32Array, k: number, options: SearchOptions = {}): BatchSearchResult {
     const d = this.dimension;
     const nq = checkVectors(queries, d, 'queries');
@@ -584,9 +629,11 @@ export class HnswIndex implements VectorIndex {
     const q = this.distanceType === 'cosine' ? normalizeRows(queries, d) : queries;
     const ids = new Uint32Array(nq * k).fill(NO_ID);
     const distances = new Float32Array(nq * k).fill(Number.POSITIVE_INFINITY);
+    const rerank = this.rerankCount(k, options);
     for (let row = 0; row < nq; row++) {
-      const found = this.searchOne(q.subarray(row * d, (row + 1) * d), ef);
-      this.readResults(found, Math.min(k, found), ids, distances, row * k);
+      const query = q.subarray(row * d, (row + 1) * d);
+      const found = this.searchOne(query, ef);
+      this.readResults(found, Math.min(k, found), ids, distances, row * k, query, rerank);
     }
     return { ids, distances };
   }
@@ -597,14 +644,27 @@ export class HnswIndex implements VectorIndex {
     return this.kernel().search(q, ef, this.entry, this.maxLevel, this.tombstones > 0);
   }
 
+  /** The k best of the last search: the graph's, or (rerank > 0) the best `rerank` re-ranked exactly. */
   private readResults(
     found: number,
     kept: number,
     ids: Uint32Array,
     distances: Float32Array,
     at: number,
+    query?: Float32Array,
+    rerank = 0,
   ): void {
     const nodes = this.graph.resultNodes(found);
+    if (rerank > 0 && this.rerank && query) {
+      let top = this.rerankTop;
+      if (top.k !== kept) top = this.rerankTop = new TopK(kept);
+      this.rerank.rerank(query, nodes, Math.min(found, Math.max(rerank, kept)), this.distanceType, top);
+      for (let i = 0; i < top.size; i++) {
+        ids[at + i] = this.nodeIds[top.a[i]!]!;
+        distances[at + i] = publicDistance(this.distanceType, top.distances[i]!);
+      }
+      return;
+    }
     const dist = this.graph.resultDistances(found);
     for (let i = 0; i < kept; i++) {
       ids[at + i] = this.nodeIds[nodes[i]!]!;
@@ -635,7 +695,7 @@ export class HnswIndex implements VectorIndex {
     }
     const kept = Math.min(k, found);
     const results = { ids: new Uint32Array(kept), distances: new Float32Array(kept) };
-    this.readResults(found, kept, results.ids, results.distances, 0);
+    this.readResults(found, kept, results.ids, results.distances, 0, q, this.rerankCount(k, options));
     const levels: HnswLevelTrace[] = [];
     const publicOf = (internal: number) => publicDistance(this.distanceType, internal);
     const idOf = (node: number) => this.nodeIds[node]!;
@@ -744,7 +804,9 @@ export class HnswIndex implements VectorIndex {
    * Memory held by the index, in bytes: vectors (rows, with int8's per-row terms and ranges), links
    * (level 0 with its block padding, and the upper levels), ids (node ids and the id lookup), per-node
    * bookkeeping (level, upper offset, tombstone flag) and the search scratch (2 bytes a node of visited
-   * marks). Room reserved for growth is not counted.
+   * marks). Room reserved for growth is not counted. With `rerankStorage`: `rerank` (each node's row
+   * number and the copies added since the file was written) counts; `onDisk` (the copies read on demand
+   * from the file) does not.
    */
   memoryUsage(): {
     vectors: number;
@@ -752,7 +814,9 @@ export class HnswIndex implements VectorIndex {
     ids: number;
     nodes: number;
     scratch: number;
+    rerank: number;
     total: number;
+    onDisk: number;
   } {
     const n = this.count;
     const { blockBytes, linkOffset } = this.graph;
@@ -761,7 +825,9 @@ export class HnswIndex implements VectorIndex {
     const ids = n * 4 + this.idMap.byteLength;
     const nodes = n * (1 + 4 + 1);
     const scratch = n * 2;
-    return { vectors, links, ids, nodes, scratch, total: vectors + links + ids + nodes + scratch };
+    const rerank = this.rerank?.memoryBytes ?? 0;
+    const total = vectors + links + ids + nodes + scratch + rerank;
+    return { vectors, links, ids, nodes, scratch, rerank, total, onDisk: this.rerank?.rows.onDiskBytes ?? 0 };
   }
 
   describe(): IndexDescription {
@@ -773,10 +839,16 @@ export class HnswIndex implements VectorIndex {
       compactAt: this.compactAt,
       levels: this.maxLevel + 1,
       removed: this.tombstones,
+      rerankStorage: this.rerankStorage === 'none' ? undefined : this.rerankStorage,
     });
   }
 
   toBytes(): Uint8Array {
+    const { header, sections } = this.fileSections();
+    return encodeIndex('hnsw', header, sections, this.rerank ? ON_DEMAND : undefined);
+  }
+
+  private fileSections(): { header: IndexHeader; sections: Map<string, Section> } {
     const graph = this.kernel();
     const n = this.count;
     const d = this.dimension;
@@ -802,7 +874,7 @@ export class HnswIndex implements VectorIndex {
     PARAMETERS.forEach((name, i) => {
       parameters[i] = values[name];
     });
-    const sections = new Map<string, SectionData>([
+    const sections = new Map<string, Section>([
       ['PARM', parameters],
       ['IDS ', this.nodeIds.subarray(0, n)],
       ['LEVL', this.nodeLevels.subarray(0, n)],
@@ -812,11 +884,16 @@ export class HnswIndex implements VectorIndex {
       ['DELS', graph.deleted().subarray(0, n)],
     ]);
     if (this.storage === 'int8') sections.set('QUNT', graph.quantizer());
-    return encodeIndex(
-      'hnsw',
-      { dimension: d, distanceType: this.distanceType, count: n, nextId: this.nextId, seed: this.seed },
-      sections,
-    );
+    if (this.rerank) sections.set('RVEC', this.rerank.section(n));
+    const header: IndexHeader = {
+      dimension: d,
+      distanceType: this.distanceType,
+      count: n,
+      nextId: this.nextId,
+      seed: this.seed,
+      refineStorage: REFINE_STORAGES.indexOf(this.rerankStorage === 'none' ? 'none' : this.rerankStorage),
+    };
+    return { header, sections };
   }
 
   /** Reads an index from its file bytes (copied into the index's own memory). */
@@ -834,6 +911,8 @@ export class HnswIndex implements VectorIndex {
     >;
     const storage = GRAPH_STORAGES[p.storage];
     if (!storage) throw damaged(file.name, `its storage code (${p.storage})`);
+    const rerankStorage = REFINE_STORAGES[f.refineStorage];
+    if (!rerankStorage) throw damaged(file.name, `its re-rank storage code (${f.refineStorage})`);
     let index: HnswIndex;
     try {
       index = new HnswIndex({
@@ -844,6 +923,7 @@ export class HnswIndex implements VectorIndex {
         storage,
         seed: f.seed,
         compactAt: p.compactAt / 1e6,
+        rerankStorage,
       });
     } catch {
       throw damaged(file.name, 'its parameters');
@@ -919,15 +999,43 @@ export class HnswIndex implements VectorIndex {
       // The live node of an id wins over its tombstone.
       if (other < 0 || deleted[v] === 0) index.idMap.set(id, v);
     }
+    index.rerank?.attach(file, n);
     return index;
   }
 
-  /** Writes the index to `path` atomically (temp file, fsync, rename). */
+  /**
+   * Writes the index to `path` atomically (temp file, fsync, rename). With `rerankStorage`, the copies
+   * stream from the file they were loaded from (and from memory) into the new one, and from then on are
+   * read from it.
+   */
   async save(path: string): Promise<void> {
-    await fileStore().write(path, this.toBytes());
+    const { header, sections } = this.fileSections();
+    const store = fileStore();
+    if (!this.rerank) return store.write(path, encodeIndex('hnsw', header, sections));
+    await store.write(path, streamIndex('hnsw', header, sections, ON_DEMAND));
+    const file = await store.open(path);
+    try {
+      this.rerank.attach(readIndexFile(file, path, { verify: false }), this.count);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
   }
 
-  static async load(path: string): Promise<HnswIndex> {
-    return HnswIndex.fromBytes(await fileStore().read(path), path);
+  /** Opens a file written by `save` (the re-rank copy, if any, stays on disk; see loadIndex). */
+  static async load(path: string, options: ReadIndexOptions = {}): Promise<HnswIndex> {
+    const file = await fileStore().open(path);
+    try {
+      const decoded = requireKind(readIndexFile(file, path, options), 'hnsw');
+      const index = HnswIndex.fromFile(decoded);
+      if (!decoded.leftOnDisk) file.close();
+      return index;
+    } catch (error) {
+      file.close();
+      throw error;
+    }
   }
 }
+
+/** The section an HnswIndex leaves on disk: its re-rank copy. */
+const ON_DEMAND: ReadonlySet<string> = new Set(['RVEC']);
