@@ -169,6 +169,10 @@ export class IvfRabitqIndex implements VectorIndex {
     const { centroids } = await kmeans(data, this.dimension, {
       numCentroids: L,
       maxIterations: this.options.maxIterations ?? 10,
+      // A sample of 64 per partition (faiss's IVF takes 256): partitions need only be roughly balanced,
+      // the codes being relative to whichever centroid is nearest; on 1,000,000 vectors the k-means
+      // takes a quarter of the time.
+      maxPointsPerCentroid: 64,
       seed: this.seed,
       assigner: this.options.assigner,
     });
@@ -266,8 +270,13 @@ export class IvfRabitqIndex implements VectorIndex {
     const L = state.lists.numPartitions;
     const dot = this.distanceType === 'dot';
     const firstRow = this.rows.append(data, n);
-    const products = new Float32Array(ADD_BATCH * L);
-    const productsAt = this.kernel.alloc(products.byteLength);
+    // The nearest centroid (for dot, the largest inner product) by the shared kernels' blocked product,
+    // over a copy of the centroids made resident there for this add only.
+    const K = kernels();
+    const centroids = K.resident(state.centroids);
+    const norms = dot ? new Float32Array(L) : state.centroidNorms;
+    const labels = new Int32Array(ADD_BATCH);
+    const values = new Float32Array(ADD_BATCH);
     try {
       for (let start = 0; start < n; start += ADD_BATCH) {
         const count = Math.min(ADD_BATCH, n - start);
@@ -277,24 +286,9 @@ export class IvfRabitqIndex implements VectorIndex {
           count,
           state.signs,
         );
-        const rotatedAt = this.kernel.alloc(rotated.byteLength);
-        this.kernel.floats(rotatedAt, rotated.length).set(rotated);
-        // The nearest centroid (for dot, the largest inner product), from ⟨x, c⟩ and ‖c‖².
-        for (let i = 0; i < count; i++)
-          this.kernel.products(rotatedAt + i * D * 4, state.centroidsAt, L, D, productsAt + i * L * 4);
-        this.kernel.free(rotatedAt, rotated.byteLength);
-        products.set(this.kernel.floats(productsAt, count * L));
+        K.nearest({ source: rotated }, count, { source: centroids }, L, D, norms, labels, values);
         for (let i = 0; i < count; i++) {
-          let best = 0;
-          let bestValue = Number.POSITIVE_INFINITY;
-          for (let l = 0; l < L; l++) {
-            const ip = products[i * L + l]!;
-            const value = dot ? -ip : state.centroidNorms[l]! - 2 * ip;
-            if (value < bestValue) {
-              bestValue = value;
-              best = l;
-            }
-          }
+          const best = labels[i]!;
           encodeVector(
             rotated,
             i * D,
@@ -310,7 +304,7 @@ export class IvfRabitqIndex implements VectorIndex {
         }
       }
     } finally {
-      this.kernel.free(productsAt, products.byteLength);
+      centroids.dispose();
     }
     this.idSet.added(assigned);
     return assigned;
