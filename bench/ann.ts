@@ -19,7 +19,7 @@
  * hnswlib-node, M 16, expansion_add 128, one thread each: recall, QPS, bytes per vector in RAM, build.
  *
  * Prints tables and writes bench/results/ann.json. Options: --quick (dataset b at 50,000 vectors, c at
- * 100,000), --only a|b|c, --hnsw-only (skip IVF-PQ and faiss), --memory-only (only the memory-limit
+ * 100,000), --c-size N (dataset c at N vectors), --only a|b|c, --hnsw-only (skip IVF-PQ and faiss), --memory-only (only the memory-limit
  * comparison), --build-runs N (HNSW builds per engine; default 3 on (a), 2 on (b)). faiss needs `apt-get install python3-faiss
  * libopenblas0-pthread`; peers that are missing are reported and skipped.
  */
@@ -670,6 +670,15 @@ function ratios(rows: Row[]): string[] {
   return lines;
 }
 
+/** Dataset (c)'s size: --c-size N (a slow or small machine), else 100,000 with --quick, else 1,000,000. */
+function clusteredSize(): number {
+  const at = process.argv.indexOf('--c-size');
+  if (at < 0) return args.has('--quick') ? 100_000 : 1_000_000;
+  const n = Number(process.argv[at + 1]);
+  if (!Number.isInteger(n) || n < 1000) throw new Error('--c-size takes a number of vectors (at least 1000)');
+  return n;
+}
+
 /** The benchmark itself (worker threads of a parallel HNSW build import this file too, see below). */
 async function main(): Promise<void> {
   const datasets: Dataset[] = [];
@@ -678,8 +687,7 @@ async function main(): Promise<void> {
     if (a) datasets.push(a);
   }
   if (only === undefined || only === 'b') datasets.push(synthetic(args.has('--quick') ? 50_000 : 200_000));
-  if (only === undefined || only === 'c')
-    datasets.push(clusteredSynthetic(args.has('--quick') ? 100_000 : 1_000_000));
+  if (only === undefined || only === 'c') datasets.push(clusteredSynthetic(clusteredSize()));
   // A run of one dataset (--only) replaces that dataset's results and keeps the other's.
   const jsonFile = join(out, 'ann.json');
   type Results = Record<string, { date: string; rows: Row[]; hnsw?: HnswEngine[]; memory?: MemoryEngine[] }>;

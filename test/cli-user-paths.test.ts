@@ -89,6 +89,7 @@ describe('what a user types', () => {
       m: 16,
       efConstruction: 200,
       hnswStorage: 'int8',
+      memoryBudget: null,
     });
     const info = await ris(home, ['collections', 'info', 'alpha']);
     assert.match(
@@ -156,7 +157,7 @@ describe('what a user types', () => {
       ],
       [
         ['index', images, '--collection', 'x', '--index', 'hash'],
-        /^ris: Expected --index to be one of auto, flat, hnsw, ivf-pq but received string "hash"\n$/,
+        /^ris: Expected --index to be one of auto, flat, hnsw, ivf-pq, ivf-rabitq but received string "hash"\n$/,
       ],
       [['search', 'pics', query, '--crop', '1,2,3'], /^ris: Expected --crop as x,y,width,height/],
       [['--bogus'], /^ris: Unknown option `--bogus`; run ris --help for the usage\n$/],

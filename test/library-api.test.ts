@@ -283,11 +283,27 @@ describe('collections from the page', () => {
       [{ name: 'ok-name', model: '/etc/passwd' }, 400],
       [{ name: 'ok-name', model: join(dir, 'tiny.onnx') }, 400],
       [{ name: 'ok-name', index: 'hash' }, 400],
+      [{ name: 'ok-name', index: 'hnsw', memoryBudget: 2e9 }, 400],
+      [{ name: 'ok-name', memoryBudget: -1 }, 400],
+      [{ name: 'ok-name', memoryBudget: '2GB' }, 400],
       [{ name: 'ok-name', extra: 1 }, 400],
       ['{not json', 400],
     ] as const)
       assert.equal((await create(body)).status, status, JSON.stringify(body));
     assert.equal((await create({ name: 'ok-name' }, 'text/plain')).status, 415);
+    // The kind at the memory limit, and a budget that lets 'auto' choose (kept in the manifest).
+    assert.equal((await create({ name: 'compact', model: tiny.name, index: 'ivf-rabitq' })).status, 201);
+    assert.equal((await create({ name: 'budget', model: tiny.name, memoryBudget: 2e9 })).status, 201);
+    const manifestOf = async (name: string) =>
+      (
+        JSON.parse(await readFile(join(home, 'collections', name, 'manifest.json'), 'utf8')) as {
+          index: { kind: string; memoryBudget: number | null };
+        }
+      ).index;
+    const compact = await manifestOf('compact');
+    assert.deepEqual([compact.kind, compact.memoryBudget], ['ivf-rabitq', null]);
+    const budget = await manifestOf('budget');
+    assert.deepEqual([budget.kind, budget.memoryBudget], ['auto', 2e9]);
     const big = await create({ name: 'big', padding: 'x'.repeat(300_000) });
     assert.equal(big.status, 413);
     assert.equal(existsSync(join(home, 'collections', 'ok-name')), false);

@@ -12,7 +12,7 @@ import { IvfFlatIndex } from './ivf-flat.ts';
 import { IvfPqIndex } from './ivf-pq.ts';
 import { IvfRabitqIndex } from './ivf-rabitq.ts';
 import { PqIndex } from './pq-index.ts';
-import { fileStore } from './storage.ts';
+import { fileStore, type RangedFile } from './storage.ts';
 import type { VectorIndex } from './vector-index.ts';
 
 /** Every kind's reader, by the kind its file's header names. */
@@ -43,9 +43,16 @@ export function openIndex(bytes: Uint8Array, name = 'index file'): VectorIndex {
  * checked as the file opens, streamed through a small buffer, unless `verify` is false.
  */
 export async function loadIndex(path: string, options: ReadIndexOptions = {}): Promise<VectorIndex> {
-  const file = await fileStore().open(path);
+  return openRangedIndex(await fileStore().open(path), path, options);
+}
+
+/**
+ * Opens an index of any kind from a file already open (see `loadIndex`): the index keeps `file` when it
+ * reads sections on demand, else (and on any error) it is closed here.
+ */
+export function openRangedIndex(file: RangedFile, name: string, options: ReadIndexOptions = {}): VectorIndex {
   try {
-    const decoded = readIndexFile(file, path, options);
+    const decoded = readIndexFile(file, name, options);
     const index = OPENERS[kindOf(decoded)](decoded);
     if (!decoded.leftOnDisk) file.close();
     return index;

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { createCollection, deleteCollection } from '../collection/library.ts';
 import type { IndexSettingsInput } from '../collection/manifest.ts';
+import { formatBytes } from '../collection/memory-plan.ts';
 import { describePendingWork } from '../collection/pending-work.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
@@ -114,7 +115,8 @@ async function describeCollection(c: ImageCollection): Promise<void> {
   const count = await c.count();
   const work = await c.pendingWork();
   const settings = Object.entries(state.settings)
-    .map(([k, v]) => `${k} ${v}`)
+    .filter(([k, v]) => k !== 'memoryBudget' || v !== null)
+    .map(([k, v]) => `${k} ${k === 'memoryBudget' ? formatBytes(Number(v)) : v}`)
     .join(', ');
   const built = Object.entries(state.built)
     .map(([k, v]) => `${k} ${v}`)
@@ -126,8 +128,11 @@ async function describeCollection(c: ImageCollection): Promise<void> {
       `model       ${c.manifest.model} (${c.manifest.modelId}, ${c.manifest.dimension} dimensions)`,
       `image root  ${c.manifest.root}`,
       ...(work ? [`state       ${describePendingWork(work, count)}`] : []),
-      `index       ${state.kind}, ${state.indexed} vectors${state.kind === 'ivf-pq' ? `, trained on ${state.trainedOn}` : ''}${built ? ` (${built})` : ''}`,
+      `index       ${state.kind}, ${state.indexed} vectors${state.kind === 'ivf-pq' || state.kind === 'ivf-rabitq' ? `, trained on ${state.trainedOn}` : ''}${built ? ` (${built})` : ''}`,
       ...(state.outdated ? [`            outdated: ${state.outdated}`] : []),
+      ...(state.memoryBytes !== undefined
+        ? [`memory      ${formatBytes(state.memoryBytes)} held by the index`]
+        : []),
       `settings    ${settings}`,
       ...(c.manifest.projection
         ? [

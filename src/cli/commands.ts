@@ -11,6 +11,7 @@ import {
 } from '../collection/datasets.ts';
 import { risHome } from '../collection/home.ts';
 import { addPaths, removeImages, rescan } from '../collection/library.ts';
+import { budgetReport } from '../collection/memory-plan.ts';
 import { searchQuery } from '../collection/query-search.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
@@ -125,6 +126,7 @@ async function indexWithBars(
       model: options.model,
       index: {
         kind: options.index,
+        memoryBudget: options.memoryBudget,
         numPartitions: options.partitions,
         numSubVectors: options.subVectors,
       },
@@ -138,6 +140,8 @@ async function indexWithBars(
       `collection ${collection.name}: ${await collection.count()} images (${report.added} added${report.alreadyPresent ? `, ${report.alreadyPresent} already there` : ''} of ${total} found) in ${seconds.toFixed(1)} s`,
     );
     printProblems(report);
+    const status = await collection.status();
+    if (status.settings.memoryBudget !== null) print(budgetReport(status, status.settings.memoryBudget));
     await collection.close();
   } finally {
     bars.stop();
@@ -209,7 +213,7 @@ export async function addCommand(
       );
       printProblems(report);
       const { kind, indexed, trainedOn } = await collection.status();
-      if (kind === 'ivf-pq' && indexed > 2 * trainedOn) {
+      if ((kind === 'ivf-pq' || kind === 'ivf-rabitq') && indexed > 2 * trainedOn) {
         print(
           `the index was trained on ${trainedOn} images and now holds ${indexed}: run ris retrain ${name} for the best recall`,
         );

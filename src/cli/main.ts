@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import cac from 'cac';
+import { INDEX_KIND_SETTINGS } from '../collection/manifest.ts';
+import { parseByteSize } from '../collection/memory-plan.ts';
 import { ArgumentError, describe, RisError } from '../errors.ts';
 import { collectionsCommand } from './collections-command.ts';
 import * as commands from './commands.ts';
@@ -56,7 +58,7 @@ function repeated(value: unknown): string[] {
   return (Array.isArray(value) ? value : [value]).map(String);
 }
 
-const INDEX_KINDS = ['auto', 'flat', 'hnsw', 'ivf-pq'] as const;
+const INDEX_KINDS = INDEX_KIND_SETTINGS;
 
 function indexKind(value: unknown): (typeof INDEX_KINDS)[number] {
   if (!(INDEX_KINDS as readonly unknown[]).includes(value))
@@ -87,9 +89,13 @@ cli
   )
   .option(
     '--index <kind>',
-    'auto (default: exact search below 2,048 images, HNSW up to 1,000,000, IVF-PQ above), flat, hnsw or ivf-pq',
+    'auto (default: exact search below 2,048 images, HNSW up to 1,000,000, IVF-RaBitQ above), flat, hnsw, ivf-pq or ivf-rabitq',
   )
-  .option('--partitions <n>', 'IVF partitions (default about √n at each training)')
+  .option(
+    '--memory-budget <size>',
+    'With --index auto: the memory the index may hold (2GB, 512MiB): the kind that fits the collection, re-chosen as it grows',
+  )
+  .option('--partitions <n>', 'IVF partitions, IVF-PQ or IVF-RaBitQ (default about √n at each training)')
   .option('--sub-vectors <m>', 'PQ sub-vectors per vector (default dimension / 32, with exact re-ranking)')
   .option(
     '--projection <file>',
@@ -112,6 +118,7 @@ cli
         collection?: string;
         model?: string;
         index?: string;
+        memoryBudget?: unknown;
         partitions?: unknown;
         subVectors?: unknown;
         from?: string;
@@ -133,6 +140,16 @@ cli
           'INVALID_ARGUMENT',
           `--partitions and --sub-vectors set an IVF-PQ index; leave them out with --index ${kind}, or use --index ivf-pq`,
         );
+      if (kind === 'ivf-rabitq' && options.subVectors !== undefined)
+        throw new ArgumentError(
+          'INVALID_ARGUMENT',
+          '--sub-vectors sets an IVF-PQ index; IVF-RaBitQ keeps one bit per dimension (leave it out)',
+        );
+      if (options.memoryBudget !== undefined && kind !== 'auto')
+        throw new ArgumentError(
+          'INVALID_ARGUMENT',
+          `--memory-budget chooses the index kind itself; leave out --index ${kind}, or use --index auto`,
+        );
       const imagesUrl = options.imagesUrl === undefined ? undefined : String(options.imagesUrl);
       await storeCommands.indexInStore(
         String(source),
@@ -141,6 +158,8 @@ cli
           collection: String(options.collection),
           model: options.model,
           index: kind as (typeof INDEX_KINDS)[number],
+          memoryBudget:
+            options.memoryBudget === undefined ? undefined : parseByteSize(String(options.memoryBudget)),
           partitions: int(options.partitions, '--partitions', 1, 1 << 20, true),
           subVectors: int(options.subVectors, '--sub-vectors', 1, 65536, true),
           from: options.from,
@@ -261,7 +280,7 @@ cli
   .option('--to <store>', 'For copy: the postgres:// database to copy the collection into')
   .option('--images-url <url>', 'For copy: an http(s) base URL the images are also read from')
   .option('--model <model>', 'For create: the model (default resnet50)')
-  .option('--index <kind>', 'For create: auto (default), flat, hnsw or ivf-pq')
+  .option('--index <kind>', 'For create: auto (default), flat, hnsw, ivf-pq or ivf-rabitq')
   .option('--folder <dir>', 'For create: a folder the collection follows (ris rescan, ris serve --watch)')
   .action(
     (

@@ -12,6 +12,8 @@ export interface IndexCommandOptions extends StoreOption {
   projection?: string;
   model?: string;
   index?: IndexSettingsInput['kind'];
+  /** Bytes the index may hold in memory ('auto' only); see IndexSettings.memoryBudget. */
+  memoryBudget?: number;
   partitions?: number;
   subVectors?: number;
   from?: string;

@@ -12,9 +12,10 @@ import {
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stampChecksum } from '../ann/format.ts';
-import { openIndex } from '../ann/registry.ts';
+import { openIndex, openRangedIndex } from '../ann/registry.ts';
 import type { VectorIndex } from '../ann/vector-index.ts';
 import { StorageError } from '../errors.ts';
+import { nodeFileStore } from '../node/file-store.ts';
 import { pausePoint } from './pause.ts';
 
 /** A collection's index: any kind src/ann has. */
@@ -79,6 +80,25 @@ export function openIndexFile(
   path: string,
 ): { index: CollectionIndex; stamp: IndexStamp } {
   return { index: openIndex(bytes, path), stamp: readStamp(bytes) };
+}
+
+/**
+ * Opens index.ris through ranged reads, with its stamp (read from the same open file, so both are of one
+ * version of it): sections kept for reading on demand (IVF-RaBitQ's full vectors) stay on disk, their
+ * checksums checked as it opens.
+ */
+export async function loadIndexFile(path: string): Promise<{ index: CollectionIndex; stamp: IndexStamp }> {
+  const file = await nodeFileStore.open(path);
+  let stamp: IndexStamp;
+  try {
+    const header = new Uint8Array(HEADER_SIZE);
+    file.read(header, 0);
+    stamp = readStamp(header);
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  return { index: openRangedIndex(file, path), stamp };
 }
 
 /** The stamp in a file's header without reading the rest; undefined when there is no readable file. */

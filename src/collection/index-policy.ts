@@ -3,13 +3,17 @@ import type { IndexKind } from '../ann/format.ts';
 import { HnswIndex } from '../ann/hnsw.ts';
 import type { HnswBuilder } from '../ann/hnsw-parallel.ts';
 import { IvfPqIndex } from '../ann/ivf-pq.ts';
+import { IvfRabitqIndex } from '../ann/ivf-rabitq.ts';
 import type { Assigner } from '../ann/kmeans.ts';
 import type { SearchOptions as IndexSearchOptions, VectorIndex } from '../ann/vector-index.ts';
 import { DEFAULT_NPROBES } from '../ann/vector-index.ts';
 import { EXACT_SEARCH_BELOW, HNSW_UP_TO, type IndexSettings } from './manifest.ts';
+import { type CollectionIndexKind, planIndex } from './memory-plan.ts';
 
-/** The index kinds a collection builds. */
-export type CollectionIndexKind = 'flat' | 'hnsw' | 'ivf-pq';
+export type { CollectionIndexKind } from './memory-plan.ts';
+
+/** The fewest images an IVF kind is trained on (exact search until then): PQ's 256 codes, say. */
+const IVF_FROM = 256;
 
 /** IVF-PQ candidates re-ranked exactly per result, from the float16 copy: most of the recall PQ loses. */
 const REFINE_FACTOR = 8;
@@ -25,21 +29,27 @@ export interface IndexBuildContext {
 }
 
 /**
- * The index kind a collection of `size` images gets. 'auto': exact search below EXACT_SEARCH_BELOW
- * images, HNSW up to HNSW_UP_TO, IVF-PQ past it; an approximate index goes back to exact search only
- * below half the threshold, so images added and removed around it do not rebuild the index each time.
+ * The index kind a collection of `size` images (of `dimension` in the index) gets. 'auto': exact search
+ * below EXACT_SEARCH_BELOW images, HNSW up to HNSW_UP_TO, IVF-RaBitQ past it (an IVF-PQ index built
+ * there by an older ris is kept); with a memory budget, the plan of `planIndex`. An approximate index
+ * goes back to exact search only below half the threshold, so images added and removed around it do not
+ * rebuild the index each time.
  */
 export function indexKindFor(
   settings: IndexSettings,
   size: number,
   built: 'none' | IndexKind,
+  dimension: number,
 ): CollectionIndexKind {
   const { kind } = settings;
   if (kind === 'flat' || kind === 'hnsw') return kind;
-  if (kind === 'ivf-pq') return size >= 256 ? 'ivf-pq' : 'flat';
-  if (size > HNSW_UP_TO) return 'ivf-pq';
-  if (size >= EXACT_SEARCH_BELOW) return built === 'ivf-pq' && size > HNSW_UP_TO / 2 ? 'ivf-pq' : 'hnsw';
-  return (built === 'hnsw' || built === 'ivf-pq') && size >= EXACT_SEARCH_BELOW / 2 ? built : 'flat';
+  if (kind === 'ivf-pq' || kind === 'ivf-rabitq') return size >= IVF_FROM ? kind : 'flat';
+  if (settings.memoryBudget !== null)
+    return planIndex(settings, size, dimension, settings.memoryBudget, built).kind;
+  const ivf = built === 'ivf-pq' || built === 'ivf-rabitq';
+  if (size > HNSW_UP_TO) return built === 'ivf-pq' ? 'ivf-pq' : 'ivf-rabitq';
+  if (size >= EXACT_SEARCH_BELOW) return ivf && size > HNSW_UP_TO / 2 ? built : 'hnsw';
+  return (built === 'hnsw' || ivf) && size >= EXACT_SEARCH_BELOW / 2 ? built : 'flat';
 }
 
 /** An empty index of the kind the settings give an empty collection. */
@@ -68,11 +78,24 @@ export async function buildIndex(
     index.add(vectors, ids);
     return index;
   }
+  const numPartitions =
+    settings.numPartitions === 'auto' ? undefined : Math.min(settings.numPartitions, ids.length);
+  if (kind === 'ivf-rabitq') {
+    const index = new IvfRabitqIndex({
+      dimension: d,
+      distanceType: 'cosine',
+      numPartitions,
+      rerankStorage: settings.refineStorage,
+      assigner: context.assigner,
+    });
+    await index.train(vectors);
+    index.add(vectors, ids);
+    return index;
+  }
   const index = new IvfPqIndex({
     dimension: d,
     distanceType: 'cosine',
-    numPartitions:
-      settings.numPartitions === 'auto' ? undefined : Math.min(settings.numPartitions, ids.length),
+    numPartitions,
     numSubVectors: settings.numSubVectors === 'auto' ? collectionSubVectors(d) : settings.numSubVectors,
     refineStorage: settings.refineStorage,
     assigner: context.assigner,
@@ -83,19 +106,30 @@ export async function buildIndex(
 }
 
 /**
- * The index's search options for a collection search: options a kind has no use for are ignored by it
- * (exact search ignores nprobes and efSearch); more probes than partitions probe them all.
+ * The index's search options for a collection search, each kind with its own defaults: IVF-PQ probes
+ * 16 partitions and re-ranks 8 candidates per result from its float16 copy; IVF-RaBitQ probes 16 and
+ * re-ranks what its error bounds cannot settle (its own defaults); HNSW takes the beam width asked for
+ * (its own default otherwise); exact search takes nothing. More probes than partitions probe them all.
  */
 export function indexSearchOptions(
   index: VectorIndex,
   options: { nprobes?: number; efSearch?: number },
 ): IndexSearchOptions {
-  const partitions = (index as { numPartitions?: number }).numPartitions;
-  return {
-    nprobes: partitions ? Math.min(partitions, options.nprobes ?? DEFAULT_NPROBES) : undefined,
-    refineFactor: REFINE_FACTOR,
-    efSearch: options.efSearch,
+  const partitions = (index as { numPartitions?: number }).numPartitions ?? 0;
+  const nprobes = (fallback?: number) => {
+    const wanted = options.nprobes ?? fallback;
+    return wanted === undefined ? undefined : Math.min(partitions, wanted);
   };
+  switch (index.kind) {
+    case 'ivf-pq':
+      return { nprobes: nprobes(DEFAULT_NPROBES), refineFactor: REFINE_FACTOR };
+    case 'ivf-rabitq':
+      return { nprobes: nprobes() };
+    case 'hnsw':
+      return { efSearch: options.efSearch };
+    default:
+      return {};
+  }
 }
 
 function newHnsw(settings: IndexSettings, context: IndexBuildContext): HnswIndex {

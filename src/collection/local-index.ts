@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VectorIndex } from '../ann/vector-index.ts';
 import type { CollectionDb } from './database.ts';
@@ -7,6 +6,7 @@ import { INDEX } from './home.ts';
 import {
   BUILDER_REVISION,
   type IndexStamp,
+  loadIndexFile,
   NO_STAMP,
   openIndexFile,
   peekStamp,
@@ -121,7 +121,7 @@ export class LocalIndex {
       generation: this.db.generation(),
     }));
     (options.onProgress ?? this.spec.onProgress)?.({ type: 'train', images: ids.length });
-    const kind = indexKindFor(this.spec.settings, ids.length, this.builtKind());
+    const kind = indexKindFor(this.spec.settings, ids.length, this.builtKind(), this.spec.context.dimension);
     const index = await buildIndex(
       kind,
       this.spec.settings,
@@ -149,7 +149,7 @@ export class LocalIndex {
       if (disk && disk.build > this.currentStamp.build) {
         // Another process built a new index (retrain): take it rather than patch the old one.
         try {
-          const loaded = openIndexFile(new Uint8Array(await readFile(this.path)), this.path);
+          const loaded = await loadIndexFile(this.path);
           this.current = loaded.index;
           this.currentStamp = loaded.stamp;
         } catch {
@@ -176,8 +176,7 @@ export class LocalIndex {
     let why: string | undefined;
     if (!this.current) {
       try {
-        const bytes = new Uint8Array(await readFile(this.path));
-        ({ index: this.current, stamp: this.currentStamp } = openIndexFile(bytes, this.path));
+        ({ index: this.current, stamp: this.currentStamp } = await loadIndexFile(this.path));
       } catch (error) {
         why =
           (error as NodeJS.ErrnoException).code === 'ENOENT'
@@ -188,7 +187,10 @@ export class LocalIndex {
     const images = this.db.count();
     if (this.current) {
       // Grown past (or shrunk below) what this kind of index suits: build the right one instead.
-      if (indexKindFor(this.spec.settings, images, this.builtKind()) === this.builtKind())
+      if (
+        indexKindFor(this.spec.settings, images, this.builtKind(), this.spec.context.dimension) ===
+        this.builtKind()
+      )
         return this.catchUp();
       await this.build(options);
       return true;

@@ -7,6 +7,9 @@ export const COLLECTION_FORMAT_VERSION = 2;
 
 const auto = z.literal('auto');
 
+/** The values of the `--index` option and of the manifest's `index.kind`. */
+export const INDEX_KIND_SETTINGS = ['auto', 'flat', 'hnsw', 'ivf-pq', 'ivf-rabitq'] as const;
+
 /**
  * How a collection's index is built. Every field is written out, `'auto'` included, so the manifest says
  * what every rebuild (retrain, repair) will do.
@@ -14,10 +17,13 @@ const auto = z.literal('auto');
 export const indexSettingsSchema = z.object({
   /**
    * 'auto' (the default): exact search below {@link EXACT_SEARCH_BELOW} images, HNSW from there up to
-   * {@link HNSW_UP_TO}, IVF-PQ past it. 'flat' always searches exactly (slow past some 100,000 images);
-   * 'hnsw' from the first image; 'ivf-pq' is approximate from 256 images (exact until then).
+   * {@link HNSW_UP_TO}, IVF-RaBitQ past it (or, with a `memoryBudget`, wherever HNSW would not fit it).
+   * 'flat' always searches exactly (slow past some 100,000 images); 'hnsw' from the first image;
+   * 'ivf-pq' and 'ivf-rabitq' are approximate from 256 images (exact until then). 'ivf-rabitq' holds
+   * about a fifth of HNSW int8's bytes in memory (codes of one bit per dimension; the full vectors stay
+   * in index.ris, read on demand to re-rank), at some recall and speed: see the README's Benchmarks.
    */
-  kind: z.enum(['auto', 'flat', 'hnsw', 'ivf-pq']).default('auto'),
+  kind: z.enum(INDEX_KIND_SETTINGS).default('auto'),
   /** IVF partitions: 'auto' is about √n of the images at each (re)training. */
   numPartitions: z.union([auto, z.number().int().min(1)]).default('auto'),
   /**
@@ -25,7 +31,10 @@ export const indexSettingsSchema = z.object({
    * re-ranking copy finds the candidates as well as twice as many and trains in half the time.
    */
   numSubVectors: z.union([auto, z.number().int().min(1)]).default('auto'),
-  /** Exact re-ranking copy of every vector kept by IVF-PQ: float16 (2 bytes per dimension) by default. */
+  /**
+   * Exact re-ranking copy of every vector: float16 (2 bytes per dimension) by default. IVF-PQ holds it
+   * in memory; IVF-RaBitQ keeps it in index.ris and reads the few rows it needs.
+   */
   refineStorage: z.enum(['float16', 'float32']).default('float16'),
   /**
    * HNSW links per node: more reach a given recall with a narrower beam, at 8 bytes per link and a
@@ -39,6 +48,12 @@ export const indexSettingsSchema = z.object({
    * 10-recall@10 0.99), 'float16' or 'float32' (exact distances, 2 or 4 bytes per dimension).
    */
   hnswStorage: z.enum(['int8', 'float16', 'float32']).default('int8'),
+  /**
+   * Bytes the index may hold in memory ('auto' kind only; null, the default, for no limit): at every
+   * build the kind is the best one whose estimate for the collection's size fits (exact search, then
+   * HNSW, then IVF-RaBitQ; see src/collection/memory-plan.ts). `ris index --memory-budget 2GB` sets it.
+   */
+  memoryBudget: z.number().int().min(1).nullable().default(null),
 });
 export type IndexSettings = z.output<typeof indexSettingsSchema>;
 export type IndexSettingsInput = z.input<typeof indexSettingsSchema>;
@@ -48,9 +63,9 @@ export const EXACT_SEARCH_BELOW = 2048;
 /**
  * Up to this many images an 'auto' collection uses HNSW: on Caltech101 (npm run bench:ann) it answers
  * 2–3× the queries of IVF-PQ with float16 re-ranking at the same recall, in about half the memory (int8),
- * needs no training, and grows without retraining. Past it IVF-PQ's tens of bytes per vector win (an HNSW
- * index lives in one WebAssembly memory of at most 4 GiB: some 2.7 million int8 vectors of 1,280
- * dimensions).
+ * needs no training, and grows without retraining. Past it IVF-RaBitQ's fifth of HNSW int8's memory wins
+ * (an HNSW index lives in one WebAssembly memory of at most 4 GiB: some 2.7 million int8 vectors of 1,280
+ * dimensions), at recall 0.95–0.97 with its defaults.
  */
 export const HNSW_UP_TO = 1_000_000;
 
@@ -133,6 +148,7 @@ function upgradeFromVersion1(raw: Record<string, unknown>): Record<string, unkno
       m: 16,
       efConstruction: 200,
       hnswStorage: 'int8',
+      memoryBudget: null,
     },
   };
 }

@@ -10,6 +10,7 @@ import {
   removeImages,
   rescan,
 } from '../collection/library.ts';
+import { INDEX_KIND_SETTINGS, type IndexSettingsInput } from '../collection/manifest.ts';
 import type { CollectionStore, ImageCollection } from '../collection/store.ts';
 import type { CollectionOptions } from '../collection/types.ts';
 import { DEFAULT_MODEL, MODEL_REGISTRY, type SimilarityScale, similarityScale } from '../embed/config.ts';
@@ -36,16 +37,34 @@ export interface LibraryRouterOptions {
 const createBody = z.strictObject({
   name: z.string().max(64),
   model: z.string().max(100).optional(),
-  index: z.enum(['auto', 'flat', 'hnsw', 'ivf-pq']).optional(),
+  index: z.enum(INDEX_KIND_SETTINGS).optional(),
+  /** Bytes the index may hold in memory (see IndexSettings.memoryBudget; 'auto' only). */
+  memoryBudget: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 50)
+    .optional(),
 });
 const BATCH = /^[A-Za-z0-9_-]{1,40}$/;
+
+/** A create request's index settings: the kind, and a memory budget that only 'auto' can honour. */
+function indexSettingsOf(body: z.output<typeof createBody>): IndexSettingsInput | undefined {
+  if (body.memoryBudget !== undefined && (body.index ?? 'auto') !== 'auto')
+    throw new ArgumentError(
+      'INVALID_ARGUMENT',
+      `memoryBudget chooses the index kind itself; leave out index "${body.index}", or send index "auto"`,
+    );
+  if (body.index === undefined && body.memoryBudget === undefined) return undefined;
+  return { kind: body.index, memoryBudget: body.memoryBudget };
+}
 
 /**
  * The write routes: make and delete collections, send images (files or URLs), remove images, rescan a
  * collection's folder. The app's access guard has checked the write token and the origin before any of
  * these reads the request; every change goes through the library service (src/collection/library.ts),
  * as the CLI's do, and is told to every open page through the event hub.
- * - POST   /api/collections                     JSON { name, model?, index? } → 201
+ * - POST   /api/collections                     JSON { name, model?, index?, memoryBudget? } → 201
  * - DELETE /api/collections/:name               → 204
  * - POST   /api/collections/:name/images        multipart "image" fields (+ "label"), or JSON { urls, label? }
  * - DELETE /api/collections/:name/images/:id    → 204
@@ -82,7 +101,7 @@ export function libraryRouter(options: LibraryRouterOptions): Hono {
     const collection = await createCollection(
       store,
       body.name,
-      { model: chosen?.model, index: body.index === undefined ? undefined : { kind: body.index } },
+      { model: chosen?.model, index: indexSettingsOf(body) },
       { ...options.collectionOptions, persistIndex: 'builds' },
     );
     registry.set({ name: collection.name, state: 'ready', collection });

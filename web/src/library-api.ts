@@ -49,7 +49,7 @@ export interface ModelChoice {
 
 export const listModels = () => request<ModelChoice[]>('api/models');
 
-export type IndexChoice = 'auto' | 'flat' | 'hnsw' | 'ivf-pq';
+export type IndexChoice = 'auto' | 'flat' | 'hnsw' | 'ivf-pq' | 'ivf-rabitq';
 
 export function createCollection(body: { name: string; model?: string; index?: IndexChoice }) {
   return request<{ name: string; model: string; size: number }>('api/collections', {

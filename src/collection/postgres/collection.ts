@@ -425,7 +425,7 @@ export class PgCollection implements LibraryCollection {
   private annFrom(): number {
     const { kind } = this.manifest.index;
     if (kind === 'flat') return Number.POSITIVE_INFINITY;
-    return kind === 'ivf-pq' ? 256 : EXACT_SEARCH_BELOW;
+    return kind === 'ivf-pq' || kind === 'ivf-rabitq' ? 256 : EXACT_SEARCH_BELOW;
   }
 
   /**

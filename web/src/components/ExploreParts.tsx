@@ -54,6 +54,7 @@ export function niceTicks(low: number, high: number, count = 5): number[] {
 
 const INDEX_NAMES: Record<string, string> = {
   'ivf-pq': 'IVF-PQ',
+  'ivf-rabitq': 'IVF-RaBitQ',
   'ivf-flat': 'IVF-Flat',
   hnsw: 'HNSW',
   flat: 'Flat',

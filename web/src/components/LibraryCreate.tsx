@@ -14,14 +14,19 @@ const INDEXES: { value: IndexChoice; name: string; about: string }[] = [
   {
     value: 'auto',
     name: 'Automatic',
-    about: 'Exact search below 2,048 images, then HNSW; IVF-PQ past a million.',
+    about: 'Exact search below 2,048 images, then HNSW; IVF-RaBitQ past a million.',
   },
   { value: 'flat', name: 'Exact (flat)', about: 'Every image compared: best recall, slow when large.' },
   { value: 'hnsw', name: 'HNSW', about: 'A graph: fast, with high recall; takes more memory.' },
   {
     value: 'ivf-pq',
     name: 'IVF-PQ',
-    about: 'Compressed: least memory, lower recall (exact search below 256 images).',
+    about: 'Compressed codes with a float16 copy in memory (exact search below 256 images).',
+  },
+  {
+    value: 'ivf-rabitq',
+    name: 'IVF-RaBitQ',
+    about: 'A fifth of HNSW’s memory: 1-bit codes, full vectors read from disk to re-rank.',
   },
 ];
 
