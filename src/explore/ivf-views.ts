@@ -354,7 +354,9 @@ function overCapReason(name: string, kind: string, images: number, cap: number):
       ? `${name} searches exactly (a Flat index over its ${count} images): it has no partitions`
       : kind === 'hnsw'
         ? `${name} has an HNSW index over its ${count} images, which has no partitions`
-        : `${name} keeps its index outside this server (${kind}) and has ${count} images`;
+        : kind === 'ivf-rabitq'
+          ? `${name} has an IVF-RaBitQ index over its ${count} images, whose partitions these views do not draw yet`
+          : `${name} keeps its index outside this server (${kind}) and has ${count} images`;
   return (
     `${index}, and the IVF views build an IVF-Flat for this view only for collections under ` +
     `${cap.toLocaleString('en')} images, so there is no coarse or fine step to show. The Projection view ` +

@@ -102,6 +102,8 @@ function ownIndexText(col: ImageCollection, kind: string, size: number): string 
   if (kind === 'flat')
     return `${col.name} searches exactly (a Flat index over its ${size.toLocaleString('en')} images), which has no partitions`;
   if (kind === 'hnsw') return `${col.name} searches with an HNSW index, which has no partitions`;
+  if (kind === 'ivf-rabitq')
+    return `${col.name} searches with an IVF-RaBitQ index, whose partitions these views do not draw yet`;
   return `${col.name} keeps its index outside this server (${kind})`;
 }
 
