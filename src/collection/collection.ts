@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import type { VectorIndex } from '../ann/vector-index.ts';
 import { Embedder } from '../embed/embedder.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
 import { applyProjection, type LinearProjection, projectionToJson } from '../embed/projection.ts';
@@ -576,7 +575,7 @@ export class Collection implements LibraryCollection {
       databaseGeneration: this.db.generation(),
       settings: this.manifest.index,
       built: index && index.kind !== 'flat' ? index.describe().parameters : {},
-      memoryBytes: index && openedBytes(index),
+      memoryBytes: index?.memoryUsage().total,
       ...(index?.kind === 'hnsw' && stamp.builder < HNSW_REVISION
         ? {
             outdated: `its HNSW graph was built by an older ris, whose graphs of folders indexed class by class find fewer of the true neighbours; run ris retrain ${this.name} to rebuild it`,
@@ -590,12 +589,6 @@ export class Collection implements LibraryCollection {
     this.db.close();
     await this.model.close();
   }
-}
-
-/** What `index` holds once opened from its file: rows kept in memory only until a save are left out. */
-function openedBytes(index: VectorIndex): number {
-  const usage = index.memoryUsage() as { total: number; unsaved?: number };
-  return usage.total - (usage.unsaved ?? 0);
 }
 
 function exists(name: string): CollectionError {

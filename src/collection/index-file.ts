@@ -15,7 +15,7 @@ import { stampChecksum } from '../ann/format.ts';
 import { openIndex, openRangedIndex } from '../ann/registry.ts';
 import type { VectorIndex } from '../ann/vector-index.ts';
 import { StorageError } from '../errors.ts';
-import { nodeFileStore } from '../node/file-store.ts';
+import { nodeFileStore, openRanged } from '../node/file-store.ts';
 import { pausePoint } from './pause.ts';
 
 /** A collection's index: any kind src/ann has. */
@@ -99,6 +99,15 @@ export async function loadIndexFile(path: string): Promise<{ index: CollectionIn
     throw error;
   }
   return { index: openRangedIndex(file, path), stamp };
+}
+
+/**
+ * Opens the index file this process has just written (fsynced, under the write lock) without checking
+ * its on-demand sections again: so an index that reads rows on demand holds the file's rows instead of
+ * the copies it made while it was built or grown.
+ */
+export function reopenWrittenIndex(path: string): CollectionIndex {
+  return openRangedIndex(openRanged(path), path, { verify: false });
 }
 
 /** The stamp in a file's header without reading the rest; undefined when there is no readable file. */

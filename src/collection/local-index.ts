@@ -12,6 +12,7 @@ import {
   peekStamp,
   peekStampSync,
   removeOrphanTempFiles,
+  reopenWrittenIndex,
   stampedBytes,
   writeAtomicSync,
 } from './index-file.ts';
@@ -285,6 +286,9 @@ export class LocalIndex {
       else if (disk && disk.build === this.currentStamp.build && disk.data === this.currentStamp.data) return; // there already
       writeAtomicSync(this.path, stampedBytes(this.current!, this.currentStamp), this.dir);
       this.db.pruneLog(this.currentStamp.data);
+      // Rows held only until written (IVF-RaBitQ's full vectors): read them from the file from now on.
+      if ((this.current!.memoryUsage() as { unsaved?: number }).unsaved)
+        this.current = reopenWrittenIndex(this.path);
     });
   }
 }

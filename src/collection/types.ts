@@ -50,9 +50,8 @@ export interface IndexStatus {
   /** The index's own parameters as built (partitions, sub-vectors, refine storage, …). */
   built: Record<string, number | string>;
   /**
-   * Bytes the index holds in memory once opened from index.ris (memoryUsage().total, less the full
-   * vectors an IVF-RaBitQ index built or grown in this process keeps until it is opened again), where
-   * the store holds the index itself.
+   * Bytes the index holds in memory (its memoryUsage().total: an IVF-RaBitQ index's full vectors only
+   * while added and not yet written), where the store holds the index itself.
    */
   memoryBytes?: number;
   /** Why the index is weaker than one built now (built by an older ris), and what rebuilds it. */

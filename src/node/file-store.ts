@@ -78,7 +78,7 @@ const orphans = new FinalizationRegistry<{ fd: number; closed: boolean }>((state
  * round trip through the thread pool would cost more than the read). The descriptor stays open until
  * `close`, or until the object is collected.
  */
-function openRanged(path: string): RangedFile {
+export function openRanged(path: string): RangedFile {
   const fd = openSync(path, 'r');
   const state = { fd, closed: false };
   const size = fstatSync(fd).size;
