@@ -167,6 +167,18 @@ describe('RaBitQ kernels', () => {
 });
 
 describe('IvfRabitqIndex recall against exact search (FlatIndex)', () => {
+  it('visits more partitions by default as there are more of them: 16, then 1.2·√partitions', async () => {
+    assert.deepEqual(
+      [10, 90, 177, 178, 447, 1000, 4000].map((L) => IvfRabitqIndex.defaultProbes(L)),
+      [10, 16, 16, 17, 26, 38, 76],
+    );
+    const data = clustered(4000, 16, 1, 7, 1); // no clusters: neighbours spread over many partitions
+    const index = await trainedWith(new IvfRabitqIndex({ dimension: 16, numPartitions: 400 }), data);
+    const query = data.subarray(0, 16 * 20);
+    assert.deepEqual(index.searchBatch(query, 10), index.searchBatch(query, 10, { nprobes: 24 }));
+    assert.notDeepEqual(index.searchBatch(query, 10), index.searchBatch(query, 10, { nprobes: 16 }));
+  });
+
   for (const distanceType of ['l2', 'cosine', 'dot'] as DistanceType[]) {
     it(`${distanceType}: 10-recall@10 ≥ 0.95 with the defaults, exact distances after the re-rank`, async () => {
       // For dot, lengths that vary (inner product search is not cosine in disguise).

@@ -339,7 +339,7 @@ export class IvfRabitqIndex implements VectorIndex {
   }
 
   /**
-   * Searches nq queries (see `search`). `nprobes` (default min(numPartitions, 16)) partitions are
+   * Searches nq queries (see `search`). `nprobes` (default `defaultProbes(numPartitions)`) partitions are
    * scanned. `refineFactor` unset re-ranks every candidate the error bounds cannot rule out (about
    * twice k full vectors read on bench (a)); a number caps them at the k × refineFactor best estimates;
    * 0 returns the estimates themselves without reading any full vector.
@@ -358,11 +358,21 @@ export class IvfRabitqIndex implements VectorIndex {
     return { ids, distances };
   }
 
+  /**
+   * Partitions a search visits unless told: 16, or 1.2·√numPartitions past 177 partitions, as a
+   * collection grows its share of each partition's neighbours that live elsewhere grows too. Measured on
+   * 200,000 clustered 256-d vectors (447 partitions): 16 probes 0.929 recall@10, 24 0.954, 26 (this rule)
+   * 0.957, 32 0.967; on the 8,144 Caltech vectors (90 partitions) 16 gives 0.968.
+   */
+  static defaultProbes(numPartitions: number): number {
+    return Math.min(numPartitions, Math.max(DEFAULT_NPROBES, Math.ceil(1.2 * Math.sqrt(numPartitions))));
+  }
+
   private plan(state: Trained, k: number, options: SearchOptions): SearchPlan {
     checkInteger(k, 'k', 1, MAX_K);
     const checked = checkSearchOptions(options);
     const L = state.lists.numPartitions;
-    const nprobes = checkInteger(checked.nprobes ?? Math.min(L, DEFAULT_NPROBES), 'nprobes', 1, L);
+    const nprobes = checkInteger(checked.nprobes ?? IvfRabitqIndex.defaultProbes(L), 'nprobes', 1, L);
     const cap = options.refineFactor === undefined ? Number.POSITIVE_INFINITY : k * checked.refineFactor;
     return { nprobes, k, cap };
   }

@@ -9,7 +9,7 @@ export type CollectionIndexKind = 'flat' | 'hnsw' | 'ivf-pq' | 'ivf-rabitq';
 /**
  * 10-recall@10 each kind reaches with a collection's search defaults, as measured by `npm run bench:ann`
  * on the Caltech101 MobileNetV2 vectors (README, Benchmarks): exact search finds them all; HNSW int8 at
- * efSearch 64 0.995 (float16/float32 rows a little more); IVF-RaBitQ at nprobes 16 with its error-bound
+ * efSearch 64 0.995 (float16/float32 rows a little more); IVF-RaBitQ at its default nprobes with its error-bound
  * re-rank 0.969; IVF-PQ at nprobes 16 with 8 candidates per result re-ranked 0.95. Other data differ:
  * these say what to expect, they promise nothing.
  */
