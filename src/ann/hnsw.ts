@@ -12,12 +12,14 @@ import {
   type Section,
   streamIndex,
 } from './format.ts';
+import { type HnswExplanation, type HnswLevel, traceLevels } from './hnsw-explain.ts';
+import { checkedGraphSections } from './hnsw-file.ts';
 import type { HnswBuilder } from './hnsw-parallel.ts';
 import { HnswRerank } from './hnsw-rerank.ts';
 import { computeTerms, gatherRows, scatterRows, writeRows } from './hnsw-storage.ts';
 import { IdMap } from './id-map.ts';
 import { duplicateId, idsToRemove } from './id-set.ts';
-import { GRAPH_STORAGES, TRACE_ACCEPT, TRACE_ENTRY, TRACE_EXPAND } from './kernels/graph.ts';
+import { GRAPH_STORAGES } from './kernels/graph.ts';
 import { type Kernels, kernels } from './kernels/index.ts';
 import type { GraphKernel, GraphShape, GraphStorage, SharedGraph } from './kernels/types.ts';
 import { checkDistanceType, type DistanceType, normalizeRows, publicDistance } from './metric.ts';
@@ -35,6 +37,8 @@ import {
   type SearchOptions,
   type VectorIndex,
 } from './vector-index.ts';
+
+export type { HnswExplanation, HnswLevel, HnswLevelTrace } from './hnsw-explain.ts';
 
 /** How an HNSW index keeps its vectors; see HnswOptions.storage. */
 export type HnswStorage = GraphStorage;
@@ -120,47 +124,6 @@ const PARAMETERS = [
   'upperUsed',
   'compactAt',
 ] as const;
-
-/** The steps of one level of a traced search (see HnswIndex.explainSearch). */
-export interface HnswLevelTrace {
-  level: number;
-  /** Where the search of this level started (the previous level's best, or the entry point), with its distance. */
-  entryPoint: { id: number; distance: number };
-  /**
-   * The nodes whose links were followed, in order, with their distance: the greedy path above level 0,
-   * the beam's expansions on level 0.
-   */
-  visited: { ids: Uint32Array; distances: Float32Array };
-  /**
-   * Every link followed: from → to, the distance of `to`, and 1 where it moved the search (a nearer
-   * step above level 0, a place in the beam on level 0). Level 0 skips nodes it has seen already.
-   */
-  links: { from: Uint32Array; to: Uint32Array; distances: Float32Array; accepted: Uint8Array };
-  /** The nearest node this level reached, and its distance (on level 0, the first result). */
-  best: { id: number; distance: number };
-}
-
-/** What `HnswIndex.explainSearch` returns. */
-export interface HnswExplanation {
-  /** The beam width used (efSearch, raised to k). */
-  efSearch: number;
-  /** One entry per level, the top level first, level 0 last. */
-  levels: HnswLevelTrace[];
-  /** Exactly what `search` returns for the same arguments. */
-  results: SearchResult;
-}
-
-/** One level of the graph as `HnswIndex.levels()` gives it. */
-export interface HnswLevel {
-  level: number;
-  /** The ids of the nodes on this level, in insertion order (a removed id reused since shows NO_ID). */
-  ids: Uint32Array;
-  /** 1 for a removed vector the graph still routes through (until `compact`). */
-  removed: Uint8Array;
-  /** Node i's links are links[offsets[i] … offsets[i + 1]): positions in `ids`. */
-  offsets: Uint32Array;
-  links: Uint32Array;
-}
 
 /**
  * HNSW (hierarchical navigable small world graph, Malkov & Yashunin): every vector is a node linked to
@@ -696,55 +659,11 @@ export class HnswIndex implements VectorIndex {
     const kept = Math.min(k, found);
     const results = { ids: new Uint32Array(kept), distances: new Float32Array(kept) };
     this.readResults(found, kept, results.ids, results.distances, 0, q, this.rerankCount(k, options));
-    const levels: HnswLevelTrace[] = [];
-    const publicOf = (internal: number) => publicDistance(this.distanceType, internal);
-    const idOf = (node: number) => this.nodeIds[node]!;
-    let i = 0;
-    while (i < trace.count) {
-      // Each level starts with an ENTRY event; its steps run to the next ENTRY.
-      const level = trace.levels[i]!;
-      let end = i + 1;
-      while (end < trace.count && trace.kinds[end] !== TRACE_ENTRY) end++;
-      let expansions = 0;
-      let linkCount = 0;
-      for (let e = i + 1; e < end; e++) {
-        if (trace.kinds[e] === TRACE_EXPAND) expansions++;
-        else linkCount++;
-      }
-      const visited = { ids: new Uint32Array(expansions), distances: new Float32Array(expansions) };
-      const links = {
-        from: new Uint32Array(linkCount),
-        to: new Uint32Array(linkCount),
-        distances: new Float32Array(linkCount),
-        accepted: new Uint8Array(linkCount),
-      };
-      let best = { id: idOf(trace.to[i]!), distance: publicOf(trace.distances[i]!) };
-      let bestInternal = trace.distances[i]!;
-      for (let e = i + 1, v = 0, l = 0; e < end; e++) {
-        if (trace.kinds[e] === TRACE_EXPAND) {
-          visited.ids[v] = idOf(trace.to[e]!);
-          visited.distances[v++] = publicOf(trace.distances[e]!);
-          continue;
-        }
-        links.from[l] = idOf(trace.from[e]!);
-        links.to[l] = idOf(trace.to[e]!);
-        links.distances[l] = publicOf(trace.distances[e]!);
-        links.accepted[l++] = trace.kinds[e] === TRACE_ACCEPT ? 1 : 0;
-        if (level > 0 && trace.kinds[e] === TRACE_ACCEPT && trace.distances[e]! < bestInternal) {
-          bestInternal = trace.distances[e]!;
-          best = { id: idOf(trace.to[e]!), distance: publicOf(bestInternal) };
-        }
-      }
-      if (level === 0 && kept > 0) best = { id: results.ids[0]!, distance: results.distances[0]! };
-      levels.push({
-        level,
-        entryPoint: { id: idOf(trace.to[i]!), distance: publicOf(trace.distances[i]!) },
-        visited,
-        links,
-        best,
-      });
-      i = end;
-    }
+    const levels = traceLevels(trace, {
+      idOf: (node) => this.nodeIds[node]!,
+      publicOf: (internal) => publicDistance(this.distanceType, internal),
+      results,
+    });
     return { efSearch: ef, levels, results };
   }
 
@@ -930,44 +849,12 @@ export class HnswIndex implements VectorIndex {
     }
     const n = f.count;
     const d = f.dimension;
-    const m = index.m;
-    const stride = 2 * m + 1;
-    const ids = file.section('IDS ', Uint32Array, n);
-    const levels = file.section('LEVL', Uint8Array, n);
-    const level0 = file.section('LNK0', Uint32Array, n * stride);
-    const upper = file.section('LNKU', Uint32Array, p.upperUsed);
-    const deleted = file.section('DELS', Uint8Array, n);
-    const vectors =
-      storage === 'float32'
-        ? file.section('VECS', Float32Array, n * d)
-        : storage === 'float16'
-          ? file.section('VECS', Uint16Array, n * d)
-          : file.section('VECS', Uint8Array, n * d);
-    // Links must stay inside the graph: the kernels follow them without checks.
-    let upperWords = 0;
-    let tombstones = 0;
-    for (let v = 0; v < n; v++) {
-      if (levels[v]! > MAX_LEVEL) throw damaged(file.name, 'a node level');
-      upperWords += levels[v]! * (m + 1);
-      if (deleted[v]! > 1) throw damaged(file.name, 'a removed flag');
-      tombstones += deleted[v]!;
-    }
-    if (upperWords !== p.upperUsed || tombstones !== p.tombstones) throw damaged(file.name, 'its link table');
-    const checkLinks = (links: Uint32Array, start: number, max: number) => {
-      const count = links[start]!;
-      if (count > max) throw damaged(file.name, 'a link');
-      for (let i = 1; i <= count; i++) if (links[start + i]! >= n) throw damaged(file.name, 'a link');
-    };
-    const offsets = new Uint32Array(n);
-    for (let v = 0, at = 0; v < n; v++) {
-      checkLinks(level0, v * stride, 2 * m);
-      offsets[v] = at;
-      for (let l = 0; l < levels[v]!; l++) checkLinks(upper, at + l * (m + 1), m);
-      at += levels[v]! * (m + 1);
-    }
-    if (n > 0 ? p.entry >= n || p.maxLevel !== levels[p.entry] : p.entry !== NO_ID) {
-      throw damaged(file.name, 'its entry point');
-    }
+    const { ids, levels, level0, upper, deleted, vectors, offsets, tombstones } = checkedGraphSections(
+      file,
+      p,
+      { n, d, m: index.m, storage, maxLevel: MAX_LEVEL },
+    );
+    const stride = 2 * index.m + 1;
     const graph = index.reserve(n, p.upperUsed);
     scatterRows(graph, storage, vectors, n, d);
     for (let v = 0; v < n; v++) {
