@@ -85,6 +85,11 @@ export const modelConfigSchema = z.object({
       contextLength: z.number().int().min(2).default(77),
     })
     .optional(),
+  /**
+   * ris duplicates: the cosine similarity from which two images' pixels are compared (see findDuplicates),
+   * as measured by npm run bench:duplicates. Without it each collection calibrates its own.
+   */
+  duplicateThreshold: z.number().min(-1).max(1).optional(),
 });
 
 export type ModelConfig = z.output<typeof modelConfigSchema>;
@@ -233,6 +238,7 @@ export const MODEL_REGISTRY: Record<string, RegistryEntry> = {
         pooling: 'none',
         normalize: true,
       },
+      duplicateThreshold: 0.75,
     },
   },
 };
