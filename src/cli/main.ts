@@ -268,6 +268,36 @@ cli
 
 cli
   .command(
+    'duplicates <collection>',
+    'Find copies of one picture (resized, cropped, mirrored, re-encoded, lighter or darker, grayscale) and the one to keep of each',
+  )
+  .option(
+    '--threshold <similarity>',
+    "Embedding similarity from which pixels are compared (default: the model's own)",
+  )
+  .option(
+    '--neighbours <n>',
+    'Nearest neighbours compared per image (default 8; more finds copies among many look-alikes, slower)',
+  )
+  .option('--json', 'Print only the groups as JSON')
+  .example('ris duplicates photos')
+  .example('ris duplicates photos --threshold 0.8 --json')
+  .action(
+    async (
+      name: string,
+      options: { threshold?: unknown; neighbours?: unknown; json?: boolean; store?: string },
+    ) => {
+      const { duplicatesCommand } = await import('./duplicates.ts');
+      await duplicatesCommand(String(name), {
+        ...options,
+        neighbours: int(options.neighbours, '--neighbours', 1, 100, true),
+        store: storeOf(options),
+      });
+    },
+  );
+
+cli
+  .command(
     'collections [action] [name]',
     'List collections, show one (info NAME), repair one (repair NAME), delete one (delete NAME), or copy one to PostgreSQL (copy NAME --to postgres://…)',
   )

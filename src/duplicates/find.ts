@@ -116,10 +116,16 @@ export async function findDuplicates(
       for (let i = 0; i < total; i++) yield* [pairs.a[i]!, pairs.b[i]!];
     })(),
   );
+  let lastPause = performance.now();
   for (let i = 0; i < total; i++) {
     if (i % 256 === 0) {
       options.signal?.throwIfAborted();
       options.onProgress?.({ type: 'compare', done: i, total, unreadable: look.unreadable });
+    }
+    // The comparisons run on this thread: a server answers other requests every 20 ms meanwhile.
+    if (performance.now() - lastPause > 20) {
+      await new Promise((resolve) => setImmediate(resolve));
+      lastPause = performance.now();
     }
     const a = pairs.a[i]!;
     const b = pairs.b[i]!;

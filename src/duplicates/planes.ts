@@ -41,30 +41,68 @@ export async function imagePlanes(
     .toColourspace('srgb')
     .raw()
     .toBuffer();
-  const n = DECODE_SIDE * DECODE_SIDE;
+  const side = DECODE_SIDE;
+  const n = side * side;
   const channels = data.length / n;
+  // Lightness at full resolution; colour (a, b) from 2 × 2 blocks, where detail does not matter.
   const L = new Float32Array(n);
-  const A = new Float32Array(n);
-  const B = new Float32Array(n);
-  const chromas = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const r = data[i * channels]!;
-    const g = channels >= 3 ? data[i * channels + 1]! : r;
-    const b = channels >= 3 ? data[i * channels + 2]! : r;
-    lab(r, g, b, L, A, B, i);
-    chromas[i] = Math.hypot(A[i]!, B[i]!);
-  }
-  chromas.sort();
+  const half = side / 2;
+  const A = new Float32Array(half * half);
+  const B = new Float32Array(half * half);
+  const chromaCounts = new Uint32Array(CHROMA_BINS);
+  for (let y = 0; y < half; y++)
+    for (let x = 0; x < half; x++) {
+      let R = 0;
+      let G = 0;
+      let Bl = 0;
+      for (let dy = 0; dy < 2; dy++)
+        for (let dx = 0; dx < 2; dx++) {
+          const i = (2 * y + dy) * side + 2 * x + dx;
+          const r = LINEAR[data[i * channels]!]!;
+          const g = channels >= 3 ? LINEAR[data[i * channels + 1]!]! : r;
+          const b = channels >= 3 ? LINEAR[data[i * channels + 2]!]! : r;
+          L[i] = 116 * labF(0.2126 * r + 0.7152 * g + 0.0722 * b) - 16;
+          R += r;
+          G += g;
+          Bl += b;
+        }
+      R /= 4;
+      G /= 4;
+      Bl /= 4;
+      const fx = labF((0.4124 * R + 0.3576 * G + 0.1805 * Bl) / 0.95047);
+      const fy = labF(0.2126 * R + 0.7152 * G + 0.0722 * Bl);
+      const fz = labF((0.0193 * R + 0.1192 * G + 0.9505 * Bl) / 1.08883);
+      const a = 500 * (fx - fy);
+      const b = 200 * (fy - fz);
+      A[y * half + x] = a;
+      B[y * half + x] = b;
+      chromaCounts[Math.min(CHROMA_BINS - 1, Math.floor(Math.hypot(a, b)))]!++;
+    }
   return {
     width,
     height,
-    lightness8: quantise(shrink(L, DECODE_SIDE, 4), 2.55, Uint8Array),
-    lightness16: quantise(shrink(L, DECODE_SIDE, 2), 2.55, Uint8Array),
-    lightness32: quantise(blur(L, DECODE_SIDE), 2.55, Uint8Array),
-    a16: quantise(shrink(A, DECODE_SIDE, 2), 1, Int8Array),
-    b16: quantise(shrink(B, DECODE_SIDE, 2), 1, Int8Array),
-    chroma: chromas[Math.floor(n * 0.95)]!,
+    lightness8: quantise(shrink(L, side, 4), 2.55, Uint8Array),
+    lightness16: quantise(shrink(L, side, 2), 2.55, Uint8Array),
+    lightness32: quantise(blur(L, side), 2.55, Uint8Array),
+    a16: quantise(blur(A, half), 1, Int8Array),
+    b16: quantise(blur(B, half), 1, Int8Array),
+    chroma: percentile(chromaCounts, 0.95),
   };
+}
+
+/** Chroma is counted in bins of 1 up to this (Lab chroma rarely passes 130). */
+const CHROMA_BINS = 160;
+
+/** The value below which `share` of the counted values lie (bins of width 1). */
+function percentile(counts: Uint32Array, share: number): number {
+  let total = 0;
+  for (const c of counts) total += c;
+  let seen = 0;
+  for (let bin = 0; bin < counts.length; bin++) {
+    seen += counts[bin]!;
+    if (seen >= share * total) return bin + 1;
+  }
+  return counts.length;
 }
 
 const LINEAR = new Float32Array(256).map((_, v) => {
@@ -72,19 +110,6 @@ const LINEAR = new Float32Array(256).map((_, v) => {
   return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
 });
 const labF = (t: number) => (t > 0.008856 ? Math.cbrt(t) : 7.787 * t + 16 / 116);
-
-/** sRGB (0–255) to CIE Lab (D65), written at index i. */
-function lab(r: number, g: number, b: number, L: Float32Array, A: Float32Array, B: Float32Array, i: number) {
-  const R = LINEAR[r]!;
-  const G = LINEAR[g]!;
-  const Bl = LINEAR[b]!;
-  const x = labF((0.4124 * R + 0.3576 * G + 0.1805 * Bl) / 0.95047);
-  const y = labF(0.2126 * R + 0.7152 * G + 0.0722 * Bl);
-  const z = labF((0.0193 * R + 0.1192 * G + 0.9505 * Bl) / 1.08883);
-  L[i] = 116 * y - 16;
-  A[i] = 500 * (x - y);
-  B[i] = 200 * (y - z);
-}
 
 /** The mean of each factor × factor block, then a blur of 2 of the result. */
 function shrink(plane: Float32Array, side: number, factor: number): Float32Array {

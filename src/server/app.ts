@@ -19,6 +19,7 @@ import {
 } from './auth.ts';
 import { SearchBatcher } from './batcher.ts';
 import { collectionsRouter } from './collections.ts';
+import { duplicatesRouter } from './duplicates.ts';
 import { EventHub, eventsRouter } from './events.ts';
 import { experimentsRouter } from './experiments.ts';
 import { exploreRouter } from './explore.ts';
@@ -224,6 +225,7 @@ export function createApp(options: ServerOptions): Hono {
       log,
     }),
   );
+  app.route('/', duplicatesRouter({ collection: (name) => registry.require(name) }));
   app.route(
     '/',
     experimentsRouter({
