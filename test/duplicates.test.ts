@@ -273,7 +273,7 @@ describe('ris duplicates on Caltech101 copies with mobilenetv2-int8 at its recor
 
   it('finds each original with its copies, and no look-alike of the same class', async () => {
     const report = await findDuplicates(collection);
-    assert.equal(report.threshold, MODEL_REGISTRY['mobilenetv2-int8']!.config.duplicateThreshold);
+    assert.equal(report.threshold, MODEL_REGISTRY['mobilenetv2-int8']!.duplicateThreshold);
     const found = report.groups.map((g) => g.images.map((i) => families.get(i.path)!));
     for (const group of found)
       assert.equal(new Set(group).size, 1, `one family per group: ${group.join(', ')}`);

@@ -163,7 +163,7 @@ export async function findDuplicates(
 
 /** The threshold recorded in the config of a built-in model (measured by npm run bench:duplicates). */
 function recordedThreshold(collection: ImageCollection): number | undefined {
-  return MODEL_REGISTRY[collection.manifest.model]?.config.duplicateThreshold;
+  return MODEL_REGISTRY[collection.manifest.model]?.duplicateThreshold;
 }
 
 /** k nearest neighbours of rows of stored vectors: through the index in memory, else one search per row. */

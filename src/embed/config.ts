@@ -85,11 +85,6 @@ export const modelConfigSchema = z.object({
       contextLength: z.number().int().min(2).default(77),
     })
     .optional(),
-  /**
-   * ris duplicates: the cosine similarity from which two images' pixels are compared (see findDuplicates),
-   * as measured by npm run bench:duplicates. Without it each collection calibrates its own.
-   */
-  duplicateThreshold: z.number().min(-1).max(1).optional(),
 });
 
 export type ModelConfig = z.output<typeof modelConfigSchema>;
@@ -136,6 +131,12 @@ export interface RegistryEntry extends RegistryFile {
   files?: RegistryFile[];
   /** An end-to-end check run the first time the model loads on a machine. */
   selfTest?: SelfTestSpec;
+  /**
+   * ris duplicates: the cosine similarity from which two images' pixels are compared (see findDuplicates),
+   * measured by npm run bench:duplicates. Without it each collection calibrates its own. Kept out of
+   * `config`, whose every field is part of the model's id.
+   */
+  duplicateThreshold?: number;
 }
 
 /** A range of similarity (1 − cosine distance) and the step a slider moves by over it. */
@@ -238,8 +239,8 @@ export const MODEL_REGISTRY: Record<string, RegistryEntry> = {
         pooling: 'none',
         normalize: true,
       },
-      duplicateThreshold: 0.75,
     },
+    duplicateThreshold: 0.75,
   },
 };
 
