@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { normalizeRows } from '../ann/metric.ts';
 import { Random } from '../ann/random.ts';
-import type { ImageRecord } from '../collection/collection.ts';
 import type { ImageCollection } from '../collection/store.ts';
+import type { ImageRecord } from '../collection/types.ts';
 import { RisError } from '../errors.ts';
 import { EDITS, editImage } from './edits.ts';
 

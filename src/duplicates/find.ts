@@ -1,7 +1,7 @@
 import { normalizeRows } from '../ann/metric.ts';
 import { NO_ID } from '../ann/types.ts';
-import type { ImageRecord } from '../collection/collection.ts';
 import type { ImageCollection } from '../collection/store.ts';
+import type { ImageRecord } from '../collection/types.ts';
 import { MODEL_REGISTRY } from '../embed/config.ts';
 import { ArgumentError, describe } from '../errors.ts';
 import { type CalibrationProgress, calibratedThreshold } from './calibrate.ts';

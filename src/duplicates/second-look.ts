@@ -1,5 +1,5 @@
-import type { ImageRecord } from '../collection/collection.ts';
 import type { ImageCollection } from '../collection/store.ts';
+import type { ImageRecord } from '../collection/types.ts';
 import { RisError } from '../errors.ts';
 import { matchImages } from './match.ts';
 import { type ImagePlanes, imagePlanes } from './planes.ts';
