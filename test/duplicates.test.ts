@@ -147,7 +147,7 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
     assert.equal(wrong.code, 2);
     assert.match(
       wrong.stderr,
-      /Expected --threshold to be a similarity from -1 to 1 \(for example 0\.8\) but received number 1\.5/,
+      /Expected --threshold to be a number from -1 to 1 but received number 1\.5/,
     );
     const missing = await ris(home, ['duplicates', 'nothing-here']);
     assert.equal(missing.code, 2);

@@ -2,20 +2,19 @@ import cliProgress from 'cli-progress';
 import stringWidth from 'string-width';
 import { openStore } from '../collection/stores.ts';
 import { type DuplicatesProgress, type DuplicatesReport, findDuplicates } from '../duplicates/find.ts';
-import { ArgumentError, describe } from '../errors.ts';
 import { progressBars } from './progress.ts';
 
 export interface DuplicatesCommandOptions {
   store?: string;
-  /** As typed: checked here, before any work. */
-  threshold?: unknown;
+  /** The embedding similarity from which pixels are compared; default the model's own. */
+  threshold?: number;
   neighbours?: number;
   json?: boolean;
 }
 
 /** `ris duplicates NAME`: groups of copies, the one to keep first in each. */
 export async function duplicatesCommand(name: string, options: DuplicatesCommandOptions): Promise<void> {
-  const threshold = similarity(options.threshold);
+  const threshold = options.threshold;
   const started = performance.now();
   const store = await openStore(options.store);
   try {
@@ -48,18 +47,6 @@ export async function duplicatesCommand(name: string, options: DuplicatesCommand
   } finally {
     await store.close();
   }
-}
-
-/** --threshold as a cosine similarity, or undefined for the model's own. */
-function similarity(value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof number !== 'number' || !Number.isFinite(number) || number < -1 || number > 1)
-    throw new ArgumentError(
-      'INVALID_ARGUMENT',
-      `Expected --threshold to be a similarity from -1 to 1 (for example 0.8) but received ${describe(value)}`,
-    );
-  return number;
 }
 
 function printReport(name: string, report: DuplicatesReport, seconds: number): void {

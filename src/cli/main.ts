@@ -289,8 +289,9 @@ cli
     ) => {
       const { duplicatesCommand } = await import('./duplicates.ts');
       await duplicatesCommand(String(name), {
-        ...options,
+        threshold: number(options.threshold, '--threshold', -1, 1),
         neighbours: int(options.neighbours, '--neighbours', 1, 100, true),
+        json: options.json,
         store: storeOf(options),
       });
     },
