@@ -145,10 +145,7 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
 
     const wrong = await ris(home, ['duplicates', 'photos', '--threshold', '1.5']);
     assert.equal(wrong.code, 2);
-    assert.match(
-      wrong.stderr,
-      /Expected --threshold to be a number from -1 to 1 but received number 1\.5/,
-    );
+    assert.match(wrong.stderr, /Expected --threshold to be a number from -1 to 1 but received number 1\.5/);
     const missing = await ris(home, ['duplicates', 'nothing-here']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /nothing-here/);
