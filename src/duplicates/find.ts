@@ -7,6 +7,7 @@ import { ArgumentError, describe } from '../errors.ts';
 import { type CalibrationProgress, calibratedThreshold } from './calibrate.ts';
 import { dot, neighbourPairs, type SearchRows } from './candidates.ts';
 import { keeperOrder, UnionFind } from './groups.ts';
+import { PlaneCache } from './plane-cache.ts';
 import { SecondLook } from './second-look.ts';
 
 /** One image of a group, as `ris duplicates --json` prints it. */
@@ -85,7 +86,8 @@ export async function findDuplicates(
   const d = vectors.length / n;
   const unit = normalizeRows(vectors, d);
   const search = searchRowsOf(collection);
-  const look = new SecondLook(collection, ids, concurrency);
+  const cache = await PlaneCache.open(collection.dir);
+  const look = new SecondLook(collection, ids, concurrency, cache);
   const threshold =
     options.threshold ??
     recorded ??
@@ -133,35 +135,59 @@ export async function findDuplicates(
     if (await look.same(a, b)) sets.union(a, b);
   }
   options.onProgress?.({ type: 'compare', done: total, total, unreadable: look.unreadable });
+  await cache.save(2 * n + 1000);
 
   const groups: DuplicateGroup[] = [];
-  for (const members of sets.groups()) {
-    const images = (
-      await Promise.all([...members].map(async (row) => ({ row, image: await look.record(row) })))
+  for (const joined of sets.groups()) {
+    const members = (
+      await Promise.all([...joined].map(async (row) => ({ row, image: await look.record(row) })))
     ).filter((m): m is { row: number; image: ImageRecord } => m.image !== undefined);
-    if (images.length < 2) continue;
-    images.sort((x, y) => keeperOrder(x.image, y.image));
-    const keeper = images[0]!;
-    const twins = images.filter((m) => m.image.sha256 === keeper.image.sha256).length;
-    const rows = images.map(({ row, image }, i) => ({
-      id: image.id,
-      path: image.path,
-      width: image.width,
-      height: image.height,
-      bytes: image.bytes,
-      similarity: i === 0 ? 1 : Math.min(1, dot(unit, row, keeper.row, d)),
-      identical: image.sha256 === keeper.image.sha256 && twins > 1,
-      keep: i === 0,
-    }));
-    groups.push({
-      images: [rows[0]!, ...rows.slice(1).sort((x, y) => y.similarity - x.similarity || x.id - y.id)],
-    });
+    for (const images of await aroundKeepers(members, look)) {
+      const keeper = images[0]!;
+      const twins = images.filter((m) => m.image.sha256 === keeper.image.sha256).length;
+      const rows = images.map(({ row, image }, i) => ({
+        id: image.id,
+        path: image.path,
+        width: image.width,
+        height: image.height,
+        bytes: image.bytes,
+        similarity: i === 0 ? 1 : Math.min(1, dot(unit, row, keeper.row, d)),
+        identical: image.sha256 === keeper.image.sha256 && twins > 1,
+        keep: i === 0,
+      }));
+      groups.push({
+        images: [rows[0]!, ...rows.slice(1).sort((x, y) => y.similarity - x.similarity || x.id - y.id)],
+      });
+    }
   }
   groups.sort((x, y) => y.images.length - x.images.length || x.images[0]!.id - y.images[0]!.id);
   return { threshold, groups };
 }
 
-/** The threshold recorded in the config of a built-in model (measured by npm run bench:duplicates). */
+/**
+ * A joined set cut into groups in which every image is a copy of the one to keep: the keeper by the rule,
+ * with the images the second look sees as its copies; the rest again the same way. Pairs join sets
+ * through chains (a crop of a copy of a copy); a chain of look-alikes (studio photos of one motorbike
+ * model, each pair a near miss) must not become one group of dozens.
+ */
+async function aroundKeepers<T extends { row: number; image: ImageRecord }>(
+  members: T[],
+  look: SecondLook,
+): Promise<T[][]> {
+  const groups: T[][] = [];
+  let rest = [...members].sort((x, y) => keeperOrder(x.image, y.image));
+  while (rest.length >= 2) {
+    const [keeper, ...others] = rest as [T, ...T[]];
+    const group = [keeper];
+    const left: T[] = [];
+    for (const other of others) ((await look.same(keeper.row, other.row)) ? group : left).push(other);
+    if (group.length >= 2) groups.push(group);
+    rest = left;
+  }
+  return groups;
+}
+
+/** The threshold recorded for a built-in model (measured by npm run bench:duplicates). */
 function recordedThreshold(collection: ImageCollection): number | undefined {
   return MODEL_REGISTRY[collection.manifest.model]?.duplicateThreshold;
 }

@@ -1,0 +1,127 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from '../ann/crc32.ts';
+import { nodeFileStore } from '../node/file-store.ts';
+import type { ImagePlanes } from './planes.ts';
+
+/**
+ * The planes of images already decoded by an earlier look, kept in the collection's folder
+ * (`duplicates-planes.bin`) by the content hash of each image: a later run, another threshold or a
+ * restarted server reads them instead of decoding the images again. A cache only: derived from the files,
+ * stamped with the planes' version, ignored and rewritten when it is damaged or from another version.
+ *
+ * Layout, little-endian: a 32-byte header (magic "RISPLANE", version, record count, record size, CRC-32
+ * of the records, 8 reserved bytes), then fixed-size records: sha256 (32 bytes), width, height (uint32),
+ * chroma (float32), 4 reserved bytes, then the planes as stored in ImagePlanes.
+ */
+export class PlaneCache {
+  private readonly kept = new Map<string, ImagePlanes>();
+  private readonly fresh = new Map<string, ImagePlanes>();
+  private readonly used = new Set<string>();
+
+  private constructor(private readonly file: string) {}
+
+  /** The cache of a collection folder (empty when there is none, or it cannot be used). */
+  static async open(dir: string): Promise<PlaneCache> {
+    const cache = new PlaneCache(join(dir, FILE));
+    const bytes = await readFile(cache.file).catch(() => undefined);
+    if (bytes)
+      for (const [sha, planes] of decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)))
+        cache.kept.set(sha, planes);
+    return cache;
+  }
+
+  get(sha256: string): ImagePlanes | undefined {
+    const found = this.kept.get(sha256) ?? this.fresh.get(sha256);
+    if (found) this.used.add(sha256);
+    return found;
+  }
+
+  set(sha256: string, planes: ImagePlanes): void {
+    this.fresh.set(sha256, planes);
+    this.used.add(sha256);
+  }
+
+  /**
+   * Writes what was decoded this time with what was kept (atomically: temp file, fsync, rename). Entries
+   * this run did not use are dropped once there are more than `limit` (images removed, or compared no
+   * more). Nothing is written when nothing is new. A failed write only loses the cache.
+   */
+  async save(limit: number): Promise<void> {
+    if (this.fresh.size === 0) return;
+    let entries = [...this.kept, ...this.fresh];
+    if (entries.length > limit) entries = entries.filter(([sha]) => this.used.has(sha));
+    await nodeFileStore.write(this.file, encode(entries)).catch(() => undefined);
+    for (const [sha, planes] of this.fresh) this.kept.set(sha, planes);
+    this.fresh.clear();
+  }
+}
+
+const FILE = 'duplicates-planes.bin';
+const MAGIC = 'RISPLANE';
+/** Bumped whenever planes.ts makes different planes. */
+const VERSION = 1;
+const HEADER = 32;
+const FIELDS = ['lightness8', 'lightness16', 'lightness32', 'a16', 'b16'] as const;
+const SIZES = { lightness8: 16 * 16, lightness16: 32 * 32, lightness32: 64 * 64, a16: 32 * 32, b16: 32 * 32 };
+const RECORD = 48 + FIELDS.reduce((sum, field) => sum + SIZES[field], 0);
+
+function encode(entries: [string, ImagePlanes][]): Uint8Array {
+  const bytes = new Uint8Array(HEADER + entries.length * RECORD);
+  const view = new DataView(bytes.buffer);
+  bytes.set(new TextEncoder().encode(MAGIC), 0);
+  view.setUint32(8, VERSION, true);
+  view.setUint32(12, entries.length, true);
+  view.setUint32(16, RECORD, true);
+  for (const [i, [sha, planes]] of entries.entries()) {
+    const at = HEADER + i * RECORD;
+    bytes.set(Buffer.from(sha, 'hex'), at);
+    view.setUint32(at + 32, planes.width, true);
+    view.setUint32(at + 36, planes.height, true);
+    view.setFloat32(at + 40, planes.chroma, true);
+    let offset = at + 48;
+    for (const field of FIELDS) {
+      bytes.set(new Uint8Array(planes[field].buffer, planes[field].byteOffset, SIZES[field]), offset);
+      offset += SIZES[field];
+    }
+  }
+  view.setUint32(20, crc32(bytes.subarray(HEADER)), true);
+  return bytes;
+}
+
+/** The entries of a cache file; none when it is not one, another version, or damaged. */
+function decode(bytes: Uint8Array): [string, ImagePlanes][] {
+  if (bytes.length < HEADER || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) return [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const count = view.getUint32(12, true);
+  if (view.getUint32(8, true) !== VERSION || view.getUint32(16, true) !== RECORD) return [];
+  if (bytes.length !== HEADER + count * RECORD || crc32(bytes.subarray(HEADER)) !== view.getUint32(20, true))
+    return [];
+  const out: [string, ImagePlanes][] = [];
+  for (let i = 0; i < count; i++) {
+    const at = HEADER + i * RECORD;
+    let offset = bytes.byteOffset + at + 48;
+    const plane = <T extends Uint8Array | Int8Array>(
+      Type: { new (buffer: ArrayBufferLike, offset: number, length: number): T },
+      size: number,
+    ) => {
+      const view = new Type(bytes.buffer, offset, size);
+      offset += size;
+      return view;
+    };
+    out.push([
+      Buffer.from(bytes.subarray(at, at + 32)).toString('hex'),
+      {
+        width: view.getUint32(at + 32, true),
+        height: view.getUint32(at + 36, true),
+        chroma: view.getFloat32(at + 40, true),
+        lightness8: plane(Uint8Array, SIZES.lightness8),
+        lightness16: plane(Uint8Array, SIZES.lightness16),
+        lightness32: plane(Uint8Array, SIZES.lightness32),
+        a16: plane(Int8Array, SIZES.a16),
+        b16: plane(Int8Array, SIZES.b16),
+      },
+    ]);
+  }
+  return out;
+}
