@@ -223,6 +223,54 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
   });
 });
 
+describe('a group whose kept image is itself an edit', () => {
+  let dir: string;
+  let collection: ImageCollection;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ris-duplicates-keeper-'));
+    const root = join(dir, 'photos');
+    await mkdir(root);
+    const original = await readFile(join(import.meta.dirname, 'golden', 'landscape.png'));
+    // The mirrored copy, enlarged, has the most pixels: it is kept. The turned copy is a copy of the
+    // original, not of the mirror (no quarter turn lays it over the mirror).
+    await writeFile(join(root, 'original.png'), original);
+    await writeFile(
+      join(root, 'mirrored larger.jpg'),
+      await sharp(original).flop().resize(780, 585).jpeg({ quality: 92 }).toBuffer(),
+    );
+    await writeFile(
+      join(root, 'turned.jpg'),
+      await sharp(original).rotate(90).jpeg({ quality: 90 }).toBuffer(),
+    );
+    for (let seed = 1; seed <= 3; seed++) await writeFile(join(root, `other ${seed}.jpg`), await scene(seed));
+    const model = await writeTinyModel(
+      dir,
+      'tiny',
+      'float',
+      tinyConfig({ tensor: 'features', pooling: 'none' }),
+    );
+    ({ collection } = await indexCollection('photos', root, { model, home: join(dir, 'home') }));
+  });
+  after(async () => {
+    await collection?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the copies of the original the kept edit was made from in its group', async () => {
+    const report = await findDuplicates(collection, EVERY_PAIR);
+    assert.deepEqual(
+      report.groups.map((g) => [
+        g.images[0]!.path,
+        ...g.images
+          .slice(1)
+          .map((i) => i.path)
+          .sort(),
+      ]),
+      [['mirrored larger.jpg', 'original.png', 'turned.jpg']],
+    );
+  });
+});
+
 describe('ris duplicates on Caltech101 copies with mobilenetv2-int8 at its recorded threshold', {
   skip: noSharedData,
 }, () => {

@@ -165,10 +165,11 @@ export async function findDuplicates(
 }
 
 /**
- * A joined set cut into groups in which every image is a copy of the one to keep: the keeper by the rule,
- * with the images the second look sees as its copies; the rest again the same way. Pairs join sets
- * through chains (a crop of a copy of a copy); a chain of look-alikes (studio photos of one motorbike
- * model, each pair a near miss) must not become one group of dozens.
+ * A joined set cut into groups around keepers: the keeper by the rule, the images the second look sees
+ * as its copies, and those it sees as copies of one of these (two steps: when the kept image is itself
+ * an edit, a mirrored copy say, a turned copy of the original is a copy of the original, not of the
+ * mirror); the rest again the same way. Pairs join sets through chains; a chain of look-alikes (studio
+ * photos of one motorbike model, each pair a near miss) must not become one group of dozens.
  */
 async function aroundKeepers<T extends { row: number; image: ImageRecord }>(
   members: T[],
@@ -178,11 +179,20 @@ async function aroundKeepers<T extends { row: number; image: ImageRecord }>(
   let rest = [...members].sort((x, y) => keeperOrder(x.image, y.image));
   while (rest.length >= 2) {
     const [keeper, ...others] = rest as [T, ...T[]];
-    const group = [keeper];
+    const near: T[] = [];
     const left: T[] = [];
-    for (const other of others) ((await look.same(keeper.row, other.row)) ? group : left).push(other);
-    if (group.length >= 2) groups.push(group);
-    rest = left;
+    for (const other of others) ((await look.same(keeper.row, other.row)) ? near : left).push(other);
+    const group = [keeper, ...near];
+    rest = [];
+    for (const other of left) {
+      let joined = false;
+      for (const member of near) {
+        joined = (await look.same(member.row, other.row)) === true;
+        if (joined) break;
+      }
+      (joined ? group : rest).push(other);
+    }
+    if (group.length >= 2) groups.push(group.sort((x, y) => keeperOrder(x.image, y.image)));
   }
   return groups;
 }
