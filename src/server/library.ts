@@ -47,6 +47,20 @@ const createBody = z.strictObject({
     .optional(),
 });
 const BATCH = /^[A-Za-z0-9_-]{1,40}$/;
+/** Ids one removal request takes at most (well inside the JSON body limit); the page sends more in turns. */
+export const MAX_REMOVE_IDS = 5_000;
+const removeBody = z.strictObject({
+  ids: z
+    .array(
+      z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 32),
+    )
+    .min(1)
+    .max(MAX_REMOVE_IDS),
+});
 
 /** A create request's index settings: the kind, and a memory budget that only 'auto' can honour. */
 function indexSettingsOf(body: z.output<typeof createBody>): IndexSettingsInput | undefined {
@@ -68,6 +82,8 @@ function indexSettingsOf(body: z.output<typeof createBody>): IndexSettingsInput 
  * - DELETE /api/collections/:name               → 204
  * - POST   /api/collections/:name/images        multipart "image" fields (+ "label"), or JSON { urls, label? }
  * - DELETE /api/collections/:name/images/:id    → 204
+ * - POST   /api/collections/:name/images/remove JSON { ids } → { removed, notFound } (many at once: the
+ *                                                duplicates view's "remove the others")
  * - POST   /api/collections/:name/rescan        → what changed in its folder
  */
 export function libraryRouter(options: LibraryRouterOptions): Hono {
@@ -191,6 +207,14 @@ export function libraryRouter(options: LibraryRouterOptions): Hono {
     const { removed } = await removeImages(col, [id]);
     if (removed === 0) throw new RequestError('NOT_FOUND', `No image ${id} in ${col.name}`);
     return c.body(null, 204);
+  });
+
+  // Removes from the collection only: the user's files stay where they are (as with DELETE …/images/:id).
+  app.post('/api/collections/:name/images/remove', async (c) => {
+    const col = options.collection(c);
+    const { ids } = removeBody.parse(await jsonBody(c));
+    const report = await removeImages(col, [...new Set(ids)]);
+    return c.json({ removed: report.removed, notFound: report.notFound });
   });
 
   app.post('/api/collections/:name/rescan', async (c) => {

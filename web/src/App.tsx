@@ -11,6 +11,7 @@ import {
   search,
 } from './api.ts';
 import { DescribeIt } from './components/DescribeIt.tsx';
+import { Duplicates } from './components/Duplicates.tsx';
 import { Examples } from './components/Examples.tsx';
 import { Experiments } from './components/Experiments.tsx';
 import { Explore } from './components/Explore.tsx';
@@ -78,7 +79,7 @@ export function App() {
   const [lastTerms, setLastTerms] = useState<SearchTerm[]>([]);
   const [webcamOn, setWebcamOn] = useState(false);
   const [tab, setTab] = useState<'examples' | 'url'>('examples');
-  const [view, setView] = useState<'search' | 'library' | 'explore' | 'experiments'>('search');
+  const [view, setView] = useState<'search' | 'library' | 'duplicates' | 'explore' | 'experiments'>('search');
   const [urlText, setUrlText] = useState('');
   const [urlError, setUrlError] = useState<string | null>(null);
   const [allowMore, setAllowMore] = useStoredState('ris.allowMoreResults', false);
@@ -644,6 +645,21 @@ export function App() {
                       })
                       .catch((failure) => showError(errorText(failure)))
                   }
+                />
+              ),
+            },
+            {
+              id: 'duplicates',
+              title: 'Duplicates',
+              // Finding the groups costs the server seconds on a large collection: only when asked.
+              panel: view === 'duplicates' && current && (
+                <Duplicates
+                  key={collection}
+                  collection={collection}
+                  scale={scaleOf(collection, 'image')}
+                  generation={generations.get(collection)}
+                  removals={removals}
+                  canWrite={canWrite}
                 />
               ),
             },

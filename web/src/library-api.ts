@@ -98,6 +98,15 @@ export function describeRescan(name: string, r: RescanSummary): string {
 export const removeImage = (collection: string, id: number, keepalive = false) =>
   request<void>(`${collectionPath(collection)}/images/${id}`, { method: 'DELETE', keepalive });
 
+/** Removes several images at once (at most 5,000 a request); the answer counts them. */
+export const removeImages = (collection: string, ids: number[], keepalive = false) =>
+  request<{ removed: number; notFound: (number | string)[] }>(`${collectionPath(collection)}/images/remove`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ids }),
+    keepalive,
+  });
+
 /** What one upload request sends: image files (one label for all), or addresses for the server to fetch. */
 export type UploadBody = { files: File[]; label?: string } | { urls: string[]; label?: string };
 

@@ -22,7 +22,11 @@ export function LibraryUndo({ removals }: { removals: Removals }) {
       {pending.map((removal) => (
         <div key={removal.key} class="undo-toast">
           <span class="undo-text">
-            Removed {labelText(removal.image)} #{removal.image.id} from {removal.collection}.
+            Removed{' '}
+            {removal.images.length > 1
+              ? (removal.what ?? `${removal.images.length} images`)
+              : `${labelText(removal.image)} #${removal.image.id}`}{' '}
+            from {removal.collection}.
           </span>
           <button
             type="button"
