@@ -221,6 +221,32 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
       'the calibration is reused',
     );
   });
+
+  it('keeps the decoded pixels by content hash: a second run reads no image, a damaged cache is rebuilt', async () => {
+    const file = join(collection.dir, 'duplicates-planes.bin');
+    await rm(file, { force: true });
+    const first = await findDuplicates(collection, EVERY_PAIR);
+    const saved = await readFile(file);
+    assert.equal(saved.subarray(0, 8).toString(), 'RISPLANE');
+    let reads = 0;
+    const readImage = collection.readImage.bind(collection);
+    collection.readImage = (record) => {
+      reads++;
+      return readImage(record);
+    };
+    try {
+      assert.deepEqual(await findDuplicates(collection, EVERY_PAIR), first);
+      assert.equal(reads, 0, 'every image found in the cache');
+      const damaged = Buffer.from(saved);
+      damaged[damaged.length - 100]! ^= 0xff;
+      await writeFile(file, damaged);
+      assert.deepEqual(await findDuplicates(collection, EVERY_PAIR), first);
+      assert.ok(reads > 0, 'a damaged cache is not used');
+      assert.equal((await readFile(file)).length, saved.length, 'and is written again');
+    } finally {
+      collection.readImage = readImage;
+    }
+  });
 });
 
 describe('a group whose kept image is itself an edit', () => {
