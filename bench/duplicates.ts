@@ -26,7 +26,7 @@ import { EDITS } from '../src/duplicates/edits.ts';
 import { findDuplicates } from '../src/duplicates/find.ts';
 import { type Match, matchImages } from '../src/duplicates/match.ts';
 import { imagePlanes } from '../src/duplicates/planes.ts';
-import { COLOUR_LIMIT, PIXEL_MATCH } from '../src/duplicates/second-look.ts';
+import { COLOUR_LIMIT, DETAIL_MATCH, isCopy, PIXEL_MATCH } from '../src/duplicates/second-look.ts';
 import { MODEL_REGISTRY } from '../src/index.ts';
 import { createNodeHnswBuilder } from '../src/node/hnsw-builder.ts';
 import { components, type PairScore, type Row, scoreGroups } from './duplicates-metrics.ts';
@@ -135,6 +135,10 @@ try {
     {
       method: `  + colours within ΔE ${COLOUR_LIMIT}`,
       groups: asGroups(edgesWhere((m) => m.full.lightness >= PIXEL_MATCH && m.full.colour <= COLOUR_LIMIT)),
+    },
+    {
+      method: `  + fine detail ≥ ${DETAIL_MATCH} (every pair)`,
+      groups: asGroups(edgesWhere((m) => isCopy(m.full))),
     },
   );
 
