@@ -11,7 +11,8 @@
  * (both as connected components of their pairs).
  * Cost: the whole of Caltech101 (9,144 images) grouped after indexing, and 1,000,000 synthetic vectors.
  *
- * Options: --seed N, --originals N, --distractors N (per class), --skip-caltech, --skip-million, --keep
+ * Options: --seed N, --originals N, --distractors N (per class), --skip-caltech, --skip-million,
+ * --million-size N (the synthetic row's size, default 1,000,000), --keep
  * (leave the set in its temporary folder).
  */
 import { existsSync } from 'node:fs';
@@ -173,7 +174,7 @@ try {
 
   // 5. Cost.
   if (!flag('--skip-caltech')) await caltechRow();
-  if (!flag('--skip-million')) await millionRow(hnswBuilder);
+  if (!flag('--skip-million')) await millionRow(hnswBuilder, option('--million-size', 1_000_000));
   await collection.close();
 } finally {
   await hnswBuilder.close();
