@@ -278,6 +278,37 @@ describe('the Duplicates view', { skip }, () => {
   });
 });
 
+describe('the progress of a search for duplicates', { skip }, () => {
+  it('goes to every open page as progress events (GET /api/events), stage by stage', async () => {
+    const controller = new AbortController();
+    const stream = await fetch(`${server.url}/api/events`, { signal: controller.signal });
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const readUntil = async (done: () => boolean) => {
+      const until = Date.now() + 10_000;
+      while (!done()) {
+        assert.ok(Date.now() < until, `not heard: ${text.slice(-300)}`);
+        text += (await reader.read()).value ?? '';
+      }
+    };
+    await readUntil(() => text.includes('event: hello'));
+    // A threshold not asked for before: searched now.
+    const { groups } = await api('?threshold=0.31');
+    const heard = () =>
+      [...text.matchAll(/^data: (.*)$/gm)]
+        .map((m) => JSON.parse(m[1]!) as Record<string, unknown>)
+        .filter((e) => e.operation === 'duplicates');
+    await readUntil(() => heard().some((e) => e.stage === 'compare' && e.done === e.total));
+    controller.abort();
+    const events = heard();
+    assert.ok(events.every((e) => e.type === 'progress' && e.collection === 'albums'));
+    assert.deepEqual([...new Set(events.map((e) => e.stage))], ['neighbours', 'compare']);
+    assert.equal(new Set(events.map((e) => e.id)).size, 1, 'one id for the whole search');
+    const last = events.at(-1)!;
+    assert.ok((last.total as number) >= groups.length);
+  });
+});
+
 describe('POST /api/collections/:name/images/remove', { skip }, () => {
   const remove = (body: string, headers: Record<string, string> = {}) =>
     fetch(`${server.url}/api/collections/albums/images/remove`, {

@@ -225,7 +225,7 @@ export function createApp(options: ServerOptions): Hono {
       log,
     }),
   );
-  app.route('/', duplicatesRouter({ collection: (name) => registry.require(name) }));
+  app.route('/', duplicatesRouter({ collection: (name) => registry.require(name), hub }));
   app.route(
     '/',
     experimentsRouter({

@@ -2,10 +2,13 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { ImageCollection } from '../collection/store.ts';
 import { type DuplicatesReport, findDuplicates } from '../duplicates/find.ts';
+import type { EventHub } from './events.ts';
 
 export interface DuplicatesRouterOptions {
   /** The served collection of a name, or the error that says why there is none (a registry's `require`). */
   collection: (name: string) => ImageCollection;
+  /** Where the search's progress goes (GET /api/events), so the page shows it while it waits. */
+  hub?: EventHub;
 }
 
 /** Answers kept per collection: the default threshold and a few a slider moved to. */
@@ -27,7 +30,8 @@ const duplicatesQuery = z.object({
  * (the same library call, the same JSON per group), a page at a time (`count` groups, default 50, largest
  * groups first) with the number of groups in all. Finding the groups takes seconds on a large collection:
  * the answer is kept per threshold until the collection changes, so paging and a slider going back and
- * forth cost nothing, and requests that arrive meanwhile wait for the same work.
+ * forth cost nothing, and requests that arrive meanwhile wait for the same work. Its progress goes to
+ * every open page (a `progress` event of operation `duplicates`).
  */
 export function duplicatesRouter(options: DuplicatesRouterOptions): Hono {
   const app = new Hono();
@@ -48,7 +52,21 @@ export function duplicatesRouter(options: DuplicatesRouterOptions): Hono {
     const key = `${threshold ?? 'default'}/${neighbours ?? 'default'}`;
     let answer = entry.answers.get(key);
     if (!answer) {
-      answer = findDuplicates(col, { threshold, neighbours });
+      const id = `duplicates-${col.name}-${key}`;
+      answer = findDuplicates(col, {
+        threshold,
+        neighbours,
+        onProgress: (event) =>
+          options.hub?.publish({
+            type: 'progress',
+            collection: col.name,
+            operation: 'duplicates',
+            id,
+            stage: event.type,
+            done: event.done,
+            total: event.total,
+          }),
+      });
       entry.answers.set(key, answer);
       const answers = entry.answers;
       // A failure is not kept: the next request tries again.

@@ -10,14 +10,18 @@ export type LibraryEvent =
   | { type: 'collections' }
   /** A collection's images changed (here or in another process): its size and generation now. */
   | { type: 'changed'; collection: string; size: number; generation: number }
-  /** Work in progress on a collection (an upload batch, a rescan), `done` of `total` files. */
+  /**
+   * Work in progress on a collection (an upload batch, a rescan), `done` of `total` files; for a search of
+   * duplicates, of the `stage`'s images or pairs.
+   */
   | {
       type: 'progress';
       collection: string;
-      operation: 'upload' | 'rescan' | 'watch';
+      operation: 'upload' | 'rescan' | 'watch' | 'duplicates';
       id: string;
       done: number;
       total: number;
+      stage?: 'calibrate' | 'neighbours' | 'compare';
     };
 
 /** How often open pages are told what changed in the store (by this server or any other process). */

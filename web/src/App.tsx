@@ -27,7 +27,7 @@ import { Tabs } from './components/Tabs.tsx';
 import { UrlForm } from './components/UrlForm.tsx';
 import { Webcam } from './components/Webcam.tsx';
 import { DEFAULT_UPLOAD_LIMITS } from './library-api.ts';
-import { type StreamEvent, useActivity, useLibraryEvents } from './library-events.ts';
+import { type Activity, type StreamEvent, useActivity, useLibraryEvents } from './library-events.ts';
 import {
   checkImageUrl,
   type Query,
@@ -97,6 +97,8 @@ export function App() {
   const canWrite = session?.write ?? false;
   const [generations, setGenerations] = useState<Map<string, number>>(new Map());
   const [activity, hearActivity] = useActivity();
+  /** The progress of the duplicates search each collection's Duplicates view waits for. */
+  const [duplicateProgress, setDuplicateProgress] = useState<Map<string, Activity>>(new Map());
   /** The relevance cutoff of each collection, for image queries and for queries with words (none by default). */
   const [cutoffs, setCutoffs] = useState<Record<string, number | null>>({});
 
@@ -178,6 +180,8 @@ export function App() {
           ) ?? list,
       );
       setGenerations((now) => new Map(now).set(event.collection, event.generation));
+    } else if (event.type === 'progress' && event.operation === 'duplicates') {
+      setDuplicateProgress((now) => new Map(now).set(event.collection, event));
     } else if (event.type === 'progress') {
       uploads.onEvent(event);
       if (!uploads.isMine(event.id)) hearActivity(event);
@@ -658,6 +662,7 @@ export function App() {
                   collection={collection}
                   scale={scaleOf(collection, 'image')}
                   generation={generations.get(collection)}
+                  progress={duplicateProgress.get(collection)}
                   removals={removals}
                   canWrite={canWrite}
                 />

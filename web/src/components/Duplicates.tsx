@@ -11,6 +11,7 @@ import {
   imageRefOf,
 } from '../duplicates-api.ts';
 import { plural, similarityText } from '../format.ts';
+import type { Activity } from '../library-events.ts';
 import type { Removals } from '../removals.ts';
 import './duplicates.css';
 import { type Comparison, DuplicateCompare } from './DuplicateCompare.tsx';
@@ -26,11 +27,19 @@ interface DuplicatesProps {
   scale: SimilarityScale;
   /** The collection's generation as the server last told it: a change asks again. */
   generation?: number;
+  /** The server's progress in finding the groups (GET /api/events), shown while the page waits. */
+  progress?: Activity;
   removals: Removals;
   /** "Remove the others" is offered with the write token only. */
   canWrite: boolean;
 }
 
+/** What the server is doing while the page waits for the groups. */
+const STAGES = {
+  calibrate: 'Calibrating the threshold on images of this collection',
+  neighbours: "Searching each image's nearest neighbours",
+  compare: 'Comparing the pixels of candidate pairs',
+} as const;
 /** "1 copy", "2,400 copies". */
 const copies = (n: number) => `${n.toLocaleString('en')} cop${n === 1 ? 'y' : 'ies'}`;
 const decimalsOf = (step: number) => Math.max(2, Math.min(4, Math.ceil(-Math.log10(step) - 1e-9)));
@@ -41,7 +50,7 @@ const decimalsOf = (step: number) => Math.max(2, Math.min(4, Math.ceil(-Math.log
  * members, and "remove the others" per group and for all groups, which removes the copies from the
  * collection (with undo) and never touches the files themselves.
  */
-export function Duplicates({ collection, scale, generation, removals, canWrite }: DuplicatesProps) {
+export function Duplicates({ collection, scale, generation, progress, removals, canWrite }: DuplicatesProps) {
   /** The threshold asked for; null: the model's default. */
   const [threshold, setThreshold] = useState<number | null>(null);
   /** Where the slider is while it moves (asked for once it rests). */
@@ -219,8 +228,20 @@ export function Duplicates({ collection, scale, generation, removals, canWrite }
           )}
         </div>
       )}
-      {loading && !answer && (
-        <p class="muted">Looking for copies… (a large collection takes a few seconds)</p>
+      {loading && (
+        <div class="duplicates-progress" role="status">
+          {progress && progress.done < progress.total ? (
+            <>
+              <label for="duplicates-progress">
+                {STAGES[progress.stage ?? 'compare']}: {progress.done.toLocaleString('en')} of{' '}
+                {progress.total.toLocaleString('en')}
+              </label>
+              <progress id="duplicates-progress" max={progress.total} value={progress.done} />
+            </>
+          ) : (
+            <span class="muted">Looking for copies…</span>
+          )}
+        </div>
       )}
 
       <ol class="duplicate-groups">

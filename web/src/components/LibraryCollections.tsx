@@ -12,7 +12,12 @@ interface LibraryCollectionsProps {
   onRescan?: (name: string) => void;
 }
 
-const WORK = { upload: 'adding', rescan: 'rescanning', watch: 'following its folder' } as const;
+const WORK = {
+  upload: 'adding',
+  rescan: 'rescanning',
+  watch: 'following its folder',
+  duplicates: 'finding duplicates',
+} as const;
 
 function stateText(entry: CollectionEntry, activity: Activity | undefined): string {
   if (entry.state === 'preparing') return `preparing: ${entry.phase} ${entry.percent}%`;
