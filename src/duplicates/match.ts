@@ -1,4 +1,8 @@
+import { colourDifference, refineDetail } from './checks.ts';
 import type { ImagePlanes } from './planes.ts';
+import { fullFrame, normalise, type Plane, type Rectangle, sampleRect, type Transform } from './sampling.ts';
+
+export type { Rectangle, Transform };
 
 /**
  * The second look at two images the embedding found alike: is one of them the other one cropped,
@@ -10,8 +14,6 @@ import type { ImagePlanes } from './planes.ts';
  * are the same pixels.
  */
 
-/** How one image is laid over the other. */
-export type Transform = 'identity' | 'mirror' | 'rotate90' | 'rotate270';
 /**
  * The first look: the other image slid over the larger one's 8 × 8 samples at every size from the whole
  * down to minSide. Edited copies of Caltech101 score 0.70 or more here (crops the lowest); six in ten
@@ -30,14 +32,6 @@ const SURE = 0.985;
 /** Correlation at 16 points per side below which the finest look is not taken (copies: 0.925 and more). */
 const REFINED_FLOOR = 0.9;
 const TRANSFORMS: Transform[] = ['identity', 'mirror', 'rotate90', 'rotate270'];
-
-/** A rectangle of an image, in fractions of its sides. */
-export interface Rectangle {
-  x0: number;
-  y0: number;
-  w: number;
-  h: number;
-}
 
 export interface Match {
   /** Correlation of lightness at 32 points per side over the best rectangle: 1 for the same pixels. */
@@ -157,81 +151,6 @@ interface Layout {
   /** The best correlation on the sparse grid, and the best rectangles of the last grid searched. */
   sparse: number;
   grid: Scored[];
-}
-
-type Plane = Uint8Array | Int8Array | Float32Array;
-
-const columnIndex = new Int32Array(32);
-const columnWeight = new Float32Array(32);
-
-/** Samples `plane` (side × side) over `r` at n × n points, bilinearly, into `out`. */
-function sampleRect(
-  plane: Plane,
-  side: number,
-  x0: number,
-  y0: number,
-  w: number,
-  h: number,
-  n: number,
-  out: Float32Array,
-): void {
-  for (let x = 0; x < n; x++) {
-    const fx = (x0 + ((x + 0.5) / n) * w) * side - 0.5;
-    const ix = fx <= 0 ? 0 : fx >= side - 2 ? side - 2 : Math.floor(fx);
-    columnIndex[x] = ix;
-    columnWeight[x] = fx <= ix ? 0 : fx >= ix + 1 ? 1 : fx - ix;
-  }
-  for (let y = 0; y < n; y++) {
-    const fy = (y0 + ((y + 0.5) / n) * h) * side - 0.5;
-    const iy = fy <= 0 ? 0 : fy >= side - 2 ? side - 2 : Math.floor(fy);
-    const ty = fy <= iy ? 0 : fy >= iy + 1 ? 1 : fy - iy;
-    const row = iy * side;
-    for (let x = 0; x < n; x++) {
-      const o = row + columnIndex[x]!;
-      const tx = columnWeight[x]!;
-      const top = plane[o]! + (plane[o + 1]! - plane[o]!) * tx;
-      const bottom = plane[o + side]! + (plane[o + side + 1]! - plane[o + side]!) * tx;
-      out[y * n + x] = top + (bottom - top) * ty;
-    }
-  }
-}
-
-/** An n × n sampling of a whole plane, turned or flipped back as `transform` says. */
-function fullFrame(plane: Plane, side: number, n: number, transform: Transform): Float32Array {
-  const plain = new Float32Array(n * n);
-  sampleRect(plane, side, 0, 0, 1, 1, n, plain);
-  const out = new Float32Array(n * n);
-  for (let y = 0; y < n; y++)
-    for (let x = 0; x < n; x++) {
-      let sx = x;
-      let sy = y;
-      if (transform === 'mirror') sx = n - 1 - x;
-      else if (transform === 'rotate90') {
-        sx = y;
-        sy = n - 1 - x;
-      } else if (transform === 'rotate270') {
-        sx = n - 1 - y;
-        sy = x;
-      }
-      out[y * n + x] = plain[sy * n + sx]!;
-    }
-  return out;
-}
-
-/** Zero mean and unit norm; undefined for a plane too flat to match (a standard deviation under 0.3 units of lightness). */
-function normalise(v: Float32Array): Float32Array | undefined {
-  let mean = 0;
-  for (const x of v) mean += x;
-  mean /= v.length;
-  let norm = 0;
-  for (let i = 0; i < v.length; i++) {
-    v[i]! -= mean;
-    norm += v[i]! * v[i]!;
-  }
-  if (norm < 0.5 * v.length) return undefined;
-  const scale = 1 / Math.sqrt(norm);
-  for (let i = 0; i < v.length; i++) v[i]! *= scale;
-  return v;
 }
 
 const probes = new WeakMap<ImagePlanes, Map<string, Float32Array | undefined>>();
@@ -448,102 +367,4 @@ function refine(
     if (score >= SURE) break; // the other starts cannot matter
   }
   return best!;
-}
-
-/**
- * How far the colours of `small` are from those of `big` over the rectangle: per cell of a 16 × 16 grid,
- * the Lab distance of (a, b) after scaling small's colours by one factor (a lighter or darker copy has
- * stronger or weaker colours), and the 90th percentile over the cells, so a motorbike painted another
- * colour on the same white background counts. 0 where either image is grayscale.
- */
-function colourDifference(big: ImagePlanes, small: ImagePlanes, transform: Transform, r: Rectangle): number {
-  if (big.chroma < 6 || small.chroma < 6) return 0;
-  const n = 16;
-  const pa = fullFrame(small.a16, 32, n, transform);
-  const pb = fullFrame(small.b16, 32, n, transform);
-  const qa = new Float32Array(n * n);
-  const qb = new Float32Array(n * n);
-  sampleRect(big.a16, 32, r.x0, r.y0, r.w, r.h, n, qa);
-  sampleRect(big.b16, 32, r.x0, r.y0, r.w, r.h, n, qb);
-  let pq = 0;
-  let pp = 0;
-  for (let i = 0; i < n * n; i++) {
-    pq += pa[i]! * qa[i]! + pb[i]! * qb[i]!;
-    pp += pa[i]! * pa[i]! + pb[i]! * pb[i]!;
-  }
-  const scale = Math.max(0.6, Math.min(1.6, pp > 0 ? pq / pp : 1));
-  const differences = new Float32Array(n * n);
-  for (let i = 0; i < n * n; i++)
-    differences[i] = Math.hypot(qa[i]! - scale * pa[i]!, qb[i]! - scale * pb[i]!);
-  return differences.sort()[Math.floor(n * n * 0.9)]!;
-}
-
-/** Each sample less the mean of its 3 × 3 neighbourhood (fewer at the edges). */
-function highPass(v: Float32Array, n: number): Float32Array {
-  const out = new Float32Array(n * n);
-  for (let y = 0; y < n; y++)
-    for (let x = 0; x < n; x++) {
-      let sum = 0;
-      let count = 0;
-      for (let dy = -1; dy <= 1; dy++)
-        for (let dx = -1; dx <= 1; dx++) {
-          const yy = y + dy;
-          const xx = x + dx;
-          if (yy < 0 || yy >= n || xx < 0 || xx >= n) continue;
-          sum += v[yy * n + xx]!;
-          count++;
-        }
-      out[y * n + x] = v[y * n + x]! - sum / count;
-    }
-  return out;
-}
-
-/** The detail correlation over the rectangle, refined around it by halving steps (see Match.detail). */
-function refineDetail(
-  big: ImagePlanes,
-  small: ImagePlanes,
-  transform: Transform,
-  ratio: number,
-  minSide: number,
-  start: Rectangle,
-): number {
-  const n = 32;
-  const probe = normalise(highPass(fullFrame(small.lightness32, 64, n, transform), n));
-  if (!probe) return 0;
-  const q = new Float32Array(n * n);
-  const score = (x0: number, y0: number, w: number, h: number) => {
-    sampleRect(big.lightness32, 64, x0, y0, w, h, n, q);
-    const a = highPass(q, n);
-    let ab = 0;
-    let aa = 0;
-    for (let i = 0; i < n * n; i++) {
-      ab += a[i]! * probe[i]!;
-      aa += a[i]! * a[i]!;
-    }
-    return aa > 0 ? ab / Math.sqrt(aa) : 0;
-  };
-  let { x0, y0, w, h } = start;
-  let best = score(x0, y0, w, h);
-  for (let step = 1 / 128; step >= 1 / 512; step /= 2) {
-    for (let moved = true; moved; ) {
-      moved = false;
-      for (let move = 0; move < 6; move++) {
-        const dw = move === 0 ? step : move === 1 ? -step : 0;
-        const dx = move === 2 ? step : move === 3 ? -step : 0;
-        const dy = move === 4 ? step : move === 5 ? -step : 0;
-        const nw = w + dw;
-        const nh = nw * ratio;
-        if (nw > 1.0001 || nw < minSide || nh > 1.03 || nh < minSide) continue;
-        const hh = Math.min(1, nh);
-        const nx = Math.max(0, Math.min(1 - nw, x0 + dx - dw / 2));
-        const ny = Math.max(0, Math.min(1 - hh, y0 + dy - (dw * ratio) / 2));
-        const next = score(nx, ny, nw, hh);
-        if (next > best + 1e-6) {
-          [x0, y0, w, h, best] = [nx, ny, nw, hh, next];
-          moved = true;
-        }
-      }
-    }
-  }
-  return best;
 }
