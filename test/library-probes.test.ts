@@ -316,6 +316,22 @@ describe('probed as an attacker would', () => {
     assert.equal(existsSync(join(home, 'collections', 'sent')), false, 'no folder came back');
   });
 
+  it('searches for duplicates one threshold at a time, and refuses to queue many (503 BUSY)', async () => {
+    const thresholds = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85];
+    const answers = await Promise.all(
+      thresholds.map((t) => fetch(url(`/api/collections/pics/duplicates?threshold=${t}`))),
+    );
+    const statuses = answers.map((a) => a.status);
+    assert.ok(statuses.includes(503), `${statuses}`);
+    assert.ok(statuses.includes(200), `${statuses}`);
+    for (const answer of answers)
+      if (answer.status === 503) assert.equal((await errorOf(answer)).code, 'BUSY');
+      else await answer.body?.cancel();
+    // Once they are done, another threshold is searched.
+    const later = await fetch(url('/api/collections/pics/duplicates?threshold=0.9'));
+    assert.equal(later.status, 200);
+  });
+
   it('starts an experiment only for a JSON body (another type is 415)', async () => {
     const started = await fetch(url('/api/collections/pics/experiments'), {
       method: 'POST',

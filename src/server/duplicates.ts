@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { ImageCollection } from '../collection/store.ts';
 import { type DuplicatesReport, findDuplicates } from '../duplicates/find.ts';
+import { RequestError } from '../errors.ts';
 import type { EventHub } from './events.ts';
 
 export interface DuplicatesRouterOptions {
@@ -13,6 +14,12 @@ export interface DuplicatesRouterOptions {
 
 /** Answers kept per collection: the default threshold and a few a slider moved to. */
 const KEPT_PER_COLLECTION = 4;
+/**
+ * Searches for duplicates run one at a time on a server (each takes the CPU for seconds on a large
+ * collection), and at most this many wait or run: past that a new threshold is BUSY (503, Retry-After),
+ * so a client that asks for many thresholds at once cannot queue hours of work.
+ */
+const SEARCHES_AT_ONCE = 3;
 
 const duplicatesQuery = z.object({
   // An empty ?threshold= means the default, not 0.
@@ -36,6 +43,8 @@ const duplicatesQuery = z.object({
 export function duplicatesRouter(options: DuplicatesRouterOptions): Hono {
   const app = new Hono();
   const kept = new Map<string, { generation: number; answers: Map<string, Promise<DuplicatesReport>> }>();
+  let queue: Promise<unknown> = Promise.resolve();
+  let queued = 0;
 
   const reportOf = async (
     col: ImageCollection,
@@ -52,21 +61,35 @@ export function duplicatesRouter(options: DuplicatesRouterOptions): Hono {
     const key = `${threshold ?? 'default'}/${neighbours ?? 'default'}`;
     let answer = entry.answers.get(key);
     if (!answer) {
+      if (queued >= SEARCHES_AT_ONCE)
+        throw new RequestError(
+          'BUSY',
+          'This server is already searching for duplicates at other thresholds; try again once those are done',
+        );
       const id = `duplicates-${col.name}-${key}`;
-      answer = findDuplicates(col, {
-        threshold,
-        neighbours,
-        onProgress: (event) =>
-          options.hub?.publish({
-            type: 'progress',
-            collection: col.name,
-            operation: 'duplicates',
-            id,
-            stage: event.type,
-            done: event.done,
-            total: event.total,
-          }),
-      });
+      queued++;
+      const search = () =>
+        findDuplicates(col, {
+          threshold,
+          neighbours,
+          onProgress: (event) =>
+            options.hub?.publish({
+              type: 'progress',
+              collection: col.name,
+              operation: 'duplicates',
+              id,
+              stage: event.type,
+              done: event.done,
+              total: event.total,
+            }),
+        });
+      answer = queue
+        .catch(() => undefined)
+        .then(search)
+        .finally(() => {
+          queued--;
+        });
+      queue = answer;
       entry.answers.set(key, answer);
       const answers = entry.answers;
       // A failure is not kept: the next request tries again.
