@@ -1,6 +1,8 @@
 // The page's pure parts, without a browser: the crop box arithmetic and the first check of an address.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { CollectionEntry } from '../web/src/api.ts';
+import { openingCollection } from '../web/src/collection-choice.ts';
 import { clampCrop, initialCrop } from '../web/src/components/CropArea.tsx';
 import { checkImageUrl } from '../web/src/query.ts';
 
@@ -47,5 +49,32 @@ describe('image addresses', () => {
     assert.match(checkImageUrl('ftp://example.com/cat.jpg')!, /Only http:\/\/ and https:\/\/.*not ftp:/);
     assert.match(checkImageUrl('file:///etc/passwd')!, /not file:/);
     assert.match(checkImageUrl('cat.jpg')!, /full address, starting with http/);
+  });
+});
+
+describe('the collection a page opens on', () => {
+  const ready = (name: string) =>
+    ({ name, state: 'ready', size: 1, model: 'm', modelId: 'm@1', labels: [] }) as unknown as CollectionEntry;
+  const list: CollectionEntry[] = [
+    { name: 'voc', state: 'preparing', phase: 'downloading', percent: 35 },
+    ready('caltech'),
+    ready('photos'),
+    { name: 'old', state: 'broken', reason: 'its database is damaged' },
+  ];
+  it('is the one the address names, when it can be searched', () => {
+    assert.deepEqual(openingCollection(list, 'photos'), { name: 'photos' });
+    assert.deepEqual(openingCollection(list, null), { name: 'caltech' });
+  });
+  it('is the first that can be searched otherwise, saying why', () => {
+    assert.deepEqual(openingCollection(list, 'nope'), {
+      name: 'caltech',
+      problem: 'There is no collection "nope" on this server; showing caltech instead.',
+    });
+    assert.match(openingCollection(list, 'voc').problem!, /^The collection "voc" is still being prepared/);
+    assert.match(openingCollection(list, 'old').problem!, /cannot be used: its database is damaged/);
+    assert.deepEqual(openingCollection([list[0]!], null), {
+      name: '',
+      problem: 'No collection can be searched yet: see the collection list for why.',
+    });
   });
 });

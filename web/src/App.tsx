@@ -10,6 +10,7 @@ import {
   type SearchTerm,
   search,
 } from './api.ts';
+import { openingCollection } from './collection-choice.ts';
 import { DescribeIt } from './components/DescribeIt.tsx';
 import { Duplicates } from './components/Duplicates.tsx';
 import { Examples } from './components/Examples.tsx';
@@ -22,10 +23,11 @@ import { AccessNotice, LockedPage } from './components/LibraryAccess.tsx';
 import { LibraryPanel } from './components/LibraryPanel.tsx';
 import { LibraryUndo } from './components/LibraryUndo.tsx';
 import { Results } from './components/Results.tsx';
-import { clampCutoff, SimilarityCutoff } from './components/SimilarityCutoff.tsx';
+import { SimilarityCutoff } from './components/SimilarityCutoff.tsx';
 import { Tabs } from './components/Tabs.tsx';
 import { UrlForm } from './components/UrlForm.tsx';
 import { Webcam } from './components/Webcam.tsx';
+import { kindOf, useCutoffs } from './cutoffs.ts';
 import { DEFAULT_UPLOAD_LIMITS } from './library-api.ts';
 import { type Activity, type StreamEvent, useActivity, useLibraryEvents } from './library-events.ts';
 import {
@@ -45,13 +47,6 @@ import { useUploads } from './uploads.ts';
 /** The reference app shows 1–5 results; the setting raises the slider's end to 20. */
 const USUAL_MAX_RESULTS = 5;
 const LARGE_MAX_RESULTS = 20;
-/** A model's scale, for a server that does not say it. */
-const DEFAULT_SCALE = { min: 0, max: 1, step: 0.01 };
-/** Text–image similarities of a model with a text tower that gives no scale of its own. */
-const DEFAULT_TEXT_SCALE = { min: 0, max: 0.5, step: 0.005 };
-/** A search by words (alone or with an image) scores on the text scale, an image alone on the image one. */
-type QueryKind = 'image' | 'words';
-const kindOf = (terms: SearchTerm[]): QueryKind => (terms.length > 0 ? 'words' : 'image');
 const URL_ERRORS = new Set([
   'URL_NOT_ALLOWED',
   'URL_FETCH_FAILED',
@@ -99,8 +94,7 @@ export function App() {
   const [activity, hearActivity] = useActivity();
   /** The progress of the duplicates search each collection's Duplicates view waits for. */
   const [duplicateProgress, setDuplicateProgress] = useState<Map<string, Activity>>(new Map());
-  /** The relevance cutoff of each collection, for image queries and for queries with words (none by default). */
-  const [cutoffs, setCutoffs] = useState<Record<string, number | null>>({});
+  const { scaleOf, cutoffFor, setCutoffFor } = useCutoffs(collections);
 
   const maxResults = allowMore ? LARGE_MAX_RESULTS : USUAL_MAX_RESULTS;
   const shownCount = Math.min(count, maxResults);
@@ -109,15 +103,6 @@ export function App() {
   const preparing = collections?.some((c) => c.state === 'preparing') ?? false;
   const removals = useRemovals({ onRefused: tokenRefused, onError: showError });
   const uploads = useUploads({ limits: session?.uploads ?? DEFAULT_UPLOAD_LIMITS, onRefused: tokenRefused });
-  const scaleOf = (name: string, kind: QueryKind) => {
-    const info = collections?.find((c): c is CollectionInfo => c.name === name && c.state === 'ready');
-    return kind === 'words'
-      ? (info?.textSimilarity ?? DEFAULT_TEXT_SCALE)
-      : (info?.similarity ?? DEFAULT_SCALE);
-  };
-  const cutoffKey = (name: string, kind: QueryKind) => (kind === 'words' ? `words:${name}` : name);
-  const cutoffFor = (name: string, kind: QueryKind) =>
-    clampCutoff(cutoffs[cutoffKey(name, kind)] ?? null, scaleOf(name, kind));
   // The slider shows the scale of the last search's kind.
   const shownKind = kindOf(lastTerms);
 
@@ -131,23 +116,9 @@ export function App() {
     listCollections()
       .then((list) => {
         setCollections(list);
-        const wanted = collectionFromAddress();
-        const ready = list.filter((c) => c.state === 'ready');
-        const chosen = ready.find((c) => c.name === wanted) ?? ready[0];
-        setCollection(chosen?.name ?? '');
-        if (wanted && chosen?.name !== wanted) {
-          const asked = list.find((c) => c.name === wanted);
-          const why = !asked
-            ? `There is no collection "${wanted}" on this server`
-            : asked.state === 'preparing'
-              ? `The collection "${wanted}" is still being prepared`
-              : asked.state === 'ready'
-                ? `The collection "${wanted}" cannot be shown`
-                : `The collection "${wanted}" cannot be used: ${asked.reason}`;
-          showError(`${why}; showing ${chosen?.name ?? 'nothing'} instead.`);
-        }
-        if (ready.length === 0 && list.length > 0)
-          showError('No collection can be searched yet: see the collection list for why.');
+        const { name, problem } = openingCollection(list, collectionFromAddress());
+        setCollection(name);
+        if (problem) showError(problem);
       })
       .catch((failure) => showError(`The collections could not be listed: ${errorText(failure)}`));
   }, [showError, access.state]);
@@ -291,7 +262,7 @@ export function App() {
 
   /** A new cutoff: the results follow at once; a lower one than the last search had asks again. */
   const setCutoff = (value: number | null) => {
-    setCutoffs((now) => ({ ...now, [cutoffKey(collection, shownKind)]: value }));
+    setCutoffFor(collection, shownKind, value);
     const asked = lastAsked.current;
     if (
       (lastSearched || lastTerms.length > 0) &&
