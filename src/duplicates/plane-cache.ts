@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from '../ann/crc32.ts';
 import { nodeFileStore } from '../node/file-store.ts';
+import { PLANE_RECORD, readPlaneRecord, writePlaneRecord } from './plane-record.ts';
 import type { ImagePlanes } from './planes.ts';
 
 /**
@@ -11,8 +12,8 @@ import type { ImagePlanes } from './planes.ts';
  * stamped with the planes' version, ignored and rewritten when it is damaged or from another version.
  *
  * Layout, little-endian: a 32-byte header (magic "RISPLANE", version, record count, record size, CRC-32
- * of the records, 8 reserved bytes), then fixed-size records: sha256 (32 bytes), width, height (uint32),
- * chroma (float32), 4 reserved bytes, then the planes as stored in ImagePlanes.
+ * of the records, 8 reserved bytes), then fixed-size records: sha256 (32 bytes), then the planes' record
+ * (plane-record.ts: width, height, chroma, the planes).
  */
 export class PlaneCache {
   private readonly kept = new Map<string, ImagePlanes>();
@@ -62,9 +63,7 @@ const MAGIC = 'RISPLANE';
 /** Bumped whenever planes.ts makes different planes. */
 const VERSION = 1;
 const HEADER = 32;
-const FIELDS = ['lightness8', 'lightness16', 'lightness32', 'a16', 'b16'] as const;
-const SIZES = { lightness8: 16 * 16, lightness16: 32 * 32, lightness32: 64 * 64, a16: 32 * 32, b16: 32 * 32 };
-const RECORD = 48 + FIELDS.reduce((sum, field) => sum + SIZES[field], 0);
+const RECORD = 32 + PLANE_RECORD;
 
 function encode(entries: [string, ImagePlanes][]): Uint8Array {
   const bytes = new Uint8Array(HEADER + entries.length * RECORD);
@@ -76,14 +75,7 @@ function encode(entries: [string, ImagePlanes][]): Uint8Array {
   for (const [i, [sha, planes]] of entries.entries()) {
     const at = HEADER + i * RECORD;
     bytes.set(Buffer.from(sha, 'hex'), at);
-    view.setUint32(at + 32, planes.width, true);
-    view.setUint32(at + 36, planes.height, true);
-    view.setFloat32(at + 40, planes.chroma, true);
-    let offset = at + 48;
-    for (const field of FIELDS) {
-      bytes.set(new Uint8Array(planes[field].buffer, planes[field].byteOffset, SIZES[field]), offset);
-      offset += SIZES[field];
-    }
+    writePlaneRecord(planes, bytes, at + 32);
   }
   view.setUint32(20, crc32(bytes.subarray(HEADER)), true);
   return bytes;
@@ -100,28 +92,7 @@ function decode(bytes: Uint8Array): [string, ImagePlanes][] {
   const out: [string, ImagePlanes][] = [];
   for (let i = 0; i < count; i++) {
     const at = HEADER + i * RECORD;
-    let offset = bytes.byteOffset + at + 48;
-    const plane = <T extends Uint8Array | Int8Array>(
-      Type: { new (buffer: ArrayBufferLike, offset: number, length: number): T },
-      size: number,
-    ) => {
-      const view = new Type(bytes.buffer, offset, size);
-      offset += size;
-      return view;
-    };
-    out.push([
-      Buffer.from(bytes.subarray(at, at + 32)).toString('hex'),
-      {
-        width: view.getUint32(at + 32, true),
-        height: view.getUint32(at + 36, true),
-        chroma: view.getFloat32(at + 40, true),
-        lightness8: plane(Uint8Array, SIZES.lightness8),
-        lightness16: plane(Uint8Array, SIZES.lightness16),
-        lightness32: plane(Uint8Array, SIZES.lightness32),
-        a16: plane(Int8Array, SIZES.a16),
-        b16: plane(Int8Array, SIZES.b16),
-      },
-    ]);
+    out.push([Buffer.from(bytes.subarray(at, at + 32)).toString('hex'), readPlaneRecord(bytes, at + 32)]);
   }
   return out;
 }
