@@ -23,13 +23,14 @@ import { normalizeRows } from '../src/ann/metric.ts';
 import { indexCollection } from '../src/collection/build.ts';
 import type { ImageCollection } from '../src/collection/store.ts';
 import { dot, neighbourPairs, type SearchRows } from '../src/duplicates/candidates.ts';
+import { COLOUR_LIMIT, DETAIL_MATCH, isCopy, PIXEL_MATCH } from '../src/duplicates/copies.ts';
 import { EDITS } from '../src/duplicates/edits.ts';
 import { findDuplicates } from '../src/duplicates/find.ts';
 import { type Match, matchImages } from '../src/duplicates/match.ts';
 import { imagePlanes } from '../src/duplicates/planes.ts';
-import { COLOUR_LIMIT, DETAIL_MATCH, isCopy, PIXEL_MATCH } from '../src/duplicates/second-look.ts';
 import { MODEL_REGISTRY } from '../src/index.ts';
 import { createNodeHnswBuilder } from '../src/node/hnsw-builder.ts';
+import { matchThreads } from '../src/node/match-threads.ts';
 import { components, type PairScore, type Row, scoreGroups } from './duplicates-metrics.ts';
 import { millionRow } from './duplicates-million.ts';
 import { buildSet, type SetImage } from './duplicates-set.ts';
@@ -92,7 +93,7 @@ try {
 
   // 2. ris: the library call, as the CLI and the server make it.
   started = performance.now();
-  const report = await findDuplicates(collection);
+  const report = await findDuplicates(collection, { matcher: matchThreads });
   const risSeconds = (performance.now() - started) / 1000;
   const threshold = report.threshold;
   const risGroups = report.groups.map((g) => g.images.map((image) => imageOf(rowOfId.get(image.id)!)));
@@ -195,6 +196,7 @@ async function caltechRow(): Promise<void> {
   let compared = 0;
   started = performance.now();
   const report = await findDuplicates(collection, {
+    matcher: matchThreads,
     onProgress: (e) => {
       if (e.type === 'compare') compared = e.total;
     },

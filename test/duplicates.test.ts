@@ -7,12 +7,13 @@ import sharp from 'sharp';
 import { Random } from '../src/ann/random.ts';
 import { indexCollection } from '../src/collection/build.ts';
 import type { ImageCollection } from '../src/collection/store.ts';
+import { COLOUR_LIMIT, judgeCopy, localMatcher, PIXEL_MATCH } from '../src/duplicates/copies.ts';
 import { EDITS, editImage } from '../src/duplicates/edits.ts';
 import { type DuplicatesReport, findDuplicates } from '../src/duplicates/find.ts';
 import { matchImages } from '../src/duplicates/match.ts';
-import { imagePlanes } from '../src/duplicates/planes.ts';
-import { COLOUR_LIMIT, PIXEL_MATCH } from '../src/duplicates/second-look.ts';
+import { type ImagePlanes, imagePlanes } from '../src/duplicates/planes.ts';
 import { MODEL_REGISTRY } from '../src/index.ts';
+import { createMatchThreads } from '../src/node/match-threads.ts';
 import { createApp } from '../src/server/app.ts';
 import { type DuplicateFixture, scene, writeDuplicateFixture } from './fixtures/duplicate-images.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
@@ -222,6 +223,26 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
     );
   });
 
+  it('finds the same groups, in the same order, with the comparisons on worker threads', async () => {
+    // minPairs 1: even this small collection's pairs go to the workers.
+    const threads = createMatchThreads({ threads: 2, minPairs: 1 });
+    try {
+      const local = await findDuplicates(collection, { ...EVERY_PAIR, matcher: localMatcher });
+      const pairs: number[] = [];
+      const counting = {
+        ...threads,
+        copies: (...args: Parameters<typeof threads.copies>) => {
+          pairs.push(args[1].length);
+          return threads.copies(...args);
+        },
+      };
+      assert.deepEqual(await findDuplicates(collection, { ...EVERY_PAIR, matcher: counting }), local);
+      assert.ok(Math.max(...pairs) > 64, `several chunks of pairs went to the threads: ${pairs.join(', ')}`);
+    } finally {
+      await threads.close();
+    }
+  });
+
   it('keeps the decoded pixels by content hash: a second run reads no image, a damaged cache is rebuilt', async () => {
     const file = join(collection.dir, 'duplicates-planes.bin');
     await rm(file, { force: true });
@@ -415,5 +436,72 @@ describe('the second look: one image laid over the other', () => {
       await planesOf(await readFile(join(golden, 'landscape.png'))),
     );
     assert.ok(!same(match));
+  });
+});
+
+describe('the pixel comparisons on worker threads', () => {
+  let planes: ImagePlanes[];
+  let first: Uint32Array;
+  let second: Uint32Array;
+  let expected: Uint8Array;
+  before(async () => {
+    const original = await readFile(join(import.meta.dirname, 'golden', 'landscape.png'));
+    const random = new Random(5);
+    const images: Buffer[] = [original];
+    for (const edit of EDITS) images.push((await editImage(original, edit, random)).bytes);
+    for (let seed = 1; seed <= 6; seed++) {
+      const picture = await scene(seed);
+      images.push(picture, await sharp(picture).flop().jpeg({ quality: 80 }).toBuffer());
+    }
+    planes = await Promise.all(
+      images.map(async (bytes) => {
+        const { width, height } = await sharp(bytes).metadata();
+        return imagePlanes(bytes, width!, height!);
+      }),
+    );
+    // Every ordered pair: more than 32 chunks of 32, copies and distinct pictures mixed.
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < planes.length; i++)
+      for (let j = 0; j < planes.length; j++)
+        if (i !== j) {
+          a.push(i);
+          b.push(j);
+        }
+    first = Uint32Array.from(a);
+    second = Uint32Array.from(b);
+    expected = Uint8Array.from(a, (i, k) => (judgeCopy(planes[i]!, planes[b[k]!]!) ? 1 : 0));
+  });
+
+  it('answers each pair as this thread does, in the order asked, again in the same session and after a release', async () => {
+    assert.ok(expected.includes(1) && expected.includes(0));
+    const threads = createMatchThreads({ threads: 3, minPairs: 1 });
+    const session = {};
+    try {
+      const planesOf = (image: number) => planes[image]!;
+      assert.deepEqual(await threads.copies(session, first, second, planesOf), expected);
+      assert.deepEqual(await localMatcher.copies(session, first, second, planesOf), expected);
+      // The workers keep the planes: the second time only pairs go out, reversed this time.
+      const reversed = (list: Uint32Array) => Uint32Array.from(list).reverse();
+      const none = () => {
+        throw new Error('planes asked again');
+      };
+      assert.deepEqual(
+        await threads.copies(session, reversed(first), reversed(second), none),
+        Uint8Array.from(expected).reverse(),
+      );
+      threads.release(session);
+      assert.deepEqual(await threads.copies(session, first, second, planesOf), expected);
+    } finally {
+      await threads.close();
+    }
+  });
+
+  it('compares on this thread the pairs of workers that end midway', async () => {
+    const threads = createMatchThreads({ threads: 2, minPairs: 1 });
+    const answer = threads.copies({}, first, second, (image) => planes[image]!);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await threads.close();
+    assert.deepEqual(await answer, expected);
   });
 });

@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress';
 import stringWidth from 'string-width';
 import { openStore } from '../collection/stores.ts';
 import { type DuplicatesProgress, type DuplicatesReport, findDuplicates } from '../duplicates/find.ts';
+import { matchThreads } from '../node/match-threads.ts';
 import { progressBars } from './progress.ts';
 
 export interface DuplicatesCommandOptions {
@@ -26,6 +27,7 @@ export async function duplicatesCommand(name: string, options: DuplicatesCommand
       report = await findDuplicates(collection, {
         threshold,
         neighbours: options.neighbours,
+        matcher: matchThreads,
         onProgress: (event) => {
           if (event.type === 'compare') unreadable = event.unreadable;
           bars.onProgress(event);

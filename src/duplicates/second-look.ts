@@ -1,40 +1,14 @@
 import type { ImageCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
 import { RisError } from '../errors.ts';
-import { type Match, matchImages } from './match.ts';
+import { localMatcher, type PairMatcher } from './copies.ts';
 import type { PlaneCache } from './plane-cache.ts';
 import { type ImagePlanes, imagePlanes } from './planes.ts';
 
 /**
- * Correlation of lightness from which the second look calls one image an edit of the other. Edited copies
- * of Caltech101 (mirror, crop to 70 %, JPEG quality 15, resize to 25 %, grayscale) score 0.96 or more,
- * copies lightened by 30 % down to 0.92 (clipped highlights); distinct photos that the embedding finds
- * alike score 0.84 at the 99th percentile. It holds for every model: it looks at pixels.
- */
-export const PIXEL_MATCH = 0.93;
-/**
- * Colour difference (Lab ΔE, see matchImages) up to which two colour images can be one picture. Edited
- * copies stay under 8 (lightened ones under 22, 98 % under 15); the same product shot in another paint
- * differs by 20 to 100.
- */
-export const COLOUR_LIMIT = 15;
-
-/**
- * Correlation of fine detail (see Match.detail) from which the pixels are the same pixels: edited copies
- * score 0.84 or more but for a few crops of fine textures (starfish: 0.45); two studio photos of one
- * motorbike model in one pose agree in lightness at 0.93 to 0.98 but in detail 0.72 at the median.
- */
-export const DETAIL_MATCH = 0.75;
-
-/** Whether the second look sees one image as an edit of the other. */
-export function isCopy(match: Match): boolean {
-  return match.lightness >= PIXEL_MATCH && match.detail >= DETAIL_MATCH && match.colour <= COLOUR_LIMIT;
-}
-
-/**
  * The images of a collection as the second look needs them, by row of its stored vectors: records read
  * once, and pixels decoded once (or found in the cache of an earlier run), several at a time in the
- * background (`prefetch`) while pairs are compared.
+ * background (`prefetch`) while pairs are compared (by `matcher`: on this thread or on worker threads).
  */
 export class SecondLook {
   /** Images that could not be read or decoded (moved, deleted, damaged): their pairs are not compared. */
@@ -50,6 +24,7 @@ export class SecondLook {
     private readonly ids: Uint32Array,
     private readonly concurrency: number,
     private readonly cache: PlaneCache,
+    private readonly matcher: PairMatcher = localMatcher,
   ) {}
 
   record(row: number): Promise<ImageRecord | undefined> {
@@ -72,12 +47,48 @@ export class SecondLook {
    * pixel comparison. Undefined when either cannot be read.
    */
   async same(a: number, b: number): Promise<boolean | undefined> {
-    const [ra, rb] = await Promise.all([this.record(a), this.record(b)]);
-    if (!ra || !rb) return undefined;
-    if (ra.sha256 === rb.sha256) return true;
-    const [pa, pb] = await Promise.all([this.planesOf(a), this.planesOf(b)]);
-    if (!pa || !pb) return undefined;
-    return isCopy(matchImages(pa, pb));
+    return (await this.sameMany([a], [b]))[0];
+  }
+
+  /**
+   * `same` of each pair (first[i], second[i]), in order; the pixel comparisons of all of them go to the
+   * matcher at once, so they can run side by side. The answers do not depend on how they were spread.
+   */
+  async sameMany(first: ArrayLike<number>, second: ArrayLike<number>): Promise<(boolean | undefined)[]> {
+    const out: (boolean | undefined)[] = [];
+    const compared: number[] = [];
+    const records = await Promise.all(
+      Array.from(first, (a, i) => Promise.all([this.record(a), this.record(second[i]!)])),
+    );
+    for (const [i, [ra, rb]] of records.entries()) {
+      out.push(!ra || !rb ? undefined : ra.sha256 === rb.sha256);
+      if (out[i] === false) compared.push(i);
+    }
+    const loaded = new Map<number, ImagePlanes>();
+    await Promise.all(
+      compared.flatMap((i) =>
+        [first[i]!, second[i]!].map(async (row) => {
+          const planes = await this.planesOf(row);
+          if (planes) loaded.set(row, planes);
+        }),
+      ),
+    );
+    const pixels = compared.filter((i) => loaded.has(first[i]!) && loaded.has(second[i]!));
+    for (const i of compared) if (!loaded.has(first[i]!) || !loaded.has(second[i]!)) out[i] = undefined;
+    if (pixels.length === 0) return out;
+    const copies = await this.matcher.copies(
+      this,
+      Uint32Array.from(pixels, (i) => first[i]!),
+      Uint32Array.from(pixels, (i) => second[i]!),
+      (row) => loaded.get(row)!,
+    );
+    for (const [j, i] of pixels.entries()) out[i] = copies[j] === 1;
+    return out;
+  }
+
+  /** Lets the matcher forget this look's images. */
+  close(): void {
+    this.matcher.release(this);
   }
 
   private planesOf(row: number): Promise<ImagePlanes | undefined> {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ImageCollection } from '../collection/store.ts';
 import { type DuplicatesReport, findDuplicates } from '../duplicates/find.ts';
 import { RequestError } from '../errors.ts';
+import { matchThreads } from '../node/match-threads.ts';
 import type { EventHub } from './events.ts';
 
 export interface DuplicatesRouterOptions {
@@ -72,6 +73,7 @@ export function duplicatesRouter(options: DuplicatesRouterOptions): Hono {
         findDuplicates(col, {
           threshold,
           neighbours,
+          matcher: matchThreads,
           onProgress: (event) =>
             options.hub?.publish({
               type: 'progress',
