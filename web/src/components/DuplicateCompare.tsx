@@ -1,6 +1,6 @@
-import { useEffect, useRef } from 'preact/hooks';
 import { bytesText, type DuplicateImage, fileName } from '../duplicates-api.ts';
 import { similarityText } from '../format.ts';
+import { ModalDialog } from './ModalDialog.tsx';
 
 export interface Comparison {
   /** The kept image of the group, and the one it is compared with. */
@@ -17,23 +17,12 @@ export function DuplicateCompare({
   comparison: Comparison | null;
   onClose: () => void;
 }) {
-  const dialog = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const element = dialog.current!;
-    if (comparison && !element.open) element.showModal();
-    if (!comparison && element.open) element.close();
-  }, [comparison]);
-
   return (
-    // biome-ignore lint/a11y/useKeyWithClickEvents: the backdrop click mirrors Escape, which <dialog> handles
-    <dialog
-      ref={dialog}
-      class="image-dialog compare-dialog"
-      aria-labelledby="compare-title"
+    <ModalDialog
+      open={comparison !== null}
       onClose={onClose}
-      onClick={(event) => {
-        if (event.target === dialog.current) onClose();
-      }}
+      class="image-dialog compare-dialog"
+      labelledBy="compare-title"
     >
       {comparison && (
         <div class="dialog-body">
@@ -75,6 +64,6 @@ export function DuplicateCompare({
           </div>
         </div>
       )}
-    </dialog>
+    </ModalDialog>
   );
 }

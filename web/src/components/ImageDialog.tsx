@@ -1,6 +1,6 @@
-import { useEffect, useRef } from 'preact/hooks';
 import type { ImageRef } from '../api.ts';
 import { labelText } from '../format.ts';
+import { ModalDialog } from './ModalDialog.tsx';
 
 interface ImageDialogProps {
   image: ImageRef | null;
@@ -10,25 +10,8 @@ interface ImageDialogProps {
 
 /** An enlarged image with its label, a download link and a way to search with it (a modal <dialog>). */
 export function ImageDialog({ image, onClose, onSearch }: ImageDialogProps) {
-  const dialog = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const element = dialog.current!;
-    if (image && !element.open) element.showModal();
-    if (!image && element.open) element.close();
-  }, [image]);
-
   return (
-    // biome-ignore lint/a11y/useKeyWithClickEvents: the backdrop click mirrors Escape, which <dialog> handles
-    <dialog
-      ref={dialog}
-      class="image-dialog"
-      aria-labelledby="image-dialog-title"
-      onClose={onClose}
-      onClick={(event) => {
-        // A click on the backdrop (the dialog itself, outside its content) closes it.
-        if (event.target === dialog.current) onClose();
-      }}
-    >
+    <ModalDialog open={image !== null} onClose={onClose} class="image-dialog" labelledBy="image-dialog-title">
       {image && (
         <div class="dialog-body">
           <h2 id="image-dialog-title">
@@ -51,6 +34,6 @@ export function ImageDialog({ image, onClose, onSearch }: ImageDialogProps) {
           </div>
         </div>
       )}
-    </dialog>
+    </ModalDialog>
   );
 }

@@ -1,5 +1,6 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { deleteCollection, isTokenRefused } from '../library-api.ts';
+import { ModalDialog } from './ModalDialog.tsx';
 
 interface LibraryDeleteProps {
   /** The collection to delete; null: the dialog is closed. */
@@ -11,16 +12,12 @@ interface LibraryDeleteProps {
 
 /** Deleting a collection, confirmed by typing its name (a modal <dialog>). */
 export function LibraryDelete({ name, onClose, onDeleted, onRefused }: LibraryDeleteProps) {
-  const dialog = useRef<HTMLDialogElement>(null);
   const [typed, setTyped] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
-    const element = dialog.current!;
     setTyped('');
     setError(null);
-    if (name && !element.open) element.showModal();
-    if (!name && element.open) element.close();
   }, [name]);
 
   const confirm = async (event: Event) => {
@@ -41,7 +38,13 @@ export function LibraryDelete({ name, onClose, onDeleted, onRefused }: LibraryDe
   };
 
   return (
-    <dialog ref={dialog} class="image-dialog delete-dialog" aria-labelledby="delete-title" onClose={onClose}>
+    <ModalDialog
+      open={Boolean(name)}
+      onClose={onClose}
+      class="image-dialog delete-dialog"
+      labelledBy="delete-title"
+      closeOnBackdrop={false}
+    >
       {name && (
         <form class="dialog-body" onSubmit={confirm}>
           <h2 id="delete-title">Delete the collection {name}?</h2>
@@ -75,6 +78,6 @@ export function LibraryDelete({ name, onClose, onDeleted, onRefused }: LibraryDe
           </div>
         </form>
       )}
-    </dialog>
+    </ModalDialog>
   );
 }
