@@ -26,7 +26,8 @@ let home: string;
 let model: string;
 let server: RunningServer;
 let files: Server;
-let filesBase: string;
+/** The image server by host name, as users give addresses (`localhost`, resolved by ris itself). */
+let filesHost: string;
 /** Paths the image server was asked for, in order. */
 const asked: string[] = [];
 let small: Buffer;
@@ -62,7 +63,7 @@ before(async () => {
     }
     res.writeHead(404).end();
   });
-  filesBase = await listenOnLoopback(files);
+  filesHost = (await listenOnLoopback(files)).replace('127.0.0.1', 'localhost');
   server = await listen({
     port: 0,
     collectionOptions: { home },
@@ -190,7 +191,7 @@ describe('probed as an attacker would', () => {
     const fetched = await fetch(url('/api/collections/pics/images'), {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ urls: [`${filesBase}/large.jpg`, `${filesBase}/small.jpg`] }),
+      body: JSON.stringify({ urls: [`${filesHost}/large.jpg`, `${filesHost}/small.jpg`] }),
     });
     assert.equal(fetched.status, 200);
     const urls = (await fetched.json()) as {
@@ -205,7 +206,7 @@ describe('probed as an attacker would', () => {
   });
 
   it('a list of addresses is small JSON: over 256 KB (chunked too) is 413, an unknown field 400', async () => {
-    const padded = JSON.stringify({ urls: [`${filesBase}/small.jpg`], pad: 'y'.repeat(300 * 1024) });
+    const padded = JSON.stringify({ urls: [`${filesHost}/small.jpg`], pad: 'y'.repeat(300 * 1024) });
     const { port } = new URL(server.url);
     const status = await new Promise<number>((resolve, reject) => {
       // No Content-Length: the body arrives in chunks, as a client that hides its size sends it.
@@ -231,7 +232,7 @@ describe('probed as an attacker would', () => {
     const unknown = await fetch(url('/api/collections/pics/images'), {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ urls: [`${filesBase}/small.jpg`], pad: 'y' }),
+      body: JSON.stringify({ urls: [`${filesHost}/small.jpg`], pad: 'y' }),
     });
     assert.equal(unknown.status, 400);
     assert.match((await errorOf(unknown)).message, /Unknown field "pad"/);
@@ -239,7 +240,7 @@ describe('probed as an attacker would', () => {
 
   it('stops fetching addresses for a client that went away', async () => {
     asked.length = 0;
-    const urls = [1, 2, 3].map((n) => `${filesBase}/slow/${n}`);
+    const urls = [1, 2, 3].map((n) => `${filesHost}/slow/${n}`);
     const controller = new AbortController();
     const sent = fetch(url('/api/collections/pics/images'), {
       method: 'POST',
