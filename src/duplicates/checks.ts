@@ -1,6 +1,6 @@
 // The checks of the second look over the rectangle its search found: the colours and the fine detail.
 import type { ImagePlanes } from './planes.ts';
-import { fullFrame, normalise, type Rectangle, sampleRect, type Transform } from './sampling.ts';
+import { climb, fullFrame, normalise, type Rectangle, sampleRect, type Transform } from './sampling.ts';
 
 /**
  * How far the colours of `small` are from those of `big` over the rectangle: per cell of a 16 × 16 grid,
@@ -79,28 +79,5 @@ export function refineDetail(
     }
     return aa > 0 ? ab / Math.sqrt(aa) : 0;
   };
-  let { x0, y0, w, h } = start;
-  let best = score(x0, y0, w, h);
-  for (let step = 1 / 128; step >= 1 / 512; step /= 2) {
-    for (let moved = true; moved; ) {
-      moved = false;
-      for (let move = 0; move < 6; move++) {
-        const dw = move === 0 ? step : move === 1 ? -step : 0;
-        const dx = move === 2 ? step : move === 3 ? -step : 0;
-        const dy = move === 4 ? step : move === 5 ? -step : 0;
-        const nw = w + dw;
-        const nh = nw * ratio;
-        if (nw > 1.0001 || nw < minSide || nh > 1.03 || nh < minSide) continue;
-        const hh = Math.min(1, nh);
-        const nx = Math.max(0, Math.min(1 - nw, x0 + dx - dw / 2));
-        const ny = Math.max(0, Math.min(1 - hh, y0 + dy - (dw * ratio) / 2));
-        const next = score(nx, ny, nw, hh);
-        if (next > best + 1e-6) {
-          [x0, y0, w, h, best] = [nx, ny, nw, hh, next];
-          moved = true;
-        }
-      }
-    }
-  }
-  return best;
+  return climb(start, ratio, minSide, 1 / 128, 1 / 512, score).score;
 }

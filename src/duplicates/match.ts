@@ -1,6 +1,14 @@
 import { colourDifference, refineDetail } from './checks.ts';
 import type { ImagePlanes } from './planes.ts';
-import { fullFrame, normalise, type Plane, type Rectangle, sampleRect, type Transform } from './sampling.ts';
+import {
+  climb,
+  fullFrame,
+  normalise,
+  type Plane,
+  type Rectangle,
+  sampleRect,
+  type Transform,
+} from './sampling.ts';
 
 export type { Rectangle, Transform };
 
@@ -348,32 +356,11 @@ function refine(
 ): Scored {
   let best: Scored | undefined;
   for (const start of starts) {
-    let { x0, y0, w, h } = start;
-    let score = correlate(plane, side, probe, n, x0, y0, w, h);
-    for (let step = firstStep; step >= lastStep; step /= 2) {
-      for (let moved = true; moved; ) {
-        moved = false;
-        for (let move = 0; move < 6; move++) {
-          // Growing or shrinking keeps the centre where it is.
-          const dw = move === 0 ? step : move === 1 ? -step : 0;
-          const dx = move === 2 ? step : move === 3 ? -step : 0;
-          const dy = move === 4 ? step : move === 5 ? -step : 0;
-          const nw = w + dw;
-          const nh = nw * ratio;
-          if (nw > 1.0001 || nw < minSide || nh > 1.03 || nh < minSide) continue;
-          const hh = Math.min(1, nh);
-          const nx = Math.max(0, Math.min(1 - nw, x0 + dx - dw / 2));
-          const ny = Math.max(0, Math.min(1 - hh, y0 + dy - (dw * ratio) / 2));
-          const next = correlate(plane, side, probe, n, nx, ny, nw, hh);
-          if (next > score + 1e-6) {
-            [x0, y0, w, h, score] = [nx, ny, nw, hh, next];
-            moved = true;
-          }
-        }
-      }
-    }
-    if (!best || score > best.score) best = { x0, y0, w, h, score };
-    if (score >= SURE) break; // the other starts cannot matter
+    const ended = climb(start, ratio, minSide, firstStep, lastStep, (x0, y0, w, h) =>
+      correlate(plane, side, probe, n, x0, y0, w, h),
+    );
+    if (!best || ended.score > best.score) best = ended;
+    if (ended.score >= SURE) break; // the other starts cannot matter
   }
   return best!;
 }

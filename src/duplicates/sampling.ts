@@ -86,3 +86,43 @@ export function normalise(v: Float32Array): Float32Array | undefined {
   for (let i = 0; i < v.length; i++) v[i]! *= scale;
   return v;
 }
+
+/**
+ * Moves a rectangle of the given aspect `ratio` (height / width, of the probed image's frame) by halving
+ * steps, from `firstStep` to `lastStep` of the frame, growing, shrinking (about its centre) or shifting it
+ * while `score` grows; never smaller than `minSide`. Returns where it ended with its score.
+ */
+export function climb(
+  start: Rectangle,
+  ratio: number,
+  minSide: number,
+  firstStep: number,
+  lastStep: number,
+  score: (x0: number, y0: number, w: number, h: number) => number,
+): Rectangle & { score: number } {
+  let { x0, y0, w, h } = start;
+  let best = score(x0, y0, w, h);
+  for (let step = firstStep; step >= lastStep; step /= 2) {
+    for (let moved = true; moved; ) {
+      moved = false;
+      for (let move = 0; move < 6; move++) {
+        // Growing or shrinking keeps the centre where it is.
+        const dw = move === 0 ? step : move === 1 ? -step : 0;
+        const dx = move === 2 ? step : move === 3 ? -step : 0;
+        const dy = move === 4 ? step : move === 5 ? -step : 0;
+        const nw = w + dw;
+        const nh = nw * ratio;
+        if (nw > 1.0001 || nw < minSide || nh > 1.03 || nh < minSide) continue;
+        const hh = Math.min(1, nh);
+        const nx = Math.max(0, Math.min(1 - nw, x0 + dx - dw / 2));
+        const ny = Math.max(0, Math.min(1 - hh, y0 + dy - (dw * ratio) / 2));
+        const next = score(nx, ny, nw, hh);
+        if (next > best + 1e-6) {
+          [x0, y0, w, h, best] = [nx, ny, nw, hh, next];
+          moved = true;
+        }
+      }
+    }
+  }
+  return { x0, y0, w, h, score: best };
+}
