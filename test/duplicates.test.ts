@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,12 +7,15 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { Random } from '../src/ann/random.ts';
 import { indexCollection } from '../src/collection/build.ts';
+import { addUploads } from '../src/collection/library.ts';
+import { PlaneCache } from '../src/collection/plane-cache.ts';
+import { type ImagePlanes, imagePlanes } from '../src/collection/planes.ts';
 import type { ImageCollection } from '../src/collection/store.ts';
+import { STAGING_DIR, stagingPath } from '../src/collection/uploads.ts';
 import { COLOUR_LIMIT, judgeCopy, localMatcher, PIXEL_MATCH } from '../src/duplicates/copies.ts';
 import { EDITS, editImage } from '../src/duplicates/edits.ts';
 import { type DuplicatesReport, findDuplicates } from '../src/duplicates/find.ts';
 import { matchImages } from '../src/duplicates/match.ts';
-import { type ImagePlanes, imagePlanes } from '../src/duplicates/planes.ts';
 import { MODEL_REGISTRY } from '../src/index.ts';
 import { createMatchThreads } from '../src/node/match-threads.ts';
 import { createApp } from '../src/server/app.ts';
@@ -112,11 +116,25 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
 
   it('groups each picture with its copies and nothing else, and puts the image the keeper rule names first', async () => {
     const events: string[] = [];
+    let reads = 0;
+    const readImage = collection.readImage.bind(collection);
+    collection.readImage = (record) => {
+      reads++;
+      return readImage(record);
+    };
     const report = await findDuplicates(collection, {
       ...EVERY_PAIR,
       onProgress: (e) => events.push(e.type),
+    }).finally(() => {
+      collection.readImage = readImage;
     });
+    assert.equal(
+      reads,
+      0,
+      'right after indexing, the planes made while embedding are used: no image is read',
+    );
     assert.equal(report.threshold, -1);
+    assert.equal(report.thresholdSource, 'given');
     await checkReport(collection, report, fixture, root);
     // Most pixels, then most bytes (the twins differ only in age and id).
     const keepers = report.groups.map((g) => g.images[0]!.path);
@@ -163,6 +181,7 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
     const library = await findDuplicates(collection, EVERY_PAIR);
     assert.deepEqual(all.body, {
       threshold: -1,
+      thresholdSource: 'given',
       total: 3,
       page: 0,
       count: 50,
@@ -210,6 +229,7 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
     });
     const kept = JSON.parse(await readFile(join(collection.dir, 'duplicates-calibration.json'), 'utf8'));
     assert.equal(kept.threshold, report.threshold);
+    assert.equal(report.thresholdSource, 'calibrated');
     assert.equal(kept.modelId, collection.manifest.modelId);
     assert.equal(kept.copies, 6 * (await collection.count()), 'six edited copies of every sampled image');
     assert.ok(kept.copiesReached >= 0.97, `share of copies at the threshold: ${kept.copiesReached}`);
@@ -267,6 +287,19 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
     } finally {
       collection.readImage = readImage;
     }
+  });
+  it('keeps the planes of a sent file with it: a search after an upload reads no image either', async () => {
+    await mkdir(join(collection.dir, STAGING_DIR), { recursive: true });
+    const file = stagingPath(collection.dir);
+    const sent = await sharp(await scene(77))
+      .jpeg({ quality: 60 })
+      .toBuffer();
+    await writeFile(file, sent);
+    const report = await addUploads(collection, [{ name: 'sent été.jpg', file }]);
+    assert.equal(report.added.length, 1, JSON.stringify(report));
+    const cache = await PlaneCache.open(collection.dir);
+    const sha = createHash('sha256').update(sent).digest('hex');
+    assert.deepEqual(cache.get(sha), await imagePlanes(sent, 360, 270));
   });
 });
 
@@ -366,6 +399,7 @@ describe('ris duplicates on Caltech101 copies with mobilenetv2-int8 at its recor
   it('finds each original with its copies, and no look-alike of the same class', async () => {
     const report = await findDuplicates(collection);
     assert.equal(report.threshold, MODEL_REGISTRY['mobilenetv2-int8']!.duplicateThreshold);
+    assert.equal(report.thresholdSource, 'model');
     const found = report.groups.map((g) => g.images.map((i) => families.get(i.path)!));
     for (const group of found)
       assert.equal(new Set(group).size, 1, `one family per group: ${group.join(', ')}`);

@@ -38,7 +38,8 @@ export async function duplicatesCommand(name: string, options: DuplicatesCommand
       await collection.close();
     }
     if (options.json) {
-      print(JSON.stringify(report, null, 2));
+      // The JSON of `ris duplicates --json` as documented: the threshold and the groups, nothing else.
+      print(JSON.stringify({ threshold: report.threshold, groups: report.groups }, null, 2));
       return;
     }
     printReport(name, report, (performance.now() - started) / 1000);
@@ -51,15 +52,25 @@ export async function duplicatesCommand(name: string, options: DuplicatesCommand
   }
 }
 
+function thresholdInWords(report: DuplicatesReport): string {
+  const from = {
+    given: '',
+    model: ", the model's",
+    calibrated: ', calibrated on this collection',
+    none: '',
+  }[report.thresholdSource];
+  return `threshold ${report.threshold}${from}`;
+}
+
 function printReport(name: string, report: DuplicatesReport, seconds: number): void {
   const images = report.groups.reduce((sum, group) => sum + group.images.length, 0);
   if (report.groups.length === 0) {
-    print(`no copies found in ${name} (threshold ${report.threshold}, ${seconds.toFixed(1)} s)`);
+    print(`no copies found in ${name} (${thresholdInWords(report)}, ${seconds.toFixed(1)} s)`);
     return;
   }
   print(
     `${plural(report.groups.length, 'group')} of copies in ${name}: ${images} images, ${images - report.groups.length} of them could go ` +
-      `(threshold ${report.threshold}, ${seconds.toFixed(1)} s)`,
+      `(${thresholdInWords(report)}, ${seconds.toFixed(1)} s)`,
   );
   const idWidth = Math.max(...report.groups.flatMap((g) => g.images.map((i) => String(i.id).length))) + 1;
   const sizeWidth = Math.max(

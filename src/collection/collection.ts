@@ -8,7 +8,7 @@ import { applyProjection, type LinearProjection, projectionToJson } from '../emb
 import { ArgumentError, CollectionError, describe } from '../errors.ts';
 import { CollectionModel } from './collection-model.ts';
 import { CollectionDb, type Exclusion, type StoredFile, type StoredImage } from './database.ts';
-import { embedFiles } from './embed-files.ts';
+import { embedFiles, planeEntries } from './embed-files.ts';
 import { exclusionsFor } from './exclusions.ts';
 import { collectionDirectory, collectionExists, collectionNames, DATABASE, INDEX, MANIFEST } from './home.ts';
 import { readIndexedFile, readMarkingChanges } from './image-file.ts';
@@ -26,6 +26,7 @@ import {
 import { checkedManifest, storedProjection } from './manifest-check.ts';
 import { pausePoint } from './pause.ts';
 import { type PendingWork, retrainMarked } from './pending-work.ts';
+import { PlaneCache } from './plane-cache.ts';
 import { seededPage } from './shuffle.ts';
 import {
   checkSearchOptions,
@@ -300,7 +301,8 @@ export class Collection implements LibraryCollection {
     // One lookup per image, not a read of every path: a watched change adds one image to 100,000.
     const todo = images.filter((image) => this.db.idByPath(this.storedPath(image.path)) === undefined);
     const report = emptyAddReport(images.length - todo.length);
-    for await (const { files, failures } of embedFiles(embedder, todo, options.onProgress)) {
+    const embedding = embedFiles(embedder, todo, { onProgress: options.onProgress, planes: true });
+    for await (const { files, failures } of embedding) {
       options.signal?.throwIfAborted();
       const rows = files.map(({ image, bytes, width, height, sha256, mtimeMs, vector }) => ({
         path: this.storedPath(image.path),
@@ -328,6 +330,7 @@ export class Collection implements LibraryCollection {
           }
         });
         pausePoint('add:committed');
+        await PlaneCache.append(this.dir, planeEntries(files));
       }
       report.failures.push(...failures);
     }
@@ -360,6 +363,7 @@ export class Collection implements LibraryCollection {
         return imageInWords(id, path === undefined ? undefined : { path, upload: this.isUpload({ path }) });
       },
       update: () => this.keeper.update(),
+      dir: this.dir,
     });
   }
 

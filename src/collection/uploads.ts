@@ -15,8 +15,9 @@ import { basename, isAbsolute, join } from 'node:path';
 import type { Embedder, EmbedProgress } from '../embed/embedder.ts';
 import type { ErrorCode, RisError } from '../errors.ts';
 import type { CollectionDb } from './database.ts';
-import { type EmbeddedFile, embedFiles } from './embed-files.ts';
+import { type EmbeddedFile, embedFiles, planeEntries } from './embed-files.ts';
 import { pausePoint } from './pause.ts';
+import { PlaneCache } from './plane-cache.ts';
 import { IMAGE_EXTENSIONS, type ImageToAdd } from './walk.ts';
 
 /** A file sent to a collection (an upload, or an image fetched from a URL), waiting to be added. */
@@ -172,6 +173,11 @@ export interface UploadKeeper {
   keep(batch: UploadToKeep[]): Promise<KeptUpload[]>;
   /** Makes what was kept searchable (called after each batch). */
   update(): Promise<void>;
+  /**
+   * Whether `keep` stores each image's planes for the duplicates' second look (a local collection: see
+   * PlaneCache); the embedding pass makes them then.
+   */
+  readonly keepsPlanes?: boolean;
 }
 
 type Outcome =
@@ -239,7 +245,11 @@ async function embedAndKeep(
   };
   let done = uploads.length - todo.length;
   options.onProgress?.({ type: 'upload', done, total: uploads.length });
-  for await (const { files, failures } of embedFiles(embedder, todo, options.onProgress)) {
+  const embedding = embedFiles(embedder, todo, {
+    onProgress: options.onProgress,
+    planes: keeper.keepsPlanes,
+  });
+  for await (const { files, failures } of embedding) {
     options.signal?.throwIfAborted();
     for (const { path, error } of failures) {
       const index = indexOf.get(path)!;
@@ -289,6 +299,8 @@ export interface LocalUploadTarget {
   describe(id: number): string;
   /** Brings the index up to date with what was committed. */
   update(): Promise<void>;
+  /** The collection's folder, where the planes of kept images are appended (PlaneCache). */
+  dir: string;
 }
 
 /**
@@ -297,6 +309,7 @@ export interface LocalUploadTarget {
  */
 export function localUploadKeeper(target: LocalUploadTarget): UploadKeeper {
   return {
+    keepsPlanes: true,
     holders: async (sha256s) => {
       const found = new Map<string, string>();
       for (const sha256 of sha256s) {
@@ -309,7 +322,7 @@ export function localUploadKeeper(target: LocalUploadTarget): UploadKeeper {
       await Promise.all(batch.map(({ upload }) => syncFile(upload.file)));
       mkdirSync(target.uploadsDir, { recursive: true });
       const now = new Date().toISOString();
-      return target.db.write((generation) => {
+      const kept = target.db.write((generation) => {
         const kept = batch.map(({ upload, keptName, file }): KeptUpload => {
           const same = target.db.idOfSha(file.sha256); // another process sent these bytes meanwhile
           if (same !== undefined) return { sameAs: target.describe(same) };
@@ -335,6 +348,8 @@ export function localUploadKeeper(target: LocalUploadTarget): UploadKeeper {
         pausePoint('upload:moved'); // files in place, rows not committed: a kill here leaves orphans
         return kept;
       });
+      await PlaneCache.append(target.dir, planeEntries(batch.map(({ file }) => file)));
+      return kept;
     },
     update: () => target.update(),
   };

@@ -1,5 +1,5 @@
 // The checks of the second look over the rectangle its search found: the colours and the fine detail.
-import type { ImagePlanes } from './planes.ts';
+import type { ImagePlanes } from '../collection/planes.ts';
 import { climb, fullFrame, normalise, type Rectangle, sampleRect, type Transform } from './sampling.ts';
 
 /**

@@ -1,5 +1,5 @@
+import type { ImagePlanes } from '../collection/planes.ts';
 import { type Match, matchImages } from './match.ts';
-import type { ImagePlanes } from './planes.ts';
 
 /**
  * Correlation of lightness from which the second look calls one image an edit of the other. Edited copies

@@ -1,5 +1,6 @@
 import { normalizeRows } from '../ann/metric.ts';
 import { NO_ID } from '../ann/types.ts';
+import { PlaneCache } from '../collection/plane-cache.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
 import { MODEL_REGISTRY } from '../embed/config.ts';
@@ -8,7 +9,6 @@ import { type CalibrationProgress, calibratedThreshold } from './calibrate.ts';
 import { dot, neighbourPairs, type SearchRows } from './candidates.ts';
 import type { PairMatcher } from './copies.ts';
 import { keeperOrder, UnionFind } from './groups.ts';
-import { PlaneCache } from './plane-cache.ts';
 import { SecondLook } from './second-look.ts';
 
 /**
@@ -48,6 +48,12 @@ export interface DuplicateGroup {
 export interface DuplicatesReport {
   /** The embedding similarity the groups were found from (given, the model's recorded one, or calibrated). */
   threshold: number;
+  /**
+   * Where `threshold` came from: `given` (the caller's), `model` (measured for the model by
+   * `npm run bench:duplicates`), `calibrated` (on edited copies of the collection's own images), `none`
+   * (fewer than two images: nothing to compare, nothing to calibrate on).
+   */
+  thresholdSource: 'given' | 'model' | 'calibrated' | 'none';
   /** Largest groups first. */
   groups: DuplicateGroup[];
 }
@@ -102,7 +108,12 @@ export async function findDuplicates(
   const { ids, vectors } = await collection.storedVectors();
   const n = ids.length;
   const recorded = recordedThreshold(collection);
-  if (n < 2) return { threshold: options.threshold ?? recorded ?? 1, groups: [] };
+  if (n < 2)
+    return {
+      threshold: options.threshold ?? recorded ?? 1,
+      thresholdSource: options.threshold !== undefined ? 'given' : recorded !== undefined ? 'model' : 'none',
+      groups: [],
+    };
   const d = vectors.length / n;
   const unit = normalizeRows(vectors, d);
   const search = searchRowsOf(collection);
@@ -186,7 +197,9 @@ export async function findDuplicates(
       }
     }
     groups.sort((x, y) => y.images.length - x.images.length || x.images[0]!.id - y.images[0]!.id);
-    return { threshold, groups };
+    const thresholdSource =
+      options.threshold !== undefined ? 'given' : recorded !== undefined ? 'model' : 'calibrated';
+    return { threshold, thresholdSource, groups };
   } finally {
     look.close();
   }

@@ -1,5 +1,5 @@
+import type { ImagePlanes } from '../collection/planes.ts';
 import { colourDifference, refineDetail } from './checks.ts';
-import type { ImagePlanes } from './planes.ts';
 import {
   climb,
   fullFrame,

@@ -1,9 +1,9 @@
+import type { PlaneCache } from '../collection/plane-cache.ts';
+import { type ImagePlanes, imagePlanes } from '../collection/planes.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
 import { RisError } from '../errors.ts';
 import { localMatcher, type PairMatcher } from './copies.ts';
-import type { PlaneCache } from './plane-cache.ts';
-import { type ImagePlanes, imagePlanes } from './planes.ts';
 
 /**
  * The images of a collection as the second look needs them, by row of its stored vectors: records read

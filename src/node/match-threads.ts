@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { PLANE_RECORD, writePlaneRecord } from '../collection/plane-record.ts';
 import { localMatcher, type PairMatcher } from '../duplicates/copies.ts';
-import { PLANE_RECORD, writePlaneRecord } from '../duplicates/plane-record.ts';
 import type { MatchReply, MatchRequest } from './match-worker.ts';
 
 /** How long workers are kept after their last comparison: starting one loads its code (~0.3 s). */

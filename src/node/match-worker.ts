@@ -1,9 +1,9 @@
 // The worker side of createMatchThreads: the second look's pixel comparisons (src/duplicates) off the
 // event loop. Keeps the planes of each search's images as they arrive, until the search releases them.
 import { parentPort } from 'node:worker_threads';
+import { PLANE_RECORD, readPlaneRecord } from '../collection/plane-record.ts';
+import type { ImagePlanes } from '../collection/planes.ts';
 import { judgeCopy } from '../duplicates/copies.ts';
-import { PLANE_RECORD, readPlaneRecord } from '../duplicates/plane-record.ts';
-import type { ImagePlanes } from '../duplicates/planes.ts';
 
 export type MatchRequest =
   | {

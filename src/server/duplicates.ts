@@ -108,6 +108,7 @@ export function duplicatesRouter(options: DuplicatesRouterOptions): Hono {
     const start = page * count;
     return c.json({
       threshold: report.threshold,
+      thresholdSource: report.thresholdSource,
       total: report.groups.length,
       page,
       count,

@@ -1,12 +1,14 @@
 // GET /api/collections/:name/duplicates (src/server/duplicates.ts): groups of copies, a page at a time.
-import type { DuplicateGroup, DuplicateImage } from '../../src/duplicates/find.ts';
+import type { DuplicateGroup, DuplicateImage, DuplicatesReport } from '../../src/duplicates/find.ts';
 import { collectionPath, type ImageRef, request } from './api.ts';
 
 export type { DuplicateGroup, DuplicateImage };
 
 export interface DuplicatesPage {
-  /** The similarity the groups were found from: the one asked for, or the model's default. */
+  /** The similarity the groups were found from: the one asked for, or the collection's default. */
   threshold: number;
+  /** Where the threshold came from: asked for, the model's measured one, or calibrated on the collection. */
+  thresholdSource: DuplicatesReport['thresholdSource'];
   /** Groups in all, at this threshold. */
   total: number;
   page: number;

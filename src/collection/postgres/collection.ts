@@ -293,7 +293,7 @@ export class PgCollection implements LibraryCollection {
     const present = await this.storedPaths(images.map((image) => this.storedPath(image.path)));
     const todo = images.filter((image) => !present.has(this.storedPath(image.path)));
     const report = emptyAddReport(images.length - todo.length);
-    for await (const { files, failures } of embedFiles(embedder, todo, options.onProgress)) {
+    for await (const { files, failures } of embedFiles(embedder, todo, { onProgress: options.onProgress })) {
       options.signal?.throwIfAborted();
       const rows: EmbeddedImage[] = [];
       const thumbnails = await Promise.all(

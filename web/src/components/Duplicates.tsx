@@ -21,6 +21,14 @@ const PER_PAGE = 50;
 /** A slider moved by the keyboard asks once it rests. */
 const SETTLE_MS = 350;
 
+/** The hint's words for where the default threshold came from. */
+const DEFAULT_FROM: Record<DuplicatesPage['thresholdSource'], string> = {
+  model: "The model's default, measured on edited copies. ",
+  calibrated: "Calibrated on edited copies of this collection's own images. ",
+  given: '',
+  none: '',
+};
+
 interface DuplicatesProps {
   collection: string;
   /** The model's similarity scale: the threshold slider's range and step. */
@@ -173,12 +181,12 @@ export function Duplicates({ collection, scale, generation, progress, removals, 
               setPage(0);
             }}
           >
-            Model's default
+            Default threshold
           </button>
         )}
         <span id="duplicate-threshold-hint" class="muted">
-          {threshold === null ? "The model's default. " : ''}Lower finds heavier edits and compares more
-          pairs.
+          {threshold === null && answer ? DEFAULT_FROM[answer.thresholdSource] : ''}Lower finds heavier edits
+          and compares more pairs.
         </span>
       </div>
 
