@@ -12,7 +12,13 @@ import { PlaneCache } from '../src/collection/plane-cache.ts';
 import { type ImagePlanes, imagePlanes } from '../src/collection/planes.ts';
 import type { ImageCollection } from '../src/collection/store.ts';
 import { STAGING_DIR, stagingPath } from '../src/collection/uploads.ts';
-import { COLOUR_LIMIT, judgeCopy, localMatcher, PIXEL_MATCH } from '../src/duplicates/copies.ts';
+import {
+  COLOUR_LIMIT,
+  DETAIL_MATCH,
+  judgeCopy,
+  localMatcher,
+  PIXEL_MATCH,
+} from '../src/duplicates/copies.ts';
 import { EDITS, editImage } from '../src/duplicates/edits.ts';
 import { type DuplicatesReport, findDuplicates } from '../src/duplicates/find.ts';
 import { matchImages } from '../src/duplicates/match.ts';
@@ -459,6 +465,33 @@ describe('the second look: one image laid over the other', () => {
     assert.ok(repainted.lightness > 0.9 && repainted.colour > COLOUR_LIMIT, JSON.stringify(repainted));
     const gray = matchImages(planes, await planesOf(await sharp(picture).grayscale().toBuffer()));
     assert.ok(same(gray), JSON.stringify(gray));
+    // Faded to a third of its colour (a filter): the same hues, weaker, so the same picture.
+    const faded = matchImages(
+      planes,
+      await planesOf(await sharp(picture).modulate({ saturation: 0.3 }).toBuffer()),
+    );
+    assert.ok(same(faded), JSON.stringify(faded));
+  });
+
+  it('tells a red motorbike from a black one in the same studio pose (Caltech101)', {
+    skip: noSharedData,
+  }, async () => {
+    const motorbike = (n: number) =>
+      readFile(join(sharedData, 'caltech101', 'Motorbikes', `image_0${n}.jpg`));
+    const red = await planesOf(await motorbike(729));
+    const black = await planesOf(await motorbike(716));
+    const match = matchImages(red, black);
+    // Alike in lightness and detail: only the colours tell them apart (the red one's can't be scaled into
+    // the black one's faint colours and back).
+    assert.ok(match.lightness >= PIXEL_MATCH && match.detail >= DETAIL_MATCH, JSON.stringify(match));
+    assert.ok(match.colour > COLOUR_LIMIT, JSON.stringify(match));
+    assert.equal(judgeCopy(red, black), false);
+    const darker = await planesOf(
+      await sharp(await motorbike(729))
+        .modulate({ brightness: 0.7 })
+        .toBuffer(),
+    );
+    assert.ok(judgeCopy(red, darker), 'a darker copy of the red one is a copy');
   });
 
   it('matches nothing to a flat image, without failing', async () => {
