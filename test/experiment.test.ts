@@ -653,7 +653,11 @@ describe('ris experiment (the real binary)', () => {
     assert.equal(flat.n, 280);
     assert.equal(flat.recall10At10, 1);
     assert.ok(flat.precisionAt5! > 0.5); // the folders' labels
-    assert.match(json.rows.find((r) => r.index === 'OPQ+IVF-PQ' && !r.params.pca)!.skipped!, /512/);
+    // 280 vectors cannot determine a 1024×1024 rotation.
+    assert.match(
+      json.rows.find((r) => r.index === 'OPQ+IVF-PQ' && !r.params.pca)!.skipped!,
+      /at least 1024 training vectors/,
+    );
   });
 
   it('sweep, runtime and models on the collection too (library)', async () => {

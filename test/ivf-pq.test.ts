@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stampChecksum } from '../src/ann/format.ts';
+import { decodeIndexFile, stampChecksum } from '../src/ann/format.ts';
 import {
   ArgumentError,
   DEFAULT_NPROBES,
@@ -174,6 +174,39 @@ describe('IvfPqIndex recall against exact search', () => {
         index.searchBatch(queries, 10, { nprobes: 16 }),
       );
     }
+  });
+
+  it('OPQ above 512 dimensions (dead inputs included, as ReLU features have): a rotation, kept by the file', async () => {
+    // 544 dimensions, 32 of them always zero: AᵀA of the Procrustes step is singular there, so the
+    // rotation must be completed, not just read off the eigenvectors.
+    const wide = 544;
+    const dead = 32;
+    const data = clustered(1300, wide, 30, 11, 0.5);
+    for (let i = 0; i < 1300; i++) data.fill(0, i * wide, i * wide + dead);
+    const b = data.subarray(0, 1200 * wide);
+    const q = data.subarray(1200 * wide);
+    const build = (transform?: TransformOptions) =>
+      trainedWith(new IvfPqIndex({ dimension: wide, numPartitions: 16, numSubVectors: 16, transform }), b);
+    const none = await build();
+    const opq = await build({ type: 'opq', iterations: 3 });
+    const bytes = opq.toBytes();
+    const rotation = decodeIndexFile(bytes).section('TMAT', Float32Array, wide * wide);
+    let worst = 0;
+    for (let i = 0; i < wide; i++)
+      for (let j = 0; j <= i; j++) {
+        let dot = 0;
+        for (let k = 0; k < wide; k++) dot += rotation[i * wide + k]! * rotation[j * wide + k]!;
+        worst = Math.max(worst, Math.abs(dot - (i === j ? 1 : 0)));
+      }
+    assert.ok(worst < 1e-4, `W Wᵀ differs from I by ${worst}`);
+    const again = IvfPqIndex.fromBytes(bytes);
+    assert.deepEqual(again.searchBatch(q, 10, { nprobes: 4 }), opq.searchBatch(q, 10, { nprobes: 4 }));
+    assert.deepEqual(decodeIndexFile(again.toBytes()).section('TMAT', Float32Array), rotation);
+    const truth = exactNeighbours(b, q, wide);
+    const recalls = [none, opq].map((index) =>
+      recallAtK(index.searchBatch(q, 10, { nprobes: 4 }), truth, 100, 10),
+    );
+    assert.ok(recalls[1]! >= recalls[0]!, `OPQ ${recalls[1]}, none ${recalls[0]}`);
   });
 
   it('on real image embeddings (Caltech101, MobileNetV2): recall@10 ≥ 0.9 with refine', {

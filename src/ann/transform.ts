@@ -1,7 +1,13 @@
 import { ArgumentError, FileFormatError } from '../errors.ts';
 import type { DecodedIndexFile, SectionData } from './format.ts';
 import { type Assigner, gatherRows } from './kmeans.ts';
-import { projectRows, symmetricEigen, topEigenvectors, transposeProduct } from './linalg.ts';
+import {
+  orthonormalizeRows,
+  projectRows,
+  symmetricEigen,
+  topEigenvectors,
+  transposeProduct,
+} from './linalg.ts';
 import { defaultNumSubVectors, ProductQuantizer } from './pq.ts';
 import { Random } from './random.ts';
 import { checkInteger } from './validate.ts';
@@ -11,8 +17,13 @@ import { checkInteger } from './validate.ts';
  * - `pca`: project onto the `outputDimension` directions of largest variance (after centring). Fewer
  *   dimensions make every step cheaper; the discarded variance is lost to search.
  * - `opq`: an orthogonal rotation learned so product quantization loses less (Ge et al. 2013), optionally
- *   reducing to `outputDimension` first (started from PCA). Costs `iterations` rounds of PQ training;
- *   the rotation's size limits it to at most 512 output dimensions.
+ *   reducing to `outputDimension` first (started from PCA). Costs `iterations` (default 8) rounds of PQ
+ *   training and Procrustes steps, each an eigen-decomposition of an out×out matrix (O(out³): 0.85 s at
+ *   512 dimensions, 14 s at 1,280, 68 s at 2,048 on one core; on 8,144 MobileNetV2 vectors, 1,280-d, OPQ
+ *   trained in 32 times IVF-PQ's time, for 10-recall@10 0.44 against 0.40). The rotation is
+ *   out × d float32 (1 MB at 512, 6.6 MB at 1,280, 16.8 MB at 2,048), held in memory and in the index
+ *   file, and applied to each vector added or searched (d·out multiply-adds). Needs at least `out`
+ *   training vectors, since fewer leave most of the rotation undetermined.
  */
 export type TransformOptions =
   | { type: 'pca'; outputDimension: number }
@@ -82,10 +93,10 @@ export async function trainTransform(
       `Expected transform.type to be 'pca' or 'opq' but received ${String((options as { type: unknown }).type)}`,
     );
   }
-  if (out > 512) {
+  if (n < out) {
     throw new ArgumentError(
       'OUT_OF_RANGE',
-      `OPQ learns an ${out}×${out} rotation, too large to train here; set transform.outputDimension to 512 or less`,
+      `OPQ learns a ${out}×${d} rotation and needs at least ${out} training vectors, but has ${n}; train on more vectors or set transform.outputDimension to ${n} or less`,
     );
   }
   const iterations = checkInteger(options.iterations ?? 8, 'transform.iterations', 1, 100);
@@ -105,7 +116,7 @@ export async function trainTransform(
     await pq.train(y, { seed: common.seed + it, maxIterations: 4, assigner: common.assigner });
     const reconstructed = pq.decode(pq.encode(y, m), m);
     pq.dispose();
-    matrix = procrustes(x, reconstructed, m, d, out);
+    matrix = procrustes(x, reconstructed, m, d, out, random);
   }
   return new LinearTransform('opq', d, out, matrix, zero);
 }
@@ -153,42 +164,36 @@ function principalDirections(
   return topEigenvectors(covariance, d, count, random);
 }
 
+/** A uniformly random rotation: the QR factor of a Gaussian matrix (Gram–Schmidt on its rows). */
 function randomRotation(d: number, random: Random): Float32Array {
-  const g = new Float64Array(d * d).map(() => random.gaussian());
-  // The eigenvectors of a random symmetric matrix form a random orthogonal basis.
-  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) g[i * d + j] = g[j * d + i]!;
-  return Float32Array.from(symmetricEigen(g, d).vectors);
+  const g = new Float32Array(d * d).map(() => random.gaussian());
+  orthonormalizeRows(g, d, d, random);
+  return g;
 }
 
 /**
- * The W (out×d, orthonormal rows) minimising ‖X Wᵀ − Y‖: with A = Xᵀ Y (d×out) and AᵀA = V S² Vᵀ,
- * Wᵀ = A V S⁻¹ Vᵀ (the orthogonal polar factor of A).
+ * The W (out×d, orthonormal rows) minimising ‖X Wᵀ − Y‖: with A = Xᵀ Y (d×out) = U S Vᵀ, W = V Uᵀ (the
+ * transposed orthogonal polar factor of A). V and S come from the eigen-decomposition of AᵀA (out×out,
+ * the O(out³) step) and U = A V S⁻¹; the products run in the float32 kernels. Directions where S is zero or
+ * lost to rounding (constant inputs, fewer vectors than dimensions) leave U short of a full basis, so its
+ * columns are orthonormalised in order of S, completed with random directions: W stays a rotation.
  */
-function procrustes(x: Float32Array, y: Float32Array, n: number, d: number, out: number): Float32Array {
+function procrustes(
+  x: Float32Array,
+  y: Float32Array,
+  n: number,
+  d: number,
+  out: number,
+  random: Random,
+): Float32Array {
   const a = transposeProduct(x, d, y, out, n); // d × out
-  const ata = new Float64Array(out * out);
-  for (let i = 0; i < out; i++)
-    for (let j = 0; j < out; j++) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += a[k * out + i]! * a[k * out + j]!;
-      ata[i * out + j] = s;
-    }
-  const { values, vectors } = symmetricEigen(ata, out);
-  // P = V S⁻¹ Vᵀ (out × out), then Wᵀ = A P, so W = P Aᵀ.
-  const p = new Float64Array(out * out);
+  const { values, vectors } = symmetricEigen(Float64Array.from(transposeProduct(a, out, a, out, d)), out);
+  const v = Float32Array.from(vectors); // rows: the right singular vectors, by descending S
+  const ut = projectRows(v, out, out, a, d); // row r: (A v_r)ᵀ = s_r u_rᵀ
   for (let r = 0; r < out; r++) {
-    const inv = values[r]! > 1e-12 ? 1 / Math.sqrt(values[r]!) : 0;
-    for (let i = 0; i < out; i++) {
-      const vi = vectors[r * out + i]! * inv;
-      for (let j = 0; j < out; j++) p[i * out + j] = p[i * out + j]! + vi * vectors[r * out + j]!;
-    }
+    const scale = values[r]! > 0 ? 1 / Math.sqrt(values[r]!) : 0;
+    for (let k = 0; k < d; k++) ut[r * d + k] = ut[r * d + k]! * scale;
   }
-  const w = new Float32Array(out * d);
-  for (let i = 0; i < out; i++)
-    for (let k = 0; k < d; k++) {
-      let s = 0;
-      for (let j = 0; j < out; j++) s += p[i * out + j]! * a[k * out + j]!;
-      w[i * d + k] = s;
-    }
-  return w;
+  orthonormalizeRows(ut, out, d, random);
+  return transposeProduct(v, out, ut, d, out); // Vᵀ as stored is V's transpose: W = V Uᵀ
 }
