@@ -153,11 +153,24 @@ describe('the Duplicates view', { skip }, () => {
         `scène ${i}`,
       );
 
-    await page.getByRole('navigation', { name: 'Pages of groups' }).getByText('Page 1 of 2').waitFor();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByText('Page 2 of 2').waitFor();
+    const pages = page.getByRole('navigation', { name: 'Pages of groups' });
+    const pageNumber = pages.getByRole('spinbutton', { name: 'Page' });
+    await pages.getByText('of 2').waitFor();
+    assert.equal(await pageNumber.inputValue(), '1');
+    await pages.getByRole('button', { name: 'Next' }).click();
     await page.getByText(`groups 51–${first.total} shown`).waitFor();
+    assert.equal(await pageNumber.inputValue(), '2');
     assert.deepEqual(await shownGroups(page), expectedGroups((await api('?page=1&count=50')).groups));
+    // A page typed in is gone to at once; one that does not exist is refused, the page kept.
+    await pageNumber.fill('1');
+    await pageNumber.press('Enter');
+    await page.getByText('groups 1–50 shown').waitFor();
+    await pageNumber.fill('3');
+    await pageNumber.press('Enter');
+    assert.equal(await pageNumber.inputValue(), '1');
+    await pageNumber.fill('2');
+    await pageNumber.press('Enter');
+    await page.getByText(`groups 51–${first.total} shown`).waitFor();
     assert.equal(await page.getByRole('button', { name: /^Remove/ }).count(), 0);
     assert.deepEqual(await accessibilityViolations(page), [], 'dark theme');
     await page.getByRole('button', { name: 'Light theme' }).click();

@@ -144,6 +144,7 @@ export function Duplicates({ collection, scale, generation, progress, removals, 
   const total = answer?.total ?? 0;
   // From the answer shown, not the page asked for: the range changes with the groups it names.
   const first = (answer?.page ?? 0) * PER_PAGE;
+  const pages = Math.ceil(total / PER_PAGE);
 
   return (
     <section class="duplicates" aria-labelledby="duplicates-heading" aria-busy={loading}>
@@ -308,9 +309,23 @@ export function Duplicates({ collection, scale, generation, progress, removals, 
           <button type="button" disabled={page === 0 || loading} onClick={() => setPage(page - 1)}>
             Previous
           </button>
-          <span>
-            Page {page + 1} of {Math.ceil(total / PER_PAGE)}
-          </span>
+          <label>
+            Page{' '}
+            <input
+              type="number"
+              min={1}
+              max={pages}
+              value={page + 1}
+              disabled={loading}
+              // Committed on Enter, blur or the arrows: a jump across thousands of groups in one step.
+              onChange={(event) => {
+                const wanted = Math.round(Number(event.currentTarget.value));
+                if (wanted >= 1 && wanted <= pages) setPage(wanted - 1);
+                else event.currentTarget.value = String(page + 1);
+              }}
+            />{' '}
+            of {pages}
+          </label>
           <button type="button" disabled={!answer?.hasMore || loading} onClick={() => setPage(page + 1)}>
             Next
           </button>
