@@ -111,29 +111,43 @@ export function rabitqLut(q: usize, D: i32, lut: usize, params: usize): void {
 }
 
 /**
- * Estimated distances of `blocks` blocks of 32 one-bit codes against the table at `lut` (see
- * rabitqLut). A block holds, per group g, 16 bytes: byte i's low nibble is vector i's bits of dimensions
- * 4g…4g+3 (bit t for dimension 4g + t), its high nibble vector (16 + i)'s. With ip = offset + Δ·Σ_g
- * T_g[nibble] ≈ ⟨b, q⟩, vector i's estimate is A_i + base + K_i·(2·sumQ − 4·ip) and its lower bound the
- * estimate less bound·E_i, where the factors are three f32 arrays of `stride` values at `factors` (A, K,
- * E; see src/ann/rabitq.ts). Writes blocks × 32 estimates at `out`, the lower bounds `stride` f32
- * further and ⟨b, Pq⟩ (for extended codes) `stride` f32 after those.
+ * Scans one partition's `size` one-bit codes (blocks of 32) against the table at `lut` (see rabitqLut)
+ * and returns the vectors its error bounds cannot rule out. A block holds, per group g, 16 bytes: byte
+ * i's low nibble is vector i's bits of dimensions 4g…4g+3 (bit t for dimension 4g + t), its high nibble
+ * vector (16 + i)'s. With ip = offset + Δ·Σ_g T_g[nibble] ≈ ⟨b, q⟩, vector i's estimate is A_i + base +
+ * K_i·(2·sumQ − 4·ip) and its lower bound the estimate less bound·E_i (factors: `stride` f32 per array
+ * at `factors`, A, K, E, then A', K', E' of the extended code; see src/ann/rabitq.ts). Estimates, lower
+ * bounds and ip go to `out` (three arrays of `stride` f32).
+ *
+ * `upper` holds the k smallest upper bounds seen so far, ascending (+∞ at first): no true neighbour
+ * lies beyond the k-th, so a vector whose lower bound reaches it is dropped. One that is not gets, with
+ * extended codes (exBytes > 0), the finer estimate A' + base − 2K'·(M·ip + ⟨code, q⟩ + (½ − M)·sumQ) and
+ * its bound, and is tested again; a survivor's upper bound, estimate + highScale·(estimate − lower),
+ * joins `upper`, and its lower bound, estimate and position go to `found` (three arrays of `stride`
+ * values: f32, f32, u32). Returns how many were found. Done here rather than by the caller, as only a
+ * block with a lane below the threshold is looked at one vector at a time.
  */
 export function rabitqScan(
-  codes: usize, blocks: i32, G: i32, lut: usize, factors: usize, stride: i32,
+  codes: usize, size: i32, G: i32, lut: usize, factors: usize, stride: i32,
   base: f32, delta: f32, offset: f32, sumQ: f32, bound: f32, out: usize,
-): void {
+  exCodes: usize, exBytes: i32, query: usize, M: f32, highScale: f32, upper: usize, k: i32, found: usize,
+): i32 {
   const low = i8x16.splat(0x0f);
   const blockBytes = <usize>G << 4;
-  const kArray = factors + (<usize>stride << 2);
-  const eArray = kArray + (<usize>stride << 2);
-  const lowerOut = out + (<usize>stride << 2);
-  const ipOut = lowerOut + (<usize>stride << 2);
+  const strideBytes = <usize>stride << 2;
+  const kArray = factors + strideBytes;
+  const eArray = kArray + strideBytes;
+  const lowerOut = out + strideBytes;
+  const ipOut = lowerOut + strideBytes;
   const vBound = f32x4.splat(bound);
   const vOffset = f32x4.splat(offset);
   const vSum = f32x4.splat(2 * sumQ);
   const vDelta = f32x4.splat(delta);
   const vBase = f32x4.splat(base);
+  const last = upper + (<usize>(k - 1) << 2);
+  let threshold = load<f32>(last);
+  let count = 0;
+  const blocks = (size + 31) >> 5;
   for (let b = 0; b < blocks; b++) {
     const block = codes + <usize>b * blockBytes;
     // Bytes added as 16-bit lanes: `lo*` gathers even vectors plus 256 × odd ones (mod 2^16), `hi*` the
@@ -155,18 +169,54 @@ export function rabitqScan(
     loEven = i16x8.sub(loEven, i16x8.shl(loOdd, 8));
     hiEven = i16x8.sub(hiEven, i16x8.shl(hiOdd, 8));
     const at = <usize>b << 7;
-    estimate(v128.shuffle<i16>(loEven, loOdd, 0, 8, 1, 9, 2, 10, 3, 11), factors + at, kArray + at, eArray + at, out + at, lowerOut + at, ipOut + at, vDelta, vOffset, vSum, vBase, vBound);
-    estimate(v128.shuffle<i16>(loEven, loOdd, 4, 12, 5, 13, 6, 14, 7, 15), factors + at + 32, kArray + at + 32, eArray + at + 32, out + at + 32, lowerOut + at + 32, ipOut + at + 32, vDelta, vOffset, vSum, vBase, vBound);
-    estimate(v128.shuffle<i16>(hiEven, hiOdd, 0, 8, 1, 9, 2, 10, 3, 11), factors + at + 64, kArray + at + 64, eArray + at + 64, out + at + 64, lowerOut + at + 64, ipOut + at + 64, vDelta, vOffset, vSum, vBase, vBound);
-    estimate(v128.shuffle<i16>(hiEven, hiOdd, 4, 12, 5, 13, 6, 14, 7, 15), factors + at + 96, kArray + at + 96, eArray + at + 96, out + at + 96, lowerOut + at + 96, ipOut + at + 96, vDelta, vOffset, vSum, vBase, vBound);
+    const vThreshold = f32x4.splat(threshold);
+    let below = estimate(v128.shuffle<i16>(loEven, loOdd, 0, 8, 1, 9, 2, 10, 3, 11), factors + at, kArray + at, eArray + at, out + at, lowerOut + at, ipOut + at, vDelta, vOffset, vSum, vBase, vBound, vThreshold);
+    below = v128.or(below, estimate(v128.shuffle<i16>(loEven, loOdd, 4, 12, 5, 13, 6, 14, 7, 15), factors + at + 32, kArray + at + 32, eArray + at + 32, out + at + 32, lowerOut + at + 32, ipOut + at + 32, vDelta, vOffset, vSum, vBase, vBound, vThreshold));
+    below = v128.or(below, estimate(v128.shuffle<i16>(hiEven, hiOdd, 0, 8, 1, 9, 2, 10, 3, 11), factors + at + 64, kArray + at + 64, eArray + at + 64, out + at + 64, lowerOut + at + 64, ipOut + at + 64, vDelta, vOffset, vSum, vBase, vBound, vThreshold));
+    below = v128.or(below, estimate(v128.shuffle<i16>(hiEven, hiOdd, 4, 12, 5, 13, 6, 14, 7, 15), factors + at + 96, kArray + at + 96, eArray + at + 96, out + at + 96, lowerOut + at + 96, ipOut + at + 96, vDelta, vOffset, vSum, vBase, vBound, vThreshold));
+    if (!v128.any_true(below)) continue;
+    const end = min(size, (b + 1) << 5);
+    for (let i = b << 5; i < end; i++) {
+      const o = <usize>i << 2;
+      let lower = load<f32>(lowerOut + o);
+      if (lower >= threshold) continue;
+      let e = load<f32>(out + o);
+      if (exBytes > 0) {
+        const ipCode = rabitqExDot(exCodes + <usize>i * <usize>exBytes, query, G << 2);
+        const extended = factors + 3 * strideBytes + o;
+        e = load<f32>(extended) + base - 2 * load<f32>(extended + strideBytes) * (M * load<f32>(ipOut + o) + ipCode + (0.5 - M) * sumQ);
+        lower = e - bound * load<f32>(extended + 2 * strideBytes);
+        if (lower >= threshold) continue;
+      }
+      const high = e + highScale * (e - lower);
+      if (high < threshold) {
+        // Insertion into the k ascending upper bounds, the largest falling off.
+        let j = <usize>(k - 1) << 2;
+        while (j > 0 && load<f32>(upper + j - 4) > high) {
+          store<f32>(upper + j, load<f32>(upper + j - 4));
+          j -= 4;
+        }
+        store<f32>(upper + j, high);
+        threshold = load<f32>(last);
+      }
+      const c = <usize>count << 2;
+      store<f32>(found + c, lower);
+      store<f32>(found + strideBytes + c, e);
+      store<u32>(found + 2 * strideBytes + c, i);
+      count++;
+    }
   }
+  return count;
 }
 
-/** Eight estimates from eight 16-bit sums: A + base + K·(2·sumQ − 4·offset − 4Δ·sum). */
+/**
+ * Eight estimates from eight 16-bit sums: A + base + K·(2·sumQ − 4·offset − 4Δ·sum). Returns the lanes
+ * whose lower bound is below the threshold (two masks or-ed).
+ */
 @inline function estimate(
   acc: v128, a: usize, k: usize, e: usize, out: usize, lower: usize, ip: usize,
-  vDelta: v128, vOffset: v128, vSum: v128, vBase: v128, vBound: v128,
-): void {
+  vDelta: v128, vOffset: v128, vSum: v128, vBase: v128, vBound: v128, vThreshold: v128,
+): v128 {
   // ⟨b, Pq⟩ ≈ offset + Δ·sum, then the estimate A + base + K·(2·ΣPq − 4⟨b, Pq⟩).
   const p0 = f32x4.add(vOffset, f32x4.mul(vDelta, f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(acc))));
   const p1 = f32x4.add(vOffset, f32x4.mul(vDelta, f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(acc))));
@@ -175,17 +225,20 @@ export function rabitqScan(
   const e1 = f32x4.add(f32x4.add(v128.load(a, 16), vBase), f32x4.mul(v128.load(k, 16), f32x4.sub(vSum, f32x4.mul(four, p1))));
   v128.store(out, e0);
   v128.store(out, e1, 16);
-  v128.store(lower, f32x4.sub(e0, f32x4.mul(vBound, v128.load(e))));
-  v128.store(lower, f32x4.sub(e1, f32x4.mul(vBound, v128.load(e, 16))), 16);
+  const l0 = f32x4.sub(e0, f32x4.mul(vBound, v128.load(e)));
+  const l1 = f32x4.sub(e1, f32x4.mul(vBound, v128.load(e, 16)));
+  v128.store(lower, l0);
+  v128.store(lower, l1, 16);
   v128.store(ip, p0);
   v128.store(ip, p1, 16);
+  return v128.or(f32x4.lt(l0, vThreshold), f32x4.lt(l1, vThreshold));
 }
 
 /**
  * Σ_j code_j·q_j over D dimensions of 4-bit codes: per 32 dimensions 16 bytes, byte i holding
  * dimension i in its low nibble and dimension 16 + i in its high one (so no shuffle puts them in order).
  */
-export function rabitqExDot(codes: usize, q: usize, D: i32): f32 {
+function rabitqExDot(codes: usize, q: usize, D: i32): f32 {
   const low = i8x16.splat(0x0f);
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);

@@ -95,7 +95,7 @@ describe('RaBitQ kernels', () => {
     });
   }
 
-  it('WebAssembly and TypeScript agree on the table, the scan and row distances', () => {
+  it('WebAssembly and TypeScript agree on the table, the scan, what it keeps, and row distances', () => {
     const dimension = 300;
     const results = [new JsKernels().rabitq(), createWasmKernels()!.rabitq()].map((K) => {
       const { rotation, signs, x } = setUp(K, dimension);
@@ -106,13 +106,46 @@ describe('RaBitQ kernels', () => {
       K.lut(x, D, lut, params);
       const n = 70; // three blocks, the last one partly used
       const codes = K.alloc((96 * D) / 8);
+      const exCodes = K.alloc((96 * D) / 2);
       const bytes = K.bytes();
       for (let i = 0; i < (96 * D) / 8; i++) bytes[codes + i] = (i * 2654435761) >>> 24;
-      const factors = K.alloc(96 * 12);
-      K.floats(factors, 3 * 96).set(Float32Array.from({ length: 3 * 96 }, (_, i) => Math.abs(Math.cos(i))));
-      const out = K.alloc(2 * 96 * 4);
+      for (let i = 0; i < (96 * D) / 2; i++) bytes[exCodes + i] = (i * 40503) >>> 8;
+      const factors = K.alloc(96 * 24);
+      K.floats(factors, 6 * 96).set(Float32Array.from({ length: 6 * 96 }, (_, i) => Math.abs(Math.cos(i))));
+      const out = K.alloc(3 * 96 * 4);
+      const found = K.alloc(3 * 96 * 4);
+      const upper = K.alloc(5 * 4);
       const [delta, offset, sumQ] = K.floats(params, 3);
-      K.scan(codes, Math.ceil(n / 32), D / 4, lut, factors, 96, 1.5, delta!, offset!, sumQ!, 0.7, out);
+      const kept = [0, D / 2].map((exBytes) => {
+        K.floats(upper, 5).fill(Number.POSITIVE_INFINITY);
+        const count = K.scan(
+          codes,
+          n,
+          D / 4,
+          lut,
+          factors,
+          96,
+          1.5,
+          delta!,
+          offset!,
+          sumQ!,
+          0.7,
+          out,
+          exCodes,
+          exBytes,
+          x,
+          16,
+          2,
+          upper,
+          5,
+          found,
+        );
+        return {
+          count,
+          positions: new Uint32Array(K.bytes().buffer, found + 2 * 96 * 4, count).slice(),
+          upper: K.floats(upper, 5).slice(),
+        };
+      });
       const products = K.alloc(4 * 4);
       K.products(x, x, 2, D, products);
       return {
@@ -120,6 +153,7 @@ describe('RaBitQ kernels', () => {
         params: K.floats(params, 3).slice(),
         estimates: K.floats(out, n).slice(),
         lower: K.floats(out + 96 * 4, n).slice(),
+        kept,
         l2: K.rowDistance(x, x + D * 4, dimension, false, false),
         dot: K.rowDistance(x, x + D * 4, dimension, false, true),
         products: K.floats(products, 2).slice(),
@@ -137,6 +171,15 @@ describe('RaBitQ kernels', () => {
       );
       assert.ok(Math.abs(js.lower[i]! - wasm.lower[i]!) <= 1e-2 * (1 + Math.abs(js.lower[i]!)), `lower ${i}`);
       assert.ok(js.lower[i]! < js.estimates[i]!);
+    }
+    // The vectors kept (one-bit, then extended bounds): the same ones, fewer than scanned, and the
+    // k-th upper bound found.
+    for (const [j, { count, positions, upper }] of js.kept.entries()) {
+      assert.deepEqual(positions, wasm.kept[j]!.positions);
+      assert.ok(count >= 5 && count < 70, `kept ${count}`);
+      assert.ok(Number.isFinite(upper[4]!));
+      for (let i = 0; i < 5; i++)
+        assert.ok(Math.abs(upper[i]! - wasm.kept[j]!.upper[i]!) <= 1e-2 * (1 + Math.abs(upper[i]!)));
     }
     assert.ok(Math.abs(js.l2 - wasm.l2) < 1e-3 * js.l2);
     assert.ok(Math.abs(js.dot - wasm.dot) < 1e-3 * (1 + Math.abs(js.dot)));

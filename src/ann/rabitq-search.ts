@@ -37,14 +37,26 @@ const UPPER_EPSILON = 2 * BOUND_EPSILON;
  */
 export class RabitqSearcher {
   private scratchBytes = 0;
-  private at = { query: 0, original: 0, lut: 0, params: 0, products: 0, row: 0, estimates: 0 };
+  private at = {
+    query: 0,
+    original: 0,
+    lut: 0,
+    params: 0,
+    products: 0,
+    row: 0,
+    upper: 0,
+    estimates: 0,
+    found: 0,
+  };
   private estimateCapacity = -1;
-  private views: { f32: Float32Array; u8: Uint8Array; row: Uint8Array } = {
+  private upperCapacity = -1;
+  private views: { f32: Float32Array; u32: Uint32Array; u8: Uint8Array; row: Uint8Array } = {
     f32: new Float32Array(0),
+    u32: new Uint32Array(0),
     u8: new Uint8Array(0),
     row: new Uint8Array(0),
   };
-  private heaps = { probes: new TopK(1), upper: new TopK(1), top: new TopK(1) };
+  private heaps = { probes: new TopK(1), top: new TopK(1) };
   private readonly candidates = {
     lower: new Float32Array(256),
     estimate: new Float32Array(256),
@@ -60,10 +72,13 @@ export class RabitqSearcher {
     private readonly rows: RowStore,
   ) {}
 
-  /** Room for a list of `capacity` estimates (three arrays) and everything else a query needs. */
-  private prepare(state: RabitqState): void {
+  /**
+   * Room for a list's scan (estimates and what it found: six arrays of its capacity), k upper bounds and
+   * everything else a query needs.
+   */
+  private prepare(state: RabitqState, k: number): void {
     const capacity = state.lists.maxCapacity;
-    if (this.estimateCapacity < capacity) {
+    if (this.estimateCapacity < capacity || this.upperCapacity < k) {
       const { D } = state.rotation;
       const up = (n: number) => Math.ceil(n / 64) * 64;
       const L = state.lists.numPartitions;
@@ -74,24 +89,28 @@ export class RabitqSearcher {
         64,
         up(L * 4),
         up(this.rows.rowBytes),
+        up(k * 4),
+        capacity * 12,
         capacity * 12,
       ];
       if (this.scratchBytes > 0) this.kernel.free(this.at.query, this.scratchBytes);
       this.scratchBytes = parts.reduce((a, b) => a + b, 0);
       let next = this.kernel.alloc(this.scratchBytes);
-      const [query, original, lut, params, products, row, estimates] = parts.map((size) => {
+      const [query, original, lut, params, products, row, upper, estimates, found] = parts.map((size) => {
         const start = next;
         next += size;
         return start;
-      }) as [number, number, number, number, number, number, number];
-      this.at = { query, original, lut, params, products, row, estimates };
+      }) as [number, number, number, number, number, number, number, number, number];
+      this.at = { query, original, lut, params, products, row, upper, estimates, found };
       this.estimateCapacity = capacity;
+      this.upperCapacity = k;
     }
     const u8 = this.kernel.bytes();
     if (this.views.u8.buffer !== u8.buffer || this.views.row.byteOffset !== this.at.row) {
       this.views = {
         u8,
         f32: new Float32Array(u8.buffer),
+        u32: new Uint32Array(u8.buffer),
         row: new Uint8Array(u8.buffer, this.at.row, this.rows.rowBytes),
       };
     }
@@ -102,13 +121,14 @@ export class RabitqSearcher {
     if (this.scratchBytes > 0) this.kernel.free(this.at.query, this.scratchBytes);
     this.scratchBytes = 0;
     this.estimateCapacity = -1;
+    this.upperCapacity = -1;
   }
 
-  private heapsFor(plan: SearchPlan): { probes: TopK; upper: TopK; top: TopK } {
+  private heapsFor(plan: SearchPlan): { probes: TopK; top: TopK } {
     const h = this.heaps;
     if (h.probes.k !== plan.nprobes) h.probes = new TopK(plan.nprobes);
-    if (h.top.k !== plan.k) this.heaps = { probes: h.probes, upper: new TopK(plan.k), top: new TopK(plan.k) };
-    return this.heaps;
+    if (h.top.k !== plan.k) h.top = new TopK(plan.k);
+    return h;
   }
 
   /**
@@ -121,11 +141,11 @@ export class RabitqSearcher {
    * best, sorted, as (internal distance, partition, position); with cap 0, the k best estimates.
    */
   search(state: RabitqState, q: Float32Array, plan: SearchPlan): TopK {
-    this.prepare(state);
-    const { probes, upper, top } = this.heapsFor(plan);
+    this.prepare(state, plan.k);
+    const { probes, top } = this.heapsFor(plan);
     const K = this.kernel;
     const at = this.at;
-    const { f32 } = this.views;
+    const { f32, u32 } = this.views;
     const { D, P, rounds } = state.rotation;
     const L = state.lists.numPartitions;
     const dot = this.dot;
@@ -148,24 +168,23 @@ export class RabitqSearcher {
     }
     const probed = probes.sort();
     const lists = state.lists;
-    const estimates = at.estimates / 4;
     const M = 1 << (state.bits - 1);
-    const extended = state.bits > 1;
-    upper.reset();
+    const exBytes = state.bits > 1 ? lists.exBytes : 0;
+    f32.fill(Number.POSITIVE_INFINITY, at.upper / 4, at.upper / 4 + plan.k);
     top.reset();
+    const found = at.found / 4;
     let count = 0;
     for (let p = 0; p < probed; p++) {
       const l = probes.a[p]!;
       const size = lists.size(l);
       if (size === 0) continue;
       const base = probes.distances[p]!;
+      const stride = lists.capacity(l);
       // ‖q'‖ = ‖P(q − c)‖: the bound's scale in this partition.
       const residual = Math.sqrt(Math.max(0, dot ? queryNorm + state.centroidNorms[l]! + 2 * base : base));
-      const stride = lists.capacity(l);
-      const factors = lists.factorsOf(l) / 4;
-      K.scan(
+      const kept = K.scan(
         lists.codesOf(l),
-        Math.ceil(size / 32),
+        size,
         D / 4,
         at.lut,
         lists.factorsOf(l),
@@ -176,57 +195,36 @@ export class RabitqSearcher {
         sumQ,
         BOUND_EPSILON * residual,
         at.estimates,
+        lists.exCodesOf(l),
+        exBytes,
+        at.query,
+        M,
+        UPPER_EPSILON / BOUND_EPSILON,
+        at.upper,
+        plan.k,
+        at.found,
       );
-      if (plan.cap === 0 && !extended) {
-        let bound = top.bound;
-        for (let i = 0; i < size; i++) {
-          const e = f32[estimates + i]!;
-          if (e < bound) {
-            top.push(e, l, i);
-            bound = top.bound;
-          }
+      if (plan.cap === 0) {
+        for (let j = 0; j < kept; j++) {
+          const e = f32[found + stride + j]!;
+          if (e < top.bound) top.push(e, l, u32[found + 2 * stride + j]!);
         }
         continue;
       }
-      const exCodes = lists.exCodesOf(l);
-      let threshold = upper.bound;
-      for (let i = 0; i < size; i++) {
-        let low = f32[estimates + stride + i]!;
-        if (low >= threshold) continue;
-        let e = f32[estimates + i]!;
-        if (extended) {
-          // The finer estimate: A + base − 2K·(M·⟨b, Pq⟩ + ⟨code, Pq⟩ + (½ − M)·ΣPq).
-          const ipBits = f32[estimates + 2 * stride + i]!;
-          const ipCode = K.exDot(exCodes + i * lists.exBytes, at.query, D);
-          e =
-            f32[factors + 3 * stride + i]! +
-            base -
-            2 * f32[factors + 4 * stride + i]! * (M * ipBits + ipCode + (0.5 - M) * sumQ);
-          low = e - BOUND_EPSILON * residual * f32[factors + 5 * stride + i]!;
-          if (low >= threshold) continue;
-        }
-        const high = e + (e - low) * (UPPER_EPSILON / BOUND_EPSILON);
-        if (high < threshold) {
-          upper.push(high, 0, 0);
-          threshold = upper.bound;
-        }
-        if (plan.cap === 0) {
-          if (e < top.bound) top.push(e, l, i);
-          continue;
-        }
-        if (count === this.candidates.lower.length) this.grow(count);
-        const c = this.candidates;
-        c.lower[count] = low;
-        c.estimate[count] = e;
+      if (count + kept > this.candidates.lower.length) this.grow(count, count + kept);
+      const c = this.candidates;
+      for (let j = 0; j < kept; j++) {
+        c.lower[count] = f32[found + j]!;
+        c.estimate[count] = f32[found + stride + j]!;
         c.list[count] = l;
-        c.position[count++] = i;
+        c.position[count++] = u32[found + 2 * stride + j]!;
       }
     }
     if (plan.cap === 0) {
       top.sort();
       return top;
     }
-    this.rerank(state, count, upper.bound, plan.cap, top);
+    this.rerank(state, count, f32[at.upper / 4 + plan.k - 1]!, plan.cap, top);
     top.sort();
     return top;
   }
@@ -253,10 +251,10 @@ export class RabitqSearcher {
     }
   }
 
-  /** Twice the room for candidates, keeping the first `count`. */
-  private grow(count: number): void {
+  /** Room for `needed` candidates (at least twice as much), keeping the first `count`. */
+  private grow(count: number, needed: number): void {
     const c = this.candidates;
-    const size = 2 * c.lower.length;
+    const size = Math.max(needed, 2 * c.lower.length);
     const keep = <T extends Float32Array | Uint32Array>(from: T, make: (n: number) => T): T => {
       const to = make(size);
       to.set(from.subarray(0, count));

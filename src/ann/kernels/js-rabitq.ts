@@ -12,6 +12,7 @@ export class JsRabitq implements RabitqKernel {
   private f32 = new Float32Array(this.buffer);
   private u8 = new Uint8Array(this.buffer);
   private u16 = new Uint16Array(this.buffer);
+  private u32 = new Uint32Array(this.buffer);
   private readonly heap = new LinearAllocator(64, (bytes) => this.ensure(bytes));
 
   constructor(readonly owner: Kernels) {}
@@ -28,6 +29,7 @@ export class JsRabitq implements RabitqKernel {
     this.f32 = new Float32Array(next);
     this.u8 = new Uint8Array(next);
     this.u16 = new Uint16Array(next);
+    this.u32 = new Uint32Array(next);
   }
 
   alloc(bytes: number): number {
@@ -102,7 +104,7 @@ export class JsRabitq implements RabitqKernel {
 
   scan(
     codes: number,
-    blocks: number,
+    size: number,
     G: number,
     lut: number,
     factors: number,
@@ -113,13 +115,30 @@ export class JsRabitq implements RabitqKernel {
     sumQ: number,
     bound: number,
     out: number,
-  ): void {
+    exCodes: number,
+    exBytes: number,
+    query: number,
+    M: number,
+    highScale: number,
+    upper: number,
+    k: number,
+    found: number,
+  ): number {
     const u8 = this.u8;
     const f = this.f32;
     const sums = new Uint32Array(32);
-    const k = factors / 4 + stride;
-    const e = k + stride;
-    for (let b = 0; b < blocks; b++) {
+    const [a, K, E, a2, k2, e2] = [0, 1, 2, 3, 4, 5].map((j) => factors / 4 + j * stride) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const [estimates, lowers, ips] = [0, 1, 2].map((j) => out / 4 + j * stride) as [number, number, number];
+    const last = upper / 4 + k - 1;
+    let count = 0;
+    for (let b = 0; b < Math.ceil(size / 32); b++) {
       sums.fill(0);
       const block = codes + b * G * 16;
       for (let g = 0; g < G; g++) {
@@ -133,15 +152,37 @@ export class JsRabitq implements RabitqKernel {
       for (let i = 0; i < 32; i++) {
         const v = b * 32 + i;
         const ip = offset + delta * (sums[i]! & 0xffff);
-        const estimate = f[factors / 4 + v]! + base + f[k + v]! * (2 * sumQ - 4 * ip);
-        f[out / 4 + v] = estimate;
-        f[out / 4 + stride + v] = estimate - bound * f[e + v]!;
-        f[out / 4 + 2 * stride + v] = ip;
+        const estimate = f[a + v]! + base + f[K + v]! * (2 * sumQ - 4 * ip);
+        f[estimates + v] = estimate;
+        f[lowers + v] = estimate - bound * f[E + v]!;
+        f[ips + v] = ip;
       }
     }
+    for (let i = 0; i < size; i++) {
+      let lower = f[lowers + i]!;
+      if (lower >= f[last]!) continue;
+      let e = f[estimates + i]!;
+      if (exBytes > 0) {
+        const ipCode = this.exDot(exCodes + i * exBytes, query, 4 * G);
+        e = f[a2 + i]! + base - 2 * f[k2 + i]! * (M * f[ips + i]! + ipCode + (0.5 - M) * sumQ);
+        lower = e - bound * f[e2 + i]!;
+        if (lower >= f[last]!) continue;
+      }
+      const high = e + highScale * (e - lower);
+      if (high < f[last]!) {
+        let j = last;
+        for (; j > upper / 4 && f[j - 1]! > high; j--) f[j] = f[j - 1]!;
+        f[j] = high;
+      }
+      f[found / 4 + count] = lower;
+      f[found / 4 + stride + count] = e;
+      this.u32[found / 4 + 2 * stride + count++] = i;
+    }
+    return count;
   }
 
-  exDot(codes: number, query: number, D: number): number {
+  /** Σ code_j·q_j of D 4-bit codes (see rabitqExDot). */
+  private exDot(codes: number, query: number, D: number): number {
     const q = query / 4;
     let s = 0;
     for (let j = 0; j < D; j++) {
@@ -177,6 +218,7 @@ export class JsRabitq implements RabitqKernel {
     this.f32 = new Float32Array(0);
     this.u8 = new Uint8Array(0);
     this.u16 = new Uint16Array(0);
+    this.u32 = new Uint32Array(0);
   }
 }
 

@@ -97,12 +97,15 @@ export interface RabitqKernel {
   /** The fast-scan table of a rotated query, and at `params` Δ, Σ min, Σ q (see rabitqLut). */
   lut(query: number, D: number, lut: number, params: number): void;
   /**
-   * Estimated distances of `blocks` blocks of 32 one-bit codes, their lower bounds `stride` f32 after
-   * them and ⟨b, Pq⟩ `stride` f32 after those (see rabitqScan).
+   * Scans one partition's `size` one-bit codes: estimates, lower bounds and ⟨b, Pq⟩ to `out` (three
+   * arrays of `stride` f32), and the vectors the bounds cannot rule out against the k ascending upper
+   * bounds at `upper` (which it updates; with exBytes > 0, after the finer estimate of the extended
+   * codes at `exCodes` against the rotated query at `query`) to `found` (lower bound, estimate,
+   * position: three arrays of `stride`). Returns how many were found (see rabitqScan).
    */
   scan(
     codes: number,
-    blocks: number,
+    size: number,
     G: number,
     lut: number,
     factors: number,
@@ -113,9 +116,15 @@ export interface RabitqKernel {
     sumQ: number,
     bound: number,
     out: number,
-  ): void;
-  /** Σ code_j·q_j of D 4-bit codes (see rabitqExDot). */
-  exDot(codes: number, query: number, D: number): number;
+    exCodes: number,
+    exBytes: number,
+    query: number,
+    M: number,
+    highScale: number,
+    upper: number,
+    k: number,
+    found: number,
+  ): number;
   /** ‖q − x‖² (dot: −⟨q, x⟩) of d values, x as f32 or float16 bits. */
   rowDistance(query: number, row: number, d: number, f16: boolean, dot: boolean): number;
   /** out[j] = ⟨q, c_j⟩ for the n rows of D f32 at `rows`. */

@@ -20,7 +20,7 @@ interface RabitqExports {
   rabitqLut(q: number, D: number, lut: number, params: number): void;
   rabitqScan(
     codes: number,
-    blocks: number,
+    size: number,
     G: number,
     lut: number,
     factors: number,
@@ -31,10 +31,17 @@ interface RabitqExports {
     sumQ: number,
     bound: number,
     out: number,
-  ): void;
+    exCodes: number,
+    exBytes: number,
+    query: number,
+    M: number,
+    highScale: number,
+    upper: number,
+    k: number,
+    found: number,
+  ): number;
   rowDistance(q: number, x: number, d: number, f16: number, dot: number): number;
   rowsDot(q: number, rows: number, n: number, D: number, out: number): void;
-  rabitqExDot(codes: number, q: number, D: number): number;
 }
 
 const PAGE = 65536;
@@ -86,7 +93,7 @@ export class WasmRabitq implements RabitqKernel {
 
   scan(
     codes: number,
-    blocks: number,
+    size: number,
     G: number,
     lut: number,
     factors: number,
@@ -97,12 +104,37 @@ export class WasmRabitq implements RabitqKernel {
     sumQ: number,
     bound: number,
     out: number,
-  ): void {
-    this.exports.rabitqScan(codes, blocks, G, lut, factors, stride, base, delta, offset, sumQ, bound, out);
-  }
-
-  exDot(codes: number, query: number, D: number): number {
-    return this.exports.rabitqExDot(codes, query, D);
+    exCodes: number,
+    exBytes: number,
+    query: number,
+    M: number,
+    highScale: number,
+    upper: number,
+    k: number,
+    found: number,
+  ): number {
+    return this.exports.rabitqScan(
+      codes,
+      size,
+      G,
+      lut,
+      factors,
+      stride,
+      base,
+      delta,
+      offset,
+      sumQ,
+      bound,
+      out,
+      exCodes,
+      exBytes,
+      query,
+      M,
+      highScale,
+      upper,
+      k,
+      found,
+    );
   }
 
   rowDistance(query: number, row: number, d: number, f16: boolean, dot: boolean): number {
