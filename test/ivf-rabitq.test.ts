@@ -210,15 +210,24 @@ describe('RaBitQ kernels', () => {
 });
 
 describe('IvfRabitqIndex recall against exact search (FlatIndex)', () => {
-  it('visits more partitions by default as there are more of them: 16, then 1.2·√partitions', async () => {
+  it('trains √n partitions, then one per 256 vectors up to 2√n', async () => {
     assert.deepEqual(
-      [10, 90, 177, 178, 447, 1000, 4000].map((L) => IvfRabitqIndex.defaultProbes(L)),
-      [10, 16, 16, 17, 26, 38, 76],
+      [1, 8144, 65536, 100_000, 200_000, 262_144, 1_000_000].map((n) => IvfRabitqIndex.defaultPartitions(n)),
+      [1, 90, 256, 391, 781, 1024, 2000],
+    );
+    const index = await trainedWith(new IvfRabitqIndex({ dimension: 16 }), clustered(4000, 16, 1, 7, 1));
+    assert.equal(index.describe().parameters.numPartitions, 63);
+  });
+
+  it('visits more partitions by default as there are more of them: 16, then 0.8·√partitions', async () => {
+    assert.deepEqual(
+      [10, 90, 400, 401, 781, 1000, 4000].map((L) => IvfRabitqIndex.defaultProbes(L)),
+      [10, 16, 16, 17, 23, 26, 51],
     );
     const data = clustered(4000, 16, 1, 7, 1); // no clusters: neighbours spread over many partitions
-    const index = await trainedWith(new IvfRabitqIndex({ dimension: 16, numPartitions: 400 }), data);
+    const index = await trainedWith(new IvfRabitqIndex({ dimension: 16, numPartitions: 1000 }), data);
     const query = data.subarray(0, 16 * 20);
-    assert.deepEqual(index.searchBatch(query, 10), index.searchBatch(query, 10, { nprobes: 24 }));
+    assert.deepEqual(index.searchBatch(query, 10), index.searchBatch(query, 10, { nprobes: 26 }));
     assert.notDeepEqual(index.searchBatch(query, 10), index.searchBatch(query, 10, { nprobes: 16 }));
   });
 

@@ -24,7 +24,10 @@ export const indexSettingsSchema = z.object({
    * in index.ris, read on demand to re-rank), at some recall and speed: see the README's Benchmarks.
    */
   kind: z.enum(INDEX_KIND_SETTINGS).default('auto'),
-  /** IVF partitions: 'auto' is about √n of the images at each (re)training. */
+  /**
+   * IVF partitions: 'auto' is about √n of the images at each (re)training (IVF-RaBitQ: one per 256
+   * images between √n and 2√n; see IvfRabitqIndex.defaultPartitions).
+   */
   numPartitions: z.union([auto, z.number().int().min(1)]).default('auto'),
   /**
    * PQ sub-vectors per vector: 'auto' is dimension / 32 (40 for 1280, 64 for 2048), which with the float16

@@ -1,4 +1,4 @@
-import { defaultBits } from '../ann/ivf-rabitq.ts';
+import { defaultBits, IvfRabitqIndex } from '../ann/ivf-rabitq.ts';
 import { paddedDimension } from '../ann/rabitq.ts';
 import { ArgumentError } from '../errors.ts';
 import { EXACT_SEARCH_BELOW, HNSW_UP_TO, type IndexSettings } from './manifest.ts';
@@ -80,7 +80,11 @@ export function estimateIndexBytes(
 ): number {
   const d = dimension;
   const partitions =
-    settings.numPartitions === 'auto' ? Math.max(1, Math.round(Math.sqrt(size))) : settings.numPartitions;
+    settings.numPartitions !== 'auto'
+      ? settings.numPartitions
+      : kind === 'ivf-rabitq'
+        ? IvfRabitqIndex.defaultPartitions(size)
+        : Math.max(1, Math.round(Math.sqrt(size)));
   const refine = settings.refineStorage === 'float16' ? 2 : 4;
   switch (kind) {
     case 'flat':
