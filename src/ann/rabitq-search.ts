@@ -231,19 +231,27 @@ export class RabitqSearcher {
 
   /**
    * Reads the candidates still below `threshold` (at most `cap`, by estimate) in order of lower bound,
-   * until the next one's bound cannot beat the k-th exact distance in `top`.
+   * until the next one's bound cannot beat the k-th exact distance in `top`. The order comes from a
+   * binary min-heap: a few of the candidates are read, so sorting them all would be mostly wasted.
    */
   private rerank(state: RabitqState, count: number, threshold: number, cap: number, top: TopK): void {
     const c = this.candidates;
+    const lower = c.lower;
     let kept = 0;
-    for (let j = 0; j < count; j++) if (c.lower[j]! < threshold) c.order[kept++] = j;
-    let order = c.order.subarray(0, kept);
-    if (kept > cap) order = order.sort((a, b) => c.estimate[a]! - c.estimate[b]!).subarray(0, cap);
-    order.sort((a, b) => c.lower[a]! - c.lower[b]!);
+    for (let j = 0; j < count; j++) if (lower[j]! < threshold) c.order[kept++] = j;
+    let heap = c.order;
+    if (kept > cap) {
+      heap = c.order.subarray(0, kept).sort((a, b) => c.estimate[a]! - c.estimate[b]!);
+      kept = cap;
+    }
+    for (let at = (kept >> 1) - 1; at >= 0; at--) siftDown(heap, lower, at, kept);
     const f16 = this.rows.storage === 'float16';
     const { row } = this.views;
-    for (const j of order) {
-      if (c.lower[j]! >= top.bound) break;
+    while (kept > 0) {
+      const j = heap[0]!;
+      if (lower[j]! >= top.bound) break;
+      heap[0] = heap[--kept]!;
+      siftDown(heap, lower, 0, kept);
       const l = c.list[j]!;
       const i = c.position[j]!;
       this.rows.read(state.lists.rowAt(l, i), row);
@@ -266,4 +274,19 @@ export class RabitqSearcher {
     c.position = keep(c.position, (n) => new Uint32Array(n));
     c.order = new Uint32Array(size);
   }
+}
+
+/** Moves heap[at] down to its place in the min-heap of `size` indices keyed by key[index]. */
+function siftDown(heap: Uint32Array, key: Float32Array, at: number, size: number): void {
+  const moving = heap[at]!;
+  const value = key[moving]!;
+  for (;;) {
+    let child = 2 * at + 1;
+    if (child >= size) break;
+    if (child + 1 < size && key[heap[child + 1]!]! < key[heap[child]!]!) child++;
+    if (key[heap[child]!]! >= value) break;
+    heap[at] = heap[child]!;
+    at = child;
+  }
+  heap[at] = moving;
 }
