@@ -32,6 +32,11 @@ export interface MemoryDataset {
   buildRuns: number;
   /** Timing rounds over every setting. */
   rounds: number;
+  /**
+   * Only these engines, by key (ivf-rabitq, hnsw-int8, hnsw-int8-f16, usearch-f16, usearch-f32, hnswlib):
+   * a large set's row against its closest peer in a fraction of the time. Default all.
+   */
+  engines?: string[];
 }
 
 export interface SweepPoint {
@@ -55,6 +60,8 @@ export const TARGET_RECALL = 0.95;
 
 interface Contender {
   engine: string;
+  /** What --memory-engines names it by. */
+  key: string;
   build(): Promise<void>;
   /** After the builds: save and reopen (ris), or nothing. */
   open?(): Promise<void>;
@@ -97,6 +104,7 @@ export async function memoryLimitComparison(ds: MemoryDataset): Promise<MemoryEn
       const file = join(scratch, 'rabitq.ris');
       contenders.push({
         engine: 'ris IVF-RaBitQ',
+        key: 'ivf-rabitq',
         async build() {
           index = new IvfRabitqIndex({ dimension: d });
           await index.train(base);
@@ -131,6 +139,7 @@ export async function memoryLimitComparison(ds: MemoryDataset): Promise<MemoryEn
       const file = join(scratch, `hnsw-${copy}.ris`);
       contenders.push({
         engine: copy ? 'ris HNSW int8 + f16 re-rank on disk' : 'ris HNSW int8',
+        key: copy ? 'hnsw-int8-f16' : 'hnsw-int8',
         async build() {
           index = new HnswIndex(options);
           index.add(base);
@@ -169,6 +178,7 @@ export async function memoryLimitComparison(ds: MemoryDataset): Promise<MemoryEn
         const views = new Map<string, ReturnType<typeof make>>();
         contenders.push({
           engine: `usearch (${label})`,
+          key: `usearch-${label}`,
           async build() {
             const index = make(64);
             index.add(keys, base, 1);
@@ -202,6 +212,7 @@ export async function memoryLimitComparison(ds: MemoryDataset): Promise<MemoryEn
       );
       contenders.push({
         engine: 'hnswlib-node (f32)',
+        key: 'hnswlib',
         async build() {
           index = new HierarchicalNSW('l2', d);
           index.initIndex({ maxElements: nb, m: 16, efConstruction: 128, randomSeed: 1 });
@@ -227,6 +238,11 @@ export async function memoryLimitComparison(ds: MemoryDataset): Promise<MemoryEn
       console.log(`hnswlib-node skipped: ${(error as Error).message.split('\n')[0]}`);
     }
 
+    if (ds.engines) {
+      const unknown = ds.engines.filter((key) => !contenders.some((c) => c.key === key));
+      if (unknown.length > 0) throw new Error(`--memory-engines: no engine ${unknown.join(', ')}`);
+      contenders.splice(0, contenders.length, ...contenders.filter((c) => ds.engines!.includes(c.key)));
+    }
     // Builds, round-robin, the fastest of buildRuns kept.
     const seconds = new Map<Contender, number>();
     for (let run = 0; run < ds.buildRuns; run++) {

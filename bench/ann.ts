@@ -20,7 +20,8 @@
  *
  * Prints tables and writes bench/results/ann.json. Options: --quick (dataset b at 50,000 vectors, c at
  * 100,000), --c-size N (dataset c at N vectors), --only a|b|c, --hnsw-only (skip IVF-PQ and faiss), --memory-only (only the memory-limit
- * comparison), --build-runs N (HNSW builds per engine; default 3 on (a), 2 on (b)). faiss needs `apt-get install python3-faiss
+ * comparison), --memory-engines KEYS (only these in it, e.g. ivf-rabitq,usearch-f16), --build-runs N (HNSW builds
+ * per engine; default 3 on (a), 2 on (b)). faiss needs `apt-get install python3-faiss
  * libopenblas0-pthread`; peers that are missing are reported and skipped.
  */
 import { execFile } from 'node:child_process';
@@ -53,6 +54,10 @@ const NPROBES = [1, 4, 16, 64];
 /** --build-runs N: HNSW builds per engine (the fastest reported). */
 const buildRuns = process.argv.includes('--build-runs')
   ? Number(process.argv[process.argv.indexOf('--build-runs') + 1])
+  : undefined;
+/** --memory-engines a,b: only these engines in the memory-limit comparison (keys in bench/ann-memory.ts). */
+const memoryEngines = process.argv.includes('--memory-engines')
+  ? process.argv[process.argv.indexOf('--memory-engines') + 1]!.split(',')
   : undefined;
 /** Refine factors shown beside plain IVF-PQ: a cheap one, and one that reaches recall ≥ 0.95 on (a). */
 const REFINE_FACTORS = [4, 16];
@@ -249,6 +254,7 @@ async function runDataset(
         truth,
         buildRuns: base.length / d > 100_000 ? 1 : (buildRuns ?? 2),
         rounds: 5,
+        engines: memoryEngines,
       })),
     );
   }
