@@ -12,6 +12,7 @@ import { indexSettingsSchema } from '../src/collection/manifest.ts';
 import { estimateIndexBytes, parseByteSize, planIndex } from '../src/collection/memory-plan.ts';
 import type { CollectionProgress } from '../src/collection/types.ts';
 import { ArgumentError, IvfPqIndex, IvfRabitqIndex } from '../src/index.ts';
+import { openRanged } from '../src/node/file-store.ts';
 import { writeClassFolders } from './fixtures/collection-images.ts';
 import { tinyConfig, writeTinyModel } from './fixtures/tiny-models.ts';
 import { ris } from './ris-process.ts';
@@ -139,6 +140,31 @@ describe('an ivf-rabitq collection', () => {
     const again: CollectionProgress[] = [];
     await (await Collection.open('rq', { home, onProgress: (e) => again.push(e) })).close();
     assert.equal(again.length, 0, 'the rebuilt file is sound');
+  });
+
+  it('checks the full vectors once per version of the file, not on every open', async () => {
+    const file = join(home, 'collections', 'rq', 'index.ris');
+    const record = `${file}.checked`;
+    const identity = () => {
+      const opened = openRanged(file);
+      opened.close();
+      return opened.identity;
+    };
+    assert.equal(await readFile(record, 'utf8'), identity(), 'the version checked is recorded');
+    // Damage in place, then a record saying this very version was checked: the open trusts it.
+    const bytes = new Uint8Array(await readFile(file));
+    bytes[bytes.length - 100]! ^= 0x10;
+    await writeFile(file, bytes);
+    await writeFile(record, identity()!);
+    const trusted: CollectionProgress[] = [];
+    await (await Collection.open('rq', { home, onProgress: (e) => trusted.push(e) })).close();
+    assert.equal(trusted.length, 0, 'a version checked before is not streamed through again');
+    // Without the record (or with any other version's), the damage is found.
+    await rm(record);
+    const checked: CollectionProgress[] = [];
+    await (await Collection.open('rq', { home, onProgress: (e) => checked.push(e) })).close();
+    assert.ok(checked.some((e) => e.type === 'rebuild'));
+    assert.equal(await readFile(record, 'utf8'), identity(), 'the rebuilt file is recorded as checked');
   });
 });
 

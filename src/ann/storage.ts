@@ -33,6 +33,12 @@ export interface RangedFile {
   read(into: Uint8Array, offset: number): void;
   /** CRC-32 of `length` bytes from `offset`, where the store has a faster one than src/ann's. */
   crc32?(offset: number, length: number): number;
+  /**
+   * What tells this version of the file from any other on this machine (device, inode, size, modification
+   * and change times), where the store has such a thing: a file rewritten, replaced or modified in place
+   * has another.
+   */
+  readonly identity?: string;
   /** Gives the file back; later reads fail. */
   close(): void;
 }

@@ -7,9 +7,10 @@ import {
   readSync,
   renameSync,
   rmSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stampChecksum } from '../ann/format.ts';
 import { openIndex, openRangedIndex } from '../ann/registry.ts';
@@ -85,20 +86,30 @@ export function openIndexFile(
 /**
  * Opens index.ris through ranged reads, with its stamp (read from the same open file, so both are of one
  * version of it): sections kept for reading on demand (IVF-RaBitQ's full vectors) stay on disk, their
- * checksums checked as it opens.
+ * checksums checked as it opens — once per version of the file: a version checked (or written) before, as
+ * `index.ris.checked` records by the file's identity, is not streamed through again, so a search from the
+ * command line on a large collection does not read gigabytes first. A file rewritten, replaced or modified
+ * in place (even with its modification time put back: the change time moves) is checked again; damage
+ * that changes no metadata (the disk's own bit rot) goes unseen by the open, the trade-off for opening in
+ * milliseconds.
  */
 export async function loadIndexFile(path: string): Promise<{ index: CollectionIndex; stamp: IndexStamp }> {
   const file = await nodeFileStore.open(path);
   let stamp: IndexStamp;
+  let index: CollectionIndex;
+  const checked = await readFile(checkedRecord(path), 'utf8').catch(() => undefined);
+  const verify = file.identity === undefined || checked !== file.identity;
   try {
     const header = new Uint8Array(HEADER_SIZE);
     file.read(header, 0);
     stamp = readStamp(header);
+    index = openRangedIndex(file, path, { verify });
   } catch (error) {
     file.close();
     throw error;
   }
-  return { index: openRangedIndex(file, path), stamp };
+  if (verify) recordChecked(path, file.identity);
+  return { index, stamp };
 }
 
 /**
@@ -107,7 +118,23 @@ export async function loadIndexFile(path: string): Promise<{ index: CollectionIn
  * the copies it made while it was built or grown.
  */
 export function reopenWrittenIndex(path: string): CollectionIndex {
-  return openRangedIndex(openRanged(path), path, { verify: false });
+  const file = openRanged(path);
+  const index = openRangedIndex(file, path, { verify: false });
+  recordChecked(path, file.identity);
+  return index;
+}
+
+/** Where the identity of the last version of an index file whose checksums were checked is kept. */
+const checkedRecord = (path: string) => `${path}.checked`;
+
+/** Best effort: a record that cannot be written (or is torn) only means the next open checks again. */
+function recordChecked(path: string, identity: string | undefined): void {
+  if (identity === undefined) return;
+  try {
+    writeFileSync(checkedRecord(path), identity);
+  } catch {
+    // A read-only folder: checked on every open, as before.
+  }
 }
 
 /** The stamp in a file's header without reading the rest; undefined when there is no readable file. */

@@ -81,9 +81,11 @@ const orphans = new FinalizationRegistry<{ fd: number; closed: boolean }>((state
 export function openRanged(path: string): RangedFile {
   const fd = openSync(path, 'r');
   const state = { fd, closed: false };
-  const size = fstatSync(fd).size;
+  const stat = fstatSync(fd, { bigint: true });
+  const size = Number(stat.size);
   const file: RangedFile = {
     size,
+    identity: `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`,
     read(into, offset) {
       let done = 0;
       while (done < into.length) {
