@@ -210,10 +210,12 @@ describe('RaBitQ kernels', () => {
 });
 
 describe('IvfRabitqIndex recall against exact search (FlatIndex)', () => {
-  it('trains √n partitions, then one per 256 vectors up to 2√n', async () => {
+  it('trains √n partitions, then one per 256 vectors up to 4√n', async () => {
     assert.deepEqual(
-      [1, 8144, 65536, 100_000, 200_000, 262_144, 1_000_000].map((n) => IvfRabitqIndex.defaultPartitions(n)),
-      [1, 90, 256, 391, 781, 1024, 2000],
+      [1, 8144, 65536, 100_000, 200_000, 262_144, 1_000_000, 1_048_576, 4_000_000].map((n) =>
+        IvfRabitqIndex.defaultPartitions(n),
+      ),
+      [1, 90, 256, 391, 781, 1024, 3906, 4096, 8000],
     );
     const index = await trainedWith(new IvfRabitqIndex({ dimension: 16 }), clustered(4000, 16, 1, 7, 1));
     assert.equal(index.describe().parameters.numPartitions, 63);

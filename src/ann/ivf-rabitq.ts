@@ -55,7 +55,7 @@ export interface IvfRabitqOptions {
   /**
    * Partitions of the coarse quantizer. More make each probe cheaper but need more `nprobes` for the
    * same recall, and cost D × 4 bytes each (the centroids stay in memory) and a product with the query
-   * each. Default: one per 256 training vectors, kept between √n and 2√n (see `defaultPartitions`),
+   * each. Default: one per 256 training vectors, kept between √n and 4√n (see `defaultPartitions`),
    * chosen at `train`.
    */
   numPartitions?: number;
@@ -367,17 +367,18 @@ export class IvfRabitqIndex implements VectorIndex {
 
   /**
    * Partitions trained on n vectors unless told: √n (as LanceDB's IVF) up to 65,536 vectors, then one
-   * per 256 vectors up to 2√n (from 262,144; faiss advises 4–16√n at a million and beyond). A search
+   * per 256 vectors up to 4√n (from 1,048,576; faiss advises 4–16√n at a million and beyond). A search
    * pays one product per centroid and a scan per vector probed: with few partitions the scan is most of
    * it (35 % of a search against 5 % for 447 centroids at 200,000 × 256), and finer partitions reach
    * the same recall scanning fewer vectors. Measured on 200,000 clustered 256-d vectors (bench:ann (c)):
    * 447 partitions (√n) need 24 probes for 10-recall@10 0.95, 0.81× usearch f16's QPS there; 781 (this
    * rule) need 15, 1.41×; 1,788 (4√n) 0.85× (the centroids cost more than they save). At 100,000: √n
-   * 1.39×, 2√n 1.51×. Caltech (8,144 × 1,280) keeps √n = 90.
+   * 1.39×, 2√n 1.51×. At 1,000,000, 2√n (2,000, 500 vectors each) reached only 0.96× and needed 96
+   * probes for 0.95. Caltech (8,144 × 1,280) keeps √n = 90.
    */
   static defaultPartitions(n: number): number {
     const root = Math.sqrt(n);
-    return Math.max(1, Math.round(Math.min(2 * root, Math.max(root, n / 256))));
+    return Math.max(1, Math.round(Math.min(4 * root, Math.max(root, n / 256))));
   }
 
   /**

@@ -26,7 +26,7 @@ export const indexSettingsSchema = z.object({
   kind: z.enum(INDEX_KIND_SETTINGS).default('auto'),
   /**
    * IVF partitions: 'auto' is about √n of the images at each (re)training (IVF-RaBitQ: one per 256
-   * images between √n and 2√n; see IvfRabitqIndex.defaultPartitions).
+   * images between √n and 4√n; see IvfRabitqIndex.defaultPartitions).
    */
   numPartitions: z.union([auto, z.number().int().min(1)]).default('auto'),
   /**
