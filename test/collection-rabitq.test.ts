@@ -1,7 +1,7 @@
 // IvfRabitqIndex as a collection's index (issue 25): --index ivf-rabitq, each kind's own search
 // defaults, --memory-budget, the full vectors left in index.ris, damage found and rebuilt.
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -165,6 +165,14 @@ describe('an ivf-rabitq collection', () => {
     await (await Collection.open('rq', { home, onProgress: (e) => checked.push(e) })).close();
     assert.ok(checked.some((e) => e.type === 'rebuild'));
     assert.equal(await readFile(record, 'utf8'), identity(), 'the rebuilt file is recorded as checked');
+    // A record planted as a link is replaced, not written through.
+    const precious = join(home, 'precious.txt');
+    await writeFile(precious, 'precious');
+    await rm(record);
+    await symlink(precious, record);
+    await (await Collection.open('rq', { home })).close();
+    assert.equal(await readFile(precious, 'utf8'), 'precious');
+    assert.equal(await readFile(record, 'utf8'), identity());
   });
 });
 

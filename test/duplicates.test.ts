@@ -465,6 +465,21 @@ describe('the second look: one image laid over the other', () => {
     assert.ok(repainted.lightness > 0.9 && repainted.colour > COLOUR_LIMIT, JSON.stringify(repainted));
     const gray = matchImages(planes, await planesOf(await sharp(picture).grayscale().toBuffer()));
     assert.ok(same(gray), JSON.stringify(gray));
+    // Warmer (a white balance moved): every colour shifted alike, the same picture.
+    const warmer = matchImages(
+      planes,
+      await planesOf(
+        await sharp(picture)
+          .recomb([
+            [1.1, 0, 0],
+            [0, 1, 0],
+            [0, 0, 0.85],
+          ])
+          .jpeg({ quality: 90 })
+          .toBuffer(),
+      ),
+    );
+    assert.ok(same(warmer), JSON.stringify(warmer));
     // Faded to a third of its colour (a filter): the same hues, weaker, so the same picture.
     const faded = matchImages(
       planes,
@@ -473,7 +488,7 @@ describe('the second look: one image laid over the other', () => {
     assert.ok(same(faded), JSON.stringify(faded));
   });
 
-  it('tells a red motorbike from a black one in the same studio pose (Caltech101)', {
+  it('tells a red motorbike from a black one in the same studio pose, and knows a warmer copy (Caltech101)', {
     skip: noSharedData,
   }, async () => {
     const motorbike = (n: number) =>
@@ -492,6 +507,19 @@ describe('the second look: one image laid over the other', () => {
         .toBuffer(),
     );
     assert.ok(judgeCopy(red, darker), 'a darker copy of the red one is a copy');
+    // A warmer white balance shifts every colour alike: still one picture (scaling alone missed these).
+    for (const photo of ['butterfly/image_0001.jpg', 'Faces_easy/image_0001.jpg']) {
+      const bytes = await readFile(join(sharedData, 'caltech101', photo));
+      const warmer = await sharp(bytes)
+        .recomb([
+          [1.1, 0, 0],
+          [0, 1, 0],
+          [0, 0, 0.85],
+        ])
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      assert.ok(judgeCopy(await planesOf(bytes), await planesOf(warmer)), `${photo}, warmer`);
+    }
   });
 
   it('matches nothing to a flat image, without failing', async () => {

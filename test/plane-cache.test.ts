@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -46,9 +46,10 @@ describe('the planes cache (duplicates-planes.bin)', () => {
 
   it('appends batches, also from writers at once, and reads every record back', async () => {
     await rm(join(dir, FILE), { force: true });
-    await PlaneCache.append(dir, first.slice(0, 1));
-    // Two appends at once (as two processes adding to one collection): each lands whole.
-    await Promise.all([PlaneCache.append(dir, first.slice(1)), PlaneCache.append(dir, second)]);
+    // Two appends at once (as two processes adding to one collection), the first creating the file: one
+    // header, and each batch lands whole.
+    await Promise.all([PlaneCache.append(dir, first.slice(0, 1)), PlaneCache.append(dir, second)]);
+    await PlaneCache.append(dir, first.slice(1));
     const bytes = await readFile(join(dir, FILE));
     assert.equal(bytes.subarray(0, 8).toString(), 'RISPLANE');
     const record = (bytes.length - 32) / 5;
@@ -72,7 +73,7 @@ describe('the planes cache (duplicates-planes.bin)', () => {
     assertHolds(await PlaneCache.open(dir), [...first, ...second]);
   });
 
-  it('skips a damaged record and what follows it, and rewrites the file even with nothing new', async () => {
+  it('skips a damaged record alone, and rewrites the file even with nothing new', async () => {
     await rm(join(dir, FILE), { force: true });
     await PlaneCache.append(dir, [...first, ...second]);
     const bytes = await readFile(join(dir, FILE));
@@ -80,12 +81,28 @@ describe('the planes cache (duplicates-planes.bin)', () => {
     bytes[32 + 3 * record + 500]! ^= 0x40; // inside the fourth record's planes
     await writeFile(join(dir, FILE), bytes);
     const cache = await PlaneCache.open(dir);
-    assertHolds(cache, first);
+    assertHolds(cache, [...first, second[1]!]);
     assert.equal(cache.get(second[0]![0]), undefined);
-    assert.equal(cache.get(second[1]![0]), undefined);
     await cache.save(100);
-    assert.equal((await stat(join(dir, FILE))).size, 32 + 3 * record, 'the damaged records are gone');
-    assertHolds(await PlaneCache.open(dir), first);
+    assert.equal((await stat(join(dir, FILE))).size, 32 + 4 * record, 'the damaged record is gone');
+    assertHolds(await PlaneCache.open(dir), [...first, second[1]!]);
+  });
+
+  it('writes through no link planted in its place, and leaves no temp file', async () => {
+    await rm(join(dir, FILE), { force: true });
+    // Another collection's cache, linked into this folder: not appended to.
+    const other = await mkdtemp(join(tmpdir(), 'ris-planes-other-'));
+    await PlaneCache.append(other, first);
+    const before = (await stat(join(other, FILE))).size;
+    await symlink(join(other, FILE), join(dir, FILE));
+    await PlaneCache.append(dir, second);
+    assert.equal((await stat(join(other, FILE))).size, before);
+    await rm(join(dir, FILE));
+    await rm(other, { recursive: true });
+    assert.deepEqual(
+      (await readdir(dir)).filter((name) => name.endsWith('.tmp')),
+      [],
+    );
   });
 
   it('keeps what another process appended while a search had the file open', async () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
+  constants,
   fsyncSync,
   openSync,
   readdirSync,
@@ -10,8 +11,8 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { stampChecksum } from '../ann/format.ts';
 import { openIndex, openRangedIndex } from '../ann/registry.ts';
 import type { VectorIndex } from '../ann/vector-index.ts';
@@ -89,15 +90,15 @@ export function openIndexFile(
  * checksums checked as it opens — once per version of the file: a version checked (or written) before, as
  * `index.ris.checked` records by the file's identity, is not streamed through again, so a search from the
  * command line on a large collection does not read gigabytes first. A file rewritten, replaced or modified
- * in place (even with its modification time put back: the change time moves) is checked again; damage
- * that changes no metadata (the disk's own bit rot) goes unseen by the open, the trade-off for opening in
- * milliseconds.
+ * in place (even with its modification time put back: the change time moves, on file systems that keep
+ * one — not FAT or exFAT) is checked again; damage that changes no metadata (the disk's own bit rot) goes
+ * unseen by the open, the trade-off for opening in milliseconds.
  */
 export async function loadIndexFile(path: string): Promise<{ index: CollectionIndex; stamp: IndexStamp }> {
   const file = await nodeFileStore.open(path);
   let stamp: IndexStamp;
   let index: CollectionIndex;
-  const checked = await readFile(checkedRecord(path), 'utf8').catch(() => undefined);
+  const checked = await readChecked(path);
   const verify = file.identity === undefined || checked !== file.identity;
   try {
     const header = new Uint8Array(HEADER_SIZE);
@@ -108,7 +109,7 @@ export async function loadIndexFile(path: string): Promise<{ index: CollectionIn
     file.close();
     throw error;
   }
-  if (verify) recordChecked(path, file.identity);
+  if (verify) recordChecked(path, index, file.identity);
   return { index, stamp };
 }
 
@@ -120,20 +121,44 @@ export async function loadIndexFile(path: string): Promise<{ index: CollectionIn
 export function reopenWrittenIndex(path: string): CollectionIndex {
   const file = openRanged(path);
   const index = openRangedIndex(file, path, { verify: false });
-  recordChecked(path, file.identity);
+  recordChecked(path, index, file.identity);
   return index;
 }
 
 /** Where the identity of the last version of an index file whose checksums were checked is kept. */
 const checkedRecord = (path: string) => `${path}.checked`;
 
-/** Best effort: a record that cannot be written (or is torn) only means the next open checks again. */
-function recordChecked(path: string, identity: string | undefined): void {
-  if (identity === undefined) return;
+/** The identity last recorded as checked (a record is a line; anything longer is not one). */
+async function readChecked(path: string): Promise<string | undefined> {
+  const handle = await open(checkedRecord(path), constants.O_RDONLY | constants.O_NOFOLLOW).catch(
+    () => undefined,
+  );
+  if (!handle) return undefined;
   try {
-    writeFileSync(checkedRecord(path), identity);
+    const bytes = Buffer.alloc(256);
+    const { bytesRead } = await handle.read(bytes, 0, bytes.length, 0);
+    return bytes.subarray(0, bytesRead).toString('utf8');
   } catch {
-    // A read-only folder: checked on every open, as before.
+    return undefined; // a folder, say
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Records `identity` as checked, for an index that reads from its file later (only those have sections
+ * the open streams through). Written beside and renamed into place, so a link planted there is replaced,
+ * never written through. Best effort: a record that cannot be written only means the next open checks.
+ */
+function recordChecked(path: string, index: CollectionIndex, identity: string | undefined): void {
+  const usage = index.memoryUsage() as { onDisk?: number };
+  if (identity === undefined || !(usage.onDisk! > 0)) return;
+  const temp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    writeFileSync(temp, identity, { flag: 'wx' });
+    renameSync(temp, checkedRecord(path));
+  } catch {
+    rmSync(temp, { force: true }); // a read-only folder: checked on every open, as before
   }
 }
 

@@ -1,5 +1,7 @@
-import { open, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { link, lstat, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { crc32 } from '../ann/crc32.ts';
 import { nodeFileStore } from '../node/file-store.ts';
 import { PLANE_RECORD, readPlaneRecord, writePlaneRecord } from './plane-record.ts';
@@ -15,9 +17,10 @@ import type { ImagePlanes } from './planes.ts';
  *
  * Layout, little-endian: a 32-byte header (magic "RISPLANE", version, record size, 20 reserved bytes), then
  * fixed-size records appended one after another: CRC-32 of the rest of the record, 4 reserved bytes,
- * sha256 (32 bytes), then the planes' record (plane-record.ts: width, height, chroma, the planes). Records
- * are appended in one write each batch (O_APPEND: two processes adding at once do not interleave), so a
- * kill leaves at worst a torn last record, which its CRC refuses.
+ * sha256 (32 bytes), then the planes' record (plane-record.ts: width, height, chroma, the planes). The file
+ * is created with its header in one step (linked into place), and records are appended in one write each
+ * batch (O_APPEND: two processes adding at once do not interleave), so a kill leaves at worst a torn last
+ * record, which its CRC refuses; a damaged record is skipped alone.
  */
 export class PlaneCache {
   private readonly kept = new Map<string, ImagePlanes>();
@@ -54,21 +57,22 @@ export class PlaneCache {
     if (entries.length === 0) return;
     const file = join(dir, FILE);
     try {
-      const handle = await open(file, 'a+');
+      await createWithHeader(file);
+      // O_NOFOLLOW: a link planted in the collection's folder is not written through.
+      const handle = await open(file, constants.O_RDWR | constants.O_APPEND | constants.O_NOFOLLOW);
       try {
         const { size } = await handle.stat();
         const header = new Uint8Array(HEADER);
-        if (size > 0) await handle.read(header, 0, HEADER, 0);
+        if (size >= HEADER) await handle.read(header, 0, HEADER, 0);
         // A file of another version, or with a torn record at its end (a kill mid-append): records appended
         // after it could not be read, so leave it to the next duplicates search, which rewrites it.
-        if (size > 0 && (!validHeader(header) || (size - HEADER) % RECORD !== 0)) return;
-        const records = encodeRecords(entries);
-        await handle.write(size === 0 ? concat(headerBytes(), records) : records);
+        if (!validHeader(header) || (size - HEADER) % RECORD !== 0) return;
+        await handle.write(encodeRecords(entries));
       } finally {
         await handle.close();
       }
     } catch {
-      // A read-only folder or a full disk: the cache stays as it was.
+      // A read-only folder, a full disk, a link: the cache stays as it was.
     }
   }
 
@@ -144,22 +148,50 @@ function encodeRecords(entries: [string, ImagePlanes][]): Uint8Array {
 }
 
 /**
- * The entries of a cache file, in file order, up to the first record that is torn or damaged (`damaged`:
- * there was one, or the file is not a cache of this version).
+ * The entries of a cache file, in file order, but for damaged records and a torn end (`damaged`: there
+ * was one, or the file is not a cache of this version).
  */
 function decode(bytes: Uint8Array): { entries: [string, ImagePlanes][]; damaged: boolean } {
   if (!validHeader(bytes)) return { entries: [], damaged: true };
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   const entries: [string, ImagePlanes][] = [];
+  let damaged = false;
   for (let at = HEADER; at < bytes.length; at += RECORD) {
-    if (at + RECORD > bytes.length || crc32(bytes.subarray(at + 4, at + RECORD)) !== view.getUint32(at, true))
-      return { entries, damaged: true };
+    if (at + RECORD > bytes.length) return { entries, damaged: true }; // torn at the end
+    if (crc32(bytes.subarray(at + 4, at + RECORD)) !== view.getUint32(at, true)) {
+      damaged = true; // records are fixed-size: the next one starts where it always would
+      continue;
+    }
     entries.push([
       Buffer.from(bytes.subarray(at + 8, at + 40)).toString('hex'),
       readPlaneRecord(bytes, at + 40),
     ]);
   }
-  return { entries, damaged: false };
+  return { entries, damaged };
+}
+
+/**
+ * Creates the file, header and all, unless it exists: written beside it and linked into place, so two
+ * processes adding at once never both write a header into one file.
+ */
+async function createWithHeader(file: string): Promise<void> {
+  if (
+    await lstat(file).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
+  // Named as the collection's other temp files, which its next open removes if a kill leaves one.
+  const temp = join(dirname(file), `.${randomBytes(6).toString('hex')}.tmp`);
+  await writeFile(temp, headerBytes(), { flag: 'wx' });
+  try {
+    await link(temp, file).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+  } finally {
+    await rm(temp, { force: true });
+  }
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

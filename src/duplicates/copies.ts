@@ -9,9 +9,10 @@ import { type Match, matchImages } from './match.ts';
  */
 export const PIXEL_MATCH = 0.93;
 /**
- * Colour difference (Lab ΔE, see matchImages) up to which two colour images can be one picture. Edited
- * copies stay under 8 (lightened ones under 22, 98 % under 15); the same product shot in another paint
- * differs by 20 to 100.
+ * Colour difference (Lab ΔE, see colourDifference) up to which two colour images can be one picture.
+ * Edited copies (lighter, darker, faded, warmer or cooler, re-saved) stay under 8, lightened ones under 22
+ * (98 % under 15); the same product shot in another paint differs by 20 to 100, or has colours of another
+ * pattern altogether (infinite).
  */
 export const COLOUR_LIMIT = 15;
 

@@ -108,12 +108,9 @@ export async function findDuplicates(
   const { ids, vectors } = await collection.storedVectors();
   const n = ids.length;
   const recorded = recordedThreshold(collection);
+  const source = options.threshold !== undefined ? 'given' : recorded !== undefined ? 'model' : undefined;
   if (n < 2)
-    return {
-      threshold: options.threshold ?? recorded ?? 1,
-      thresholdSource: options.threshold !== undefined ? 'given' : recorded !== undefined ? 'model' : 'none',
-      groups: [],
-    };
+    return { threshold: options.threshold ?? recorded ?? 1, thresholdSource: source ?? 'none', groups: [] };
   const d = vectors.length / n;
   const unit = normalizeRows(vectors, d);
   const search = searchRowsOf(collection);
@@ -197,9 +194,7 @@ export async function findDuplicates(
       }
     }
     groups.sort((x, y) => y.images.length - x.images.length || x.images[0]!.id - y.images[0]!.id);
-    const thresholdSource =
-      options.threshold !== undefined ? 'given' : recorded !== undefined ? 'model' : 'calibrated';
-    return { threshold, thresholdSource, groups };
+    return { threshold, thresholdSource: source ?? 'calibrated', groups };
   } finally {
     look.close();
   }

@@ -50,7 +50,11 @@ export interface Match {
    * detail.
    */
   detail: number;
-  /** Colour difference over the rectangle (90th percentile of Lab ΔE over 16 × 16 cells, after scaling for a lighter or darker copy); 0 where either image is grayscale. */
+  /**
+   * Colour difference over the rectangle (see colourDifference: 90th percentile of Lab ΔE over 16 × 16
+   * cells after fitting a scale and a white-balance shift; infinite where the colour patterns do not go
+   * together); 0 where either image is grayscale.
+   */
   colour: number;
   transform: Transform;
   /** The part of the larger image that the other one shows (1 × 1: all of it). */

@@ -21,7 +21,11 @@ export const nodeFileStore: FileStore = {
       throw error;
     }
     await handle.close();
-    await rename(temp, path);
+    // A rename that fails (the target a folder, say) must not leave the temp file behind.
+    await rename(temp, path).catch(async (error: unknown) => {
+      await rm(temp, { force: true });
+      throw error;
+    });
     // Make the rename itself durable.
     const dir = await open(dirname(path), 'r');
     try {

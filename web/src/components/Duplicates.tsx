@@ -316,11 +316,12 @@ export function Duplicates({ collection, scale, generation, progress, removals, 
               min={1}
               max={pages}
               value={page + 1}
-              disabled={loading}
+              // Read-only, not disabled, while a page loads: the keyboard's focus stays on it.
+              readOnly={loading}
               // Committed on Enter, blur or the arrows: a jump across thousands of groups in one step.
               onChange={(event) => {
-                const wanted = Math.round(Number(event.currentTarget.value));
-                if (wanted >= 1 && wanted <= pages) setPage(wanted - 1);
+                const wanted = Number(event.currentTarget.value);
+                if (Number.isInteger(wanted) && wanted >= 1 && wanted <= pages) setPage(wanted - 1);
                 else event.currentTarget.value = String(page + 1);
               }}
             />{' '}
