@@ -18,28 +18,8 @@ interface RabitqExports {
   ): void;
   rabitqRotate(x: number, rows: number, D: number, P: number, signs: number, rounds: number): void;
   rabitqLut(q: number, D: number, lut: number, params: number): void;
-  rabitqScan(
-    codes: number,
-    size: number,
-    G: number,
-    lut: number,
-    factors: number,
-    stride: number,
-    base: number,
-    delta: number,
-    offset: number,
-    sumQ: number,
-    bound: number,
-    out: number,
-    exCodes: number,
-    exBytes: number,
-    query: number,
-    M: number,
-    highScale: number,
-    upper: number,
-    k: number,
-    found: number,
-  ): number;
+  /** The scan's parameters are RabitqKernel.scan's, passed through as they are. */
+  rabitqScan: RabitqKernel['scan'];
   rowDistance(q: number, x: number, d: number, f16: number, dot: number): number;
   rowsDot(q: number, rows: number, n: number, D: number, out: number): void;
 }
@@ -53,12 +33,15 @@ const PAGE = 65536;
 export class WasmRabitq implements RabitqKernel {
   private readonly exports: RabitqExports;
   private readonly heap: LinearAllocator;
+  /** The exported function itself: one call per partition probed, so no wrapper in between. */
+  readonly scan: RabitqKernel['scan'];
 
   constructor(
     readonly owner: Kernels,
     module: WebAssembly.Module,
   ) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as RabitqExports;
+    this.scan = this.exports.rabitqScan;
     // The first page holds the module's own data.
     this.heap = new LinearAllocator(PAGE, (bytes) => this.exports.ensureMemory(bytes));
   }
@@ -89,52 +72,6 @@ export class WasmRabitq implements RabitqKernel {
 
   lut(query: number, D: number, lut: number, params: number): void {
     this.exports.rabitqLut(query, D, lut, params);
-  }
-
-  scan(
-    codes: number,
-    size: number,
-    G: number,
-    lut: number,
-    factors: number,
-    stride: number,
-    base: number,
-    delta: number,
-    offset: number,
-    sumQ: number,
-    bound: number,
-    out: number,
-    exCodes: number,
-    exBytes: number,
-    query: number,
-    M: number,
-    highScale: number,
-    upper: number,
-    k: number,
-    found: number,
-  ): number {
-    return this.exports.rabitqScan(
-      codes,
-      size,
-      G,
-      lut,
-      factors,
-      stride,
-      base,
-      delta,
-      offset,
-      sumQ,
-      bound,
-      out,
-      exCodes,
-      exBytes,
-      query,
-      M,
-      highScale,
-      upper,
-      k,
-      found,
-    );
   }
 
   rowDistance(query: number, row: number, d: number, f16: boolean, dot: boolean): number {
