@@ -20,12 +20,9 @@ import { listen } from '../src/server/serve.ts';
 import { buildPage, CHROMIUM, launchBrowser } from '../test/browser.ts';
 import { scene } from '../test/fixtures/duplicate-images.ts';
 import { tinyConfig, writeTinyModel } from '../test/fixtures/tiny-models.ts';
+import { numberOption } from './lib.ts';
 
-const option = (name: string, fallback: number) => {
-  const at = process.argv.indexOf(name);
-  return at < 0 ? fallback : Number(process.argv[at + 1]);
-};
-const pairs = option('--pairs', 10_000);
+const pairs = numberOption('--pairs', 10_000);
 const TOKEN = 'bench-token-bench-token-bench-token';
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 

@@ -34,6 +34,7 @@ import { matchThreads } from '../src/node/match-threads.ts';
 import { components, type PairScore, type Row, scoreGroups } from './duplicates-metrics.ts';
 import { millionRow } from './duplicates-million.ts';
 import { buildSet, type SetImage } from './duplicates-set.ts';
+import { numberOption } from './lib.ts';
 import { hammingDistance, perceptualHash } from './phash.ts';
 
 const shared = join(import.meta.dirname, '..', '..', 'shared', 'data');
@@ -42,8 +43,7 @@ if (!existsSync(caltech)) {
   console.log('bench:duplicates needs ../shared/data/caltech101 (Caltech101 images); skipped');
   process.exit(0);
 }
-const option = (name: string, fallback: number) =>
-  process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : fallback;
+const option = numberOption;
 const flag = (name: string) => process.argv.includes(name);
 const seed = option('--seed', 1);
 const MODEL = 'mobilenetv2-int8';

@@ -8,6 +8,12 @@ import { exposeTensor, readModel, writeModel } from '../src/embed/onnx-graph.ts'
 
 export const shared = join(import.meta.dirname, '..', '..', 'shared', 'data');
 
+/** The number after `--name` on the command line, else `fallback`. */
+export function numberOption(name: string, fallback: number): number {
+  const at = process.argv.indexOf(name);
+  return at < 0 ? fallback : Number(process.argv[at + 1]);
+}
+
 /** Every k-th image of Caltech101 in sorted order, n in all: a spread of sizes, classes, grayscale. */
 export async function caltechFiles(n: number): Promise<string[]> {
   const all: string[] = [];
