@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { PlaneCache } from '../src/collection/plane-cache.ts';
 import { type ImagePlanes, imagePlanes } from '../src/collection/planes.ts';
 import { scene } from './fixtures/duplicate-images.ts';
@@ -55,6 +57,18 @@ describe('the planes cache (duplicates-planes.bin)', () => {
     const record = (bytes.length - 32) / 5;
     assert.ok(Number.isInteger(record) && record > 7000, `five whole records: ${bytes.length} bytes`);
     assertHolds(await PlaneCache.open(dir), [...first, ...second]);
+  });
+
+  it('two processes adding to a folder without a cache at once: one header, both records', async () => {
+    const fixture = join(import.meta.dirname, 'fixtures', 'append-planes.ts');
+    const run = (seed: number) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', fixture, dir, String(seed)]);
+    for (let round = 0; round < 3; round++) {
+      await rm(join(dir, FILE), { force: true });
+      await Promise.all([run(40 + 2 * round), run(41 + 2 * round)]);
+      const cache = await PlaneCache.open(dir);
+      assertHolds(cache, await entries(40 + 2 * round, 2));
+    }
   });
 
   it('keeps the records before a torn one, appends nothing after it, and a search rewrites the file', async () => {
