@@ -70,44 +70,73 @@ export function rabitqRotate(x: usize, rows: i32, D: i32, P: i32, signs: usize, 
  */
 export function rabitqLut(q: usize, D: i32, lut: usize, params: usize): void {
   const G = D >> 2;
-  let maxRange: f32 = 0;
-  let sumRange: f32 = 0;
-  let offset: f32 = 0;
-  let total: f32 = 0;
-  for (let g = 0; g < G; g++) {
-    const v = v128.load(q + (<usize>g << 4));
-    const neg = f32x4.min(v, f32x4.splat(0));
-    const pos = f32x4.max(v, f32x4.splat(0));
-    const lo = f32x4.extract_lane(neg, 0) + f32x4.extract_lane(neg, 1) + f32x4.extract_lane(neg, 2) + f32x4.extract_lane(neg, 3);
-    const hi = f32x4.extract_lane(pos, 0) + f32x4.extract_lane(pos, 1) + f32x4.extract_lane(pos, 2) + f32x4.extract_lane(pos, 3);
-    const range = hi - lo;
-    if (range > maxRange) maxRange = range;
-    sumRange += range;
-    offset += lo;
-    total += hi + lo;
+  const zero = f32x4.splat(0);
+  let maxRange = zero;
+  let sumRange = zero;
+  let offset = zero;
+  let total = zero;
+  // Four groups at a time (D is a multiple of 64): their sums of negative and of positive values.
+  for (let g = 0; g < G; g += 4) {
+    const p = q + (<usize>g << 4);
+    const v0 = v128.load(p);
+    const v1 = v128.load(p, 16);
+    const v2 = v128.load(p, 32);
+    const v3 = v128.load(p, 48);
+    const lo = sums4(f32x4.pmin(v0, zero), f32x4.pmin(v1, zero), f32x4.pmin(v2, zero), f32x4.pmin(v3, zero));
+    const hi = sums4(f32x4.pmax(v0, zero), f32x4.pmax(v1, zero), f32x4.pmax(v2, zero), f32x4.pmax(v3, zero));
+    const range = f32x4.sub(hi, lo);
+    maxRange = f32x4.pmax(maxRange, range);
+    sumRange = f32x4.add(sumRange, range);
+    offset = f32x4.add(offset, lo);
+    total = f32x4.add(total, f32x4.add(hi, lo));
   }
-  let delta = max(maxRange / 255, sumRange / <f32>(65535 - <f32>G));
+  const widest = max(max(f32x4.extract_lane(maxRange, 0), f32x4.extract_lane(maxRange, 1)), max(f32x4.extract_lane(maxRange, 2), f32x4.extract_lane(maxRange, 3)));
+  let delta = max(widest / 255, hsum(sumRange) / <f32>(65535 - <f32>G));
   if (!(delta > 0)) delta = 1;
   const inv = f32x4.splat(1 / delta);
-  for (let g = 0; g < G; g++) {
+  for (let g = 0; g < G; g += 4) {
     const p = q + (<usize>g << 4);
-    const a = load<f32>(p);
-    const b = load<f32>(p, 4);
-    const c = load<f32>(p, 8);
-    const d = load<f32>(p, 12);
-    const lo = min(a, 0) + min(b, 0) + min(c, 0) + min(d, 0);
-    const base = f32x4.sub(f32x4(0, a, b, a + b), f32x4.splat(lo));
-    const e0 = f32x4.nearest(f32x4.mul(base, inv));
-    const e1 = f32x4.nearest(f32x4.mul(f32x4.add(base, f32x4.splat(c)), inv));
-    const e2 = f32x4.nearest(f32x4.mul(f32x4.add(base, f32x4.splat(d)), inv));
-    const e3 = f32x4.nearest(f32x4.mul(f32x4.add(base, f32x4.splat(c + d)), inv));
-    const w01 = i16x8.narrow_i32x4_u(i32x4.trunc_sat_f32x4_s(e0), i32x4.trunc_sat_f32x4_s(e1));
-    const w23 = i16x8.narrow_i32x4_u(i32x4.trunc_sat_f32x4_s(e2), i32x4.trunc_sat_f32x4_s(e3));
-    v128.store(lut + (<usize>g << 4), i8x16.narrow_i16x8_u(w01, w23));
+    const v0 = v128.load(p);
+    const v1 = v128.load(p, 16);
+    const v2 = v128.load(p, 32);
+    const v3 = v128.load(p, 48);
+    const lo = sums4(f32x4.pmin(v0, zero), f32x4.pmin(v1, zero), f32x4.pmin(v2, zero), f32x4.pmin(v3, zero));
+    const out = lut + (<usize>g << 4);
+    lutGroup(out, v0, v128.shuffle<f32>(lo, lo, 0, 0, 0, 0), inv);
+    lutGroup(out + 16, v1, v128.shuffle<f32>(lo, lo, 1, 1, 1, 1), inv);
+    lutGroup(out + 32, v2, v128.shuffle<f32>(lo, lo, 2, 2, 2, 2), inv);
+    lutGroup(out + 48, v3, v128.shuffle<f32>(lo, lo, 3, 3, 3, 3), inv);
   }
   store<f32>(params, delta);
-  store<f32>(params, offset, 4);
-  store<f32>(params, total, 8);
+  store<f32>(params, hsum(offset), 4);
+  store<f32>(params, hsum(total), 8);
+}
+
+/** [Σa, Σb, Σc, Σd]: the four vectors' lane sums. */
+@inline function sums4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 1, 4, 5), v128.shuffle<f32>(a, b, 2, 3, 6, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 1, 4, 5), v128.shuffle<f32>(c, d, 2, 3, 6, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 2, 4, 6), v128.shuffle<f32>(ab, cd, 1, 3, 5, 7));
+}
+
+/**
+ * One group's 16 table bytes: for the four values (a, b, c, d) of v and pattern p, the sum of those
+ * whose bit is set, less the group's sum of negatives (lo, in every lane), over Δ (inv = 1/Δ).
+ */
+@inline function lutGroup(out: usize, v: v128, lo: v128, inv: v128): void {
+  // (0, a, b, a + b) from lane masks: adding a zero is exact.
+  const a = v128.and(v128.shuffle<f32>(v, v, 0, 0, 0, 0), i32x4(0, -1, 0, -1));
+  const b = v128.and(v128.shuffle<f32>(v, v, 1, 1, 1, 1), i32x4(0, 0, -1, -1));
+  const c = v128.shuffle<f32>(v, v, 2, 2, 2, 2);
+  const d = v128.shuffle<f32>(v, v, 3, 3, 3, 3);
+  const base = f32x4.sub(f32x4.add(a, b), lo);
+  const e0 = f32x4.nearest(f32x4.mul(base, inv));
+  const e1 = f32x4.nearest(f32x4.mul(f32x4.add(base, c), inv));
+  const e2 = f32x4.nearest(f32x4.mul(f32x4.add(base, d), inv));
+  const e3 = f32x4.nearest(f32x4.mul(f32x4.add(base, f32x4.add(c, d)), inv));
+  const w01 = i16x8.narrow_i32x4_u(i32x4.trunc_sat_f32x4_s(e0), i32x4.trunc_sat_f32x4_s(e1));
+  const w23 = i16x8.narrow_i32x4_u(i32x4.trunc_sat_f32x4_s(e2), i32x4.trunc_sat_f32x4_s(e3));
+  v128.store(out, i8x16.narrow_i16x8_u(w01, w23));
 }
 
 /**
@@ -318,4 +347,69 @@ export function rowsDot(q: usize, rows: usize, n: i32, D: i32, out: usize): void
 export function rowDistance(q: usize, x: usize, d: i32, f16: i32, dot: i32): f32 {
   if (dot) return f16 ? -dotF16(q, x, d) : -dotF32(q, x, d);
   return f16 ? l2F16(q, x, d) : l2F32(q, x, d);
+}
+
+/**
+ * Rows of D f32 at x as i16 at `out`, row j scaled by s_j = limit / max|x_j| (1 for a row of zeros),
+ * s_j written to `scales` (f32). The limit, √((2³¹ − 1) / (D/4)) (at most 32,767), keeps rowsDotI16's
+ * sums within i32: each of its lanes adds D/4 products.
+ */
+export function quantizeRows(x: usize, rows: i32, D: i32, out: usize, scales: usize): void {
+  const limit = <f32>min<f64>(32767, Math.floor(Math.sqrt(2147483647.0 / <f64>max(1, D >> 2))));
+  const rowBytes = <usize>D << 2;
+  for (let r = 0; r < rows; r++) {
+    const row = x + <usize>r * rowBytes;
+    let m = f32x4.splat(0);
+    for (let k: usize = 0; k < rowBytes; k += 16) m = f32x4.pmax(m, f32x4.abs(v128.load(row + k)));
+    const largest = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    const s: f32 = largest > 0 ? limit / largest : 1;
+    store<f32>(scales + (<usize>r << 2), s);
+    const vs = f32x4.splat(s);
+    const to = out + (<usize>r * <usize>D << 1);
+    for (let k: usize = 0; k < rowBytes; k += 32) {
+      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(row + k), vs)));
+      const b = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(row + k, 16), vs)));
+      v128.store(to + (k >> 1), i16x8.narrow_i32x4_s(a, b));
+    }
+  }
+}
+
+/** out[j] = Σ q·row_j (as f32) for n rows of D i16 at `rows` (D a multiple of 16). */
+export function rowsDotI16(q: usize, rows: usize, n: i32, D: i32, out: usize): void {
+  const rowBytes = <usize>D << 1;
+  let r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const r0 = rows + <usize>r * rowBytes;
+    const r1 = r0 + rowBytes;
+    const r2 = r1 + rowBytes;
+    const r3 = r2 + rowBytes;
+    let a0 = i32x4.splat(0);
+    let a1 = i32x4.splat(0);
+    let a2 = i32x4.splat(0);
+    let a3 = i32x4.splat(0);
+    for (let k: usize = 0; k < rowBytes; k += 32) {
+      const x = v128.load(q + k);
+      const y = v128.load(q + k, 16);
+      a0 = i32x4.add(a0, i32x4.add(i32x4.dot_i16x8_s(x, v128.load(r0 + k)), i32x4.dot_i16x8_s(y, v128.load(r0 + k, 16))));
+      a1 = i32x4.add(a1, i32x4.add(i32x4.dot_i16x8_s(x, v128.load(r1 + k)), i32x4.dot_i16x8_s(y, v128.load(r1 + k, 16))));
+      a2 = i32x4.add(a2, i32x4.add(i32x4.dot_i16x8_s(x, v128.load(r2 + k)), i32x4.dot_i16x8_s(y, v128.load(r2 + k, 16))));
+      a3 = i32x4.add(a3, i32x4.add(i32x4.dot_i16x8_s(x, v128.load(r3 + k)), i32x4.dot_i16x8_s(y, v128.load(r3 + k, 16))));
+    }
+    const o = out + (<usize>r << 2);
+    store<f32>(o, <f32>isum(a0));
+    store<f32>(o, <f32>isum(a1), 4);
+    store<f32>(o, <f32>isum(a2), 8);
+    store<f32>(o, <f32>isum(a3), 12);
+  }
+  for (; r < n; r++) {
+    const row = rows + <usize>r * rowBytes;
+    let a = i32x4.splat(0);
+    for (let k: usize = 0; k < rowBytes; k += 16) a = i32x4.add(a, i32x4.dot_i16x8_s(v128.load(q + k), v128.load(row + k)));
+    store<f32>(out + (<usize>r << 2), <f32>isum(a));
+  }
+}
+
+/** The four i32 lanes' sum, in f64: each lane is within i32, their sum may not be. */
+@inline function isum(v: v128): f64 {
+  return <f64>i32x4.extract_lane(v, 0) + <f64>i32x4.extract_lane(v, 1) + (<f64>i32x4.extract_lane(v, 2) + <f64>i32x4.extract_lane(v, 3));
 }

@@ -57,9 +57,11 @@ describe('an ivf-rabitq collection', () => {
     assert.equal(status.indexed, CLASSES * PER_CLASS);
     assert.equal(status.built.bits, 1);
     const exactStatus = await exact.collection.status();
+    // Exact search holds the rows (4 KB a vector here): holding them too would be more than that. The
+    // rest is mostly the 17 centroids (6 KB each, as f32 and i16), a large share at 280 vectors.
     for (const held of [status.memoryBytes!, justBuilt.memoryBytes!])
       assert.ok(
-        held < exactStatus.memoryBytes! / 4,
+        held < exactStatus.memoryBytes! / 2,
         `${held} bytes in memory (opened, and just built: once written, the rows are read from the file) against exact search's ${exactStatus.memoryBytes}`,
       );
     let found = 0;

@@ -207,6 +207,45 @@ describe('RaBitQ kernels', () => {
     }
     assert.ok(Math.abs(sum! - values.reduce((s, v) => s + v, 0)) < 1e-4);
   });
+  it('ranks partitions by i16 products: both kernels agree, close to f32, and the largest sums do not wrap', () => {
+    const D = 1280;
+    const rows = 5;
+    const results = [new JsKernels().rabitq(), createWasmKernels()!.rabitq()].map((K) => {
+      const x = K.alloc(rows * D * 4);
+      const values = K.floats(x, rows * D);
+      for (let i = 0; i < 3 * D; i++) values[i] = Math.sin(i * 0.37) * (1 + (i % 7));
+      // Rows 3 and 4 are one value everywhere: every product at the limit, D of them in one sum.
+      values.fill(0.25, 3 * D, 4 * D);
+      values.fill(-4, 4 * D, 5 * D);
+      const quantized = K.alloc(rows * D * 2);
+      const scales = K.alloc(rows * 4);
+      K.quantize(x, rows, D, quantized, scales);
+      const products = K.alloc(rows * 4);
+      K.productsI16(quantized + 3 * D * 2, quantized, rows, D, products);
+      const exact = K.alloc(rows * 4);
+      K.products(x + 3 * D * 4, x, rows, D, exact);
+      const s = K.floats(scales, rows).slice();
+      return {
+        approximate: Array.from(K.floats(products, rows), (p, j) => p / (s[3]! * s[j]!)),
+        exact: Array.from(K.floats(exact, rows)),
+        raw: K.floats(products, rows).slice(),
+      };
+    });
+    const [js, wasm] = results as [(typeof results)[0], (typeof results)[0]];
+    for (let j = 0; j < rows; j++) {
+      assert.ok(Math.abs(js.raw[j]! - wasm.raw[j]!) <= 1e-6 * Math.abs(js.raw[j]!) + 2 * D, `row ${j}`);
+      for (const { approximate, exact } of [js, wasm]) {
+        const scale = Math.sqrt(D) * 0.25 * 7;
+        assert.ok(
+          Math.abs(approximate[j]! - exact[j]!) <= 1e-3 * scale + 1e-6 * Math.abs(exact[j]!),
+          `row ${j}`,
+        );
+      }
+    }
+    // 0.25 · 0.25 · 1280 = 80 and 0.25 · −4 · 1280 = −1280: a sum of 1,280 products of 2,590² wraps in i32.
+    assert.ok(Math.abs(wasm.approximate[3]! - 80) < 1e-3, String(wasm.approximate[3]));
+    assert.ok(Math.abs(wasm.approximate[4]! + 1280) < 1e-2, String(wasm.approximate[4]));
+  });
 });
 
 describe('IvfRabitqIndex recall against exact search (FlatIndex)', () => {

@@ -12,6 +12,9 @@ export interface RabitqState {
   signs: number;
   /** Kernel address of the rotated centroids (L × D f32). */
   centroidsAt: number;
+  /** Kernel address of the rotated centroids as i16 (L × D), centroid l scaled by centroidScales[l]. */
+  centroids16At: number;
+  centroidScales: Float32Array;
   centroidNorms: Float32Array;
   lists: RabitqLists;
 }
@@ -39,6 +42,7 @@ export class RabitqSearcher {
   private scratchBytes = 0;
   private at = {
     query: 0,
+    query16: 0,
     original: 0,
     lut: 0,
     params: 0,
@@ -84,6 +88,7 @@ export class RabitqSearcher {
       const L = state.lists.numPartitions;
       const parts = [
         D * 4,
+        up(D * 2),
         up(this.dimension * 4),
         D * 4,
         64,
@@ -96,12 +101,14 @@ export class RabitqSearcher {
       if (this.scratchBytes > 0) this.kernel.free(this.at.query, this.scratchBytes);
       this.scratchBytes = parts.reduce((a, b) => a + b, 0);
       let next = this.kernel.alloc(this.scratchBytes);
-      const [query, original, lut, params, products, row, upper, estimates, found] = parts.map((size) => {
-        const start = next;
-        next += size;
-        return start;
-      }) as [number, number, number, number, number, number, number, number, number];
-      this.at = { query, original, lut, params, products, row, upper, estimates, found };
+      const [query, query16, original, lut, params, products, row, upper, estimates, found] = parts.map(
+        (size) => {
+          const start = next;
+          next += size;
+          return start;
+        },
+      ) as [number, number, number, number, number, number, number, number, number, number];
+      this.at = { query, query16, original, lut, params, products, row, upper, estimates, found };
       this.estimateCapacity = capacity;
       this.upperCapacity = k;
     }
@@ -154,19 +161,26 @@ export class RabitqSearcher {
     f32.set(q, at.original / 4);
     K.rotate(at.query, 1, D, P, state.signs, rounds);
     K.lut(at.query, D, at.lut, at.params);
-    K.products(at.query, state.centroidsAt, L, D, at.products);
+    // The partitions are ranked by products in i16 (a third of the time of f32 at 256 dimensions, half
+    // at 1,280), then the probed ones' are computed again in f32 for their estimates.
+    K.quantize(at.query, 1, D, at.query16, at.params + 12);
+    K.productsI16(at.query16, state.centroids16At, L, D, at.products);
     const delta = f32[at.params / 4]!;
     const offset = f32[at.params / 4 + 1]!;
     const sumQ = f32[at.params / 4 + 2]!;
+    const queryScale = f32[at.params / 4 + 3]!;
     let queryNorm = 0;
     for (let j = 0; j < q.length; j++) queryNorm += q[j]! * q[j]!;
     probes.reset();
     for (let l = 0; l < L; l++) {
-      const ip = f32[at.products / 4 + l]!;
+      const ip = f32[at.products / 4 + l]! / (queryScale * state.centroidScales[l]!);
       const d = dot ? -ip : queryNorm + state.centroidNorms[l]! - 2 * ip;
       if (d < probes.bound) probes.push(d, l, 0);
     }
     const probed = probes.sort();
+    for (let p = 0; p < probed; p++) {
+      K.products(at.query, state.centroidsAt + probes.a[p]! * D * 4, 1, D, at.products + 4 * p);
+    }
     const lists = state.lists;
     const M = 1 << (state.bits - 1);
     const exBytes = state.bits > 1 ? lists.exBytes : 0;
@@ -178,7 +192,8 @@ export class RabitqSearcher {
       const l = probes.a[p]!;
       const size = lists.size(l);
       if (size === 0) continue;
-      const base = probes.distances[p]!;
+      const ip = f32[at.products / 4 + p]!;
+      const base = dot ? -ip : queryNorm + state.centroidNorms[l]! - 2 * ip;
       const stride = lists.capacity(l);
       // ‖q'‖ = ‖P(q − c)‖: the bound's scale in this partition.
       const residual = Math.sqrt(Math.max(0, dot ? queryNorm + state.centroidNorms[l]! + 2 * base : base));

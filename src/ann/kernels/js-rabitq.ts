@@ -12,6 +12,7 @@ export class JsRabitq implements RabitqKernel {
   private f32 = new Float32Array(this.buffer);
   private u8 = new Uint8Array(this.buffer);
   private u16 = new Uint16Array(this.buffer);
+  private i16 = new Int16Array(this.buffer);
   private u32 = new Uint32Array(this.buffer);
   private readonly heap = new LinearAllocator(64, (bytes) => this.ensure(bytes));
 
@@ -29,6 +30,7 @@ export class JsRabitq implements RabitqKernel {
     this.f32 = new Float32Array(next);
     this.u8 = new Uint8Array(next);
     this.u16 = new Uint16Array(next);
+    this.i16 = new Int16Array(next);
     this.u32 = new Uint32Array(next);
   }
 
@@ -213,11 +215,34 @@ export class JsRabitq implements RabitqKernel {
     }
   }
 
+  quantize(x: number, rows: number, D: number, out: number, scales: number): void {
+    const f = this.f32;
+    const limit = Math.min(32767, Math.floor(Math.sqrt(2147483647 / Math.max(1, D >> 2))));
+    for (let r = 0; r < rows; r++) {
+      const row = x / 4 + r * D;
+      let largest = 0;
+      for (let j = 0; j < D; j++) largest = Math.max(largest, Math.abs(f[row + j]!));
+      const scale = Math.fround(largest > 0 ? Math.fround(limit / largest) : 1);
+      f[scales / 4 + r] = scale;
+      for (let j = 0; j < D; j++) this.i16[out / 2 + r * D + j] = roundEven(Math.fround(f[row + j]! * scale));
+    }
+  }
+
+  productsI16(query: number, rows: number, n: number, D: number, out: number): void {
+    const v = this.i16;
+    for (let r = 0; r < n; r++) {
+      let s = 0;
+      for (let j = 0; j < D; j++) s += v[query / 2 + j]! * v[rows / 2 + r * D + j]!;
+      this.f32[out / 4 + r] = s;
+    }
+  }
+
   dispose(): void {
     this.buffer = new ArrayBuffer(0);
     this.f32 = new Float32Array(0);
     this.u8 = new Uint8Array(0);
     this.u16 = new Uint16Array(0);
+    this.i16 = new Int16Array(0);
     this.u32 = new Uint32Array(0);
   }
 }

@@ -129,6 +129,14 @@ export interface RabitqKernel {
   rowDistance(query: number, row: number, d: number, f16: boolean, dot: boolean): number;
   /** out[j] = ⟨q, c_j⟩ for the n rows of D f32 at `rows`. */
   products(query: number, rows: number, n: number, D: number, out: number): void;
+  /**
+   * The `rows` rows of D f32 at x as i16 at `out`, row j scaled by its own s_j (written to `scales` as
+   * f32) so that its largest magnitude is the most productsI16 can sum over D dimensions in i32 (2,590
+   * at 1,280 dimensions, 5,792 at 256; at most 32,767). See quantizeRows.
+   */
+  quantize(x: number, rows: number, D: number, out: number, scales: number): void;
+  /** out[j] = Σ q·c_j as f32 for the n rows of D i16 at `rows` and the i16 query at `query` (exact sums). */
+  productsI16(query: number, rows: number, n: number, D: number, out: number): void;
   dispose(): void;
 }
 

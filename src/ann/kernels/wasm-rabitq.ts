@@ -22,6 +22,8 @@ interface RabitqExports {
   rabitqScan: RabitqKernel['scan'];
   rowDistance(q: number, x: number, d: number, f16: number, dot: number): number;
   rowsDot(q: number, rows: number, n: number, D: number, out: number): void;
+  quantizeRows(x: number, rows: number, D: number, out: number, scales: number): void;
+  rowsDotI16(q: number, rows: number, n: number, D: number, out: number): void;
 }
 
 const PAGE = 65536;
@@ -80,6 +82,14 @@ export class WasmRabitq implements RabitqKernel {
 
   products(query: number, rows: number, n: number, D: number, out: number): void {
     this.exports.rowsDot(query, rows, n, D, out);
+  }
+
+  quantize(x: number, rows: number, D: number, out: number, scales: number): void {
+    this.exports.quantizeRows(x, rows, D, out, scales);
+  }
+
+  productsI16(query: number, rows: number, n: number, D: number, out: number): void {
+    this.exports.rowsDotI16(query, rows, n, D, out);
   }
 
   dispose(): void {}
