@@ -35,6 +35,7 @@ let dir: string;
 let pics: ImageCollection;
 let small: ImageCollection;
 let graph: ImageCollection;
+let rabitq: ImageCollection;
 let app: Hono;
 let images: Server;
 let imageBase: string;
@@ -63,8 +64,18 @@ before(async () => {
     home,
     index: { kind: 'hnsw' },
   }));
+  // And with IVF-RaBitQ: partitions of its own, estimates from one-bit codes.
+  ({ collection: rabitq } = await indexCollection('rabitq', join(dir, 'pics'), {
+    model,
+    home,
+    index: { kind: 'ivf-rabitq' },
+  }));
   sample = await readFile(join(dir, 'pics', 'pic2', 'img010.jpg'));
-  app = createApp({ collections: [pics, small, graph], allowLoopbackUrls: true, log: () => undefined });
+  app = createApp({
+    collections: [pics, small, graph, rabitq],
+    allowLoopbackUrls: true,
+    log: () => undefined,
+  });
   images = createServer((req, res) => {
     if (req.url === '/query.jpg') return res.writeHead(200, { 'content-type': 'image/jpeg' }).end(sample);
     res.writeHead(404).end();
@@ -76,6 +87,7 @@ after(async () => {
   await pics.close();
   await small.close();
   await graph.close();
+  await rabitq.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -241,6 +253,56 @@ describe('GET …/explore/partitions/:partition', () => {
     assert.ok(seen.has(id), 'the query is in the nearest partition');
     await expectError(await request('pics/explore/partitions/16'), 400, 'OUT_OF_RANGE', /partitions 0 to 15/);
     await expectError(await request('pics/explore/partitions/2?count=61'), 400, 'INVALID_ARGUMENT');
+  });
+});
+
+describe('an IVF-RaBitQ collection in the IVF views', () => {
+  it('shows its own partitions: the trace (estimated distances, its search’s results), a partition, the projection', async () => {
+    const id = await sampleId(rabitq);
+    const overview = await ok<ExploreOverview>(await request('rabitq/explore'));
+    assert.equal(overview.indexKind, 'ivf-rabitq');
+    assert.equal(overview.ivfNote, null, 'no IVF-Flat built for the view: nothing to explain');
+    assert.ok(overview.ivf.state === 'ready' && overview.ivf.source === 'collection');
+    assert.equal(overview.ivf.kind, 'ivf-rabitq');
+    const trace = await ok<IvfTrace>(await request('rabitq/explore/ivf', json({ id, k: 5 })));
+    assert.equal(trace.kind, 'ivf-rabitq');
+    assert.equal(trace.source, 'collection');
+    assert.equal(trace.fineDistances, 'estimated');
+    assert.equal(trace.coarse.probes.length, overview.ivf.defaultNprobes);
+    assert.equal(
+      trace.fine.total,
+      trace.coarse.probes.reduce((s, p) => s + p.size, 0),
+    );
+    // Probed nearest first, by the distances the map shows (chosen by i16 products: near ties may
+    // trade places at the last probe).
+    const probed = trace.coarse.probes.map((p) => p.distance);
+    assert.deepEqual(
+      probed,
+      [...probed].sort((a, b) => a - b),
+    );
+    const others = trace.coarse.distances.filter(
+      (_, l) => !trace.coarse.probes.some((p) => p.partition === l),
+    );
+    assert.ok(probed.at(-1)! <= Math.min(...others) + 2e-3, `${probed.at(-1)} ${Math.min(...others)}`);
+    const search = await ok<{ results: { id: number }[] }>(
+      await request('rabitq/search', json({ id, k: 5 })),
+    );
+    assert.deepEqual(
+      trace.results.map((r) => r.id),
+      search.results.map((r) => r.id),
+    );
+    assert.equal(trace.results[0]!.id, id);
+    const nearest = trace.coarse.probes[0]!;
+    const page = await ok<PartitionPage>(
+      await request(`rabitq/explore/partitions/${nearest.partition}?count=60`),
+    );
+    assert.equal(page.size, nearest.size);
+    const projection = await ok<ProjectionTrace>(
+      await request('rabitq/explore/projection', json({ id, k: 4, nprobes: 3 })),
+    );
+    assert.equal(projection.mode, 'partitions');
+    assert.equal(projection.kind, 'ivf-rabitq');
+    assert.equal(projection.probes.length, 3);
   });
 });
 

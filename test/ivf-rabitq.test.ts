@@ -338,6 +338,51 @@ describe('IvfRabitqIndex recall against exact search (FlatIndex)', () => {
     assert.equal(index.describe().parameters.paddedDimension, 320);
     assert.ok(recallAtK(index.searchBatch(q, 10), truth, 30, 10) >= 0.95);
   });
+
+  it('explainSearch: the probes nearest first, every vector of theirs scanned, and search’s results', async () => {
+    for (const distanceType of ['l2', 'cosine'] as const) {
+      const index = await trainedWith(new IvfRabitqIndex({ dimension: d, distanceType }), base);
+      const sizes = index.partitionSizes();
+      assert.equal(
+        sizes.reduce((a, b) => a + b, 0),
+        index.size,
+      );
+      // Rotated and padded, as the codes are.
+      assert.equal(
+        index.centroids().length,
+        index.numPartitions * Number(index.describe().parameters.paddedDimension),
+      );
+      for (let i = 0; i < 10; i++) {
+        const q = queries.subarray(i * d, (i + 1) * d);
+        const { coarse, fine } = index.explainSearch(q, 10, { nprobes: 6 });
+        assert.deepEqual(fine.results, index.search(q, 10, { nprobes: 6 }));
+        assert.equal(coarse.probed.length, 6);
+        const probed = Array.from(coarse.probed, (l) => coarse.distances[l]!);
+        assert.deepEqual(
+          probed,
+          [...probed].sort((a, b) => a - b),
+        );
+        assert.equal(
+          fine.ids.length,
+          Array.from(coarse.probed, (l) => sizes[l]!).reduce((a, b) => a + b, 0),
+        );
+        for (const l of coarse.probed) {
+          const scanned = fine.ids.filter((_, j) => fine.partitions[j] === l);
+          assert.deepEqual(new Set(scanned), new Set(index.partitionIds(l)));
+        }
+        // The results were scanned, and their estimates are near their exact distances.
+        for (const [r, id] of fine.results.ids.entries()) {
+          const j = fine.ids.indexOf(id);
+          assert.ok(j >= 0);
+          const exact = fine.results.distances[r]!;
+          assert.ok(
+            Math.abs(fine.distances[j]! - exact) < 0.5 * (exact + 1),
+            `${fine.distances[j]} ${exact}`,
+          );
+        }
+      }
+    }
+  });
 });
 
 describe('IvfRabitqIndex add and remove without rebuilding', () => {

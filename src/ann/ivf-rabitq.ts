@@ -12,7 +12,13 @@ import {
   streamIndex,
 } from './format.ts';
 import { IdSet, idsToRemove } from './id-set.ts';
-import { partitionsForTraining } from './ivf.ts';
+import {
+  centroidDistances,
+  type ExplainOptions,
+  type IvfExplanation,
+  partitionsForTraining,
+  ScanRecorder,
+} from './ivf.ts';
 import { kernels } from './kernels/index.ts';
 import type { RabitqKernel } from './kernels/types.ts';
 import { type Assigner, kmeans } from './kmeans.ts';
@@ -365,6 +371,48 @@ export class IvfRabitqIndex implements VectorIndex {
   }
 
   /**
+   * Searches as `search` does and records both steps: every partition's centroid distance and the
+   * partitions probed (in order), then every vector scanned in them (id, partition, and its one-bit
+   * RaBitQ estimate, the distance the scan keeps or drops it by) and the k results, exactly `search`'s.
+   */
+  explainSearch(query: Float32Array, k: number, options: ExplainOptions = {}): IvfExplanation {
+    const state = this.requireTrained('search');
+    checkQuery(query, this.dimension);
+    const plan = this.plan(state, k, options);
+    const q = this.distanceType === 'cosine' ? normalizeRows(query, this.dimension) : query;
+    const recorder = new ScanRecorder();
+    const out = this.searcher.search(state, q, plan, recorder);
+    const ids = new Uint32Array(out.size);
+    const distances = new Float32Array(out.size);
+    this.readResults(state, out, ids, distances, 0);
+    const { D } = state.rotation;
+    const L = state.lists.numPartitions;
+    const rotated = this.rotateRows(state.rotation, q, 1, state.signs);
+    const centroids = this.centroidsOf(state);
+    const products = new Float32Array(L);
+    let queryNorm = 0;
+    for (const v of q) queryNorm += v * v;
+    for (let l = 0; l < L; l++) {
+      let ip = 0;
+      for (let j = 0; j < D; j++) ip += rotated[j]! * centroids[l * D + j]!;
+      products[l] = ip;
+    }
+    const toPublic = (v: number) => publicDistance(this.distanceType, v);
+    return {
+      coarse: {
+        distances: centroidDistances(
+          products,
+          queryNorm,
+          state.centroidNorms,
+          this.distanceType === 'dot',
+        ).map(toPublic),
+        probed: recorder.probed,
+      },
+      fine: { ...recorder.fine(toPublic), results: { ids, distances } },
+    };
+  }
+
+  /**
    * Searches nq queries (see `search`). `nprobes` (default `defaultProbes(numPartitions)`) partitions are
    * scanned. `refineFactor` unset re-ranks every candidate the error bounds cannot rule out (about
    * twice k full vectors read on bench (a)); a number caps them at the k × refineFactor best estimates;
@@ -432,6 +480,27 @@ export class IvfRabitqIndex implements VectorIndex {
       ids[at + c] = state.lists.idAt(out.a[c]!, out.b[c]!);
       distances[at + c] = publicDistance(this.distanceType, out.distances[c]!);
     }
+  }
+
+  /**
+   * The coarse centroids, numPartitions × the padded dimension, rotated as the codes are (the rotation
+   * keeps their distances to one another); a copy.
+   */
+  centroids(): Float32Array {
+    return this.centroidsOf(this.requireTrained('read the centroids of'));
+  }
+
+  /** The number of vectors in each partition. */
+  partitionSizes(): Uint32Array {
+    const { lists } = this.requireTrained('read the partitions of');
+    return Uint32Array.from({ length: lists.numPartitions }, (_, l) => lists.size(l));
+  }
+
+  /** The ids in partition `l` (0 ≤ l < numPartitions); a copy. */
+  partitionIds(l: number): Uint32Array {
+    const { lists } = this.requireTrained('read the partitions of');
+    checkInteger(l, 'partition', 0, lists.numPartitions - 1);
+    return lists.ids(l).slice();
   }
 
   /** Every id in the index, partition by partition. */

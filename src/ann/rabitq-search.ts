@@ -1,3 +1,4 @@
+import type { ScanRecorder } from './ivf.ts';
 import type { RabitqKernel } from './kernels/types.ts';
 import { BOUND_EPSILON, type RabitqBits, type Rotation } from './rabitq.ts';
 import type { RabitqLists } from './rabitq-lists.ts';
@@ -146,8 +147,9 @@ export class RabitqSearcher {
    * (which no true neighbour exceeds), and the kept ones are re-ranked from their full vectors in order
    * of lower bound until the next lower bound cannot beat the k-th exact distance found. Returns the k
    * best, sorted, as (internal distance, partition, position); with cap 0, the k best estimates.
+   * A `recorder` (explainSearch) gets the partitions probed and every vector's one-bit estimate.
    */
-  search(state: RabitqState, q: Float32Array, plan: SearchPlan): TopK {
+  search(state: RabitqState, q: Float32Array, plan: SearchPlan, recorder?: ScanRecorder): TopK {
     this.prepare(state, plan.k);
     const { probes, top } = this.heapsFor(plan);
     const K = this.kernel;
@@ -179,8 +181,14 @@ export class RabitqSearcher {
     }
     const probed = probes.sort();
     for (let p = 0; p < probed; p++) {
-      K.products(at.query, state.centroidsAt + probes.a[p]! * D * 4, 1, D, at.products + 4 * p);
+      const l = probes.a[p]!;
+      K.products(at.query, state.centroidsAt + l * D * 4, 1, D, at.products + 4 * p);
+      const ip = f32[at.products / 4 + p]!;
+      probes.distances[p] = dot ? -ip : queryNorm + state.centroidNorms[l]! - 2 * ip;
     }
+    // Nearest first by the exact distances (i16 may swap near ties): the k-th upper bound tightens soonest.
+    sortPairs(probes.distances, probes.a, probed);
+    recorder?.probes(probes.a, probed);
     const lists = state.lists;
     const M = 1 << (state.bits - 1);
     const exBytes = state.bits > 1 ? lists.exBytes : 0;
@@ -192,8 +200,7 @@ export class RabitqSearcher {
       const l = probes.a[p]!;
       const size = lists.size(l);
       if (size === 0) continue;
-      const ip = f32[at.products / 4 + p]!;
-      const base = dot ? -ip : queryNorm + state.centroidNorms[l]! - 2 * ip;
+      const base = probes.distances[p]!;
       const stride = lists.capacity(l);
       // ‖q'‖ = ‖P(q − c)‖: the bound's scale in this partition.
       const residual = Math.sqrt(Math.max(0, dot ? queryNorm + state.centroidNorms[l]! + 2 * base : base));
@@ -219,6 +226,7 @@ export class RabitqSearcher {
         plan.k,
         at.found,
       );
+      recorder?.scanned(l, lists.ids(l), f32.subarray(at.estimates / 4, at.estimates / 4 + size), size);
       if (plan.cap === 0) {
         for (let j = 0; j < kept; j++) {
           const e = f32[found + stride + j]!;
@@ -304,4 +312,19 @@ function siftDown(heap: Uint32Array, key: Float32Array, at: number, size: number
     at = child;
   }
   heap[at] = moving;
+}
+
+/** Sorts the first n (key, value) pairs by key, in place: insertion, as they come nearly sorted. */
+function sortPairs(keys: Float32Array, values: Uint32Array, n: number): void {
+  for (let i = 1; i < n; i++) {
+    const key = keys[i]!;
+    const value = values[i]!;
+    let j = i - 1;
+    for (; j >= 0 && keys[j]! > key; j--) {
+      keys[j + 1] = keys[j]!;
+      values[j + 1] = values[j]!;
+    }
+    keys[j + 1] = key;
+    values[j + 1] = value;
+  }
 }

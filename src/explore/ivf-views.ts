@@ -5,7 +5,7 @@ import { type Assigner, type LloydStep, lloydStep, rowNorms } from '../ann/kmean
 import type { DistanceType } from '../ann/metric.ts';
 import { DEFAULT_NPROBES } from '../ann/vector-index.ts';
 import type { ImageCollection } from '../collection/store.ts';
-import { coarseLayout, EXPLORE_SEED, type IvfIndex, isIvfIndex } from './ivf.ts';
+import { coarseLayout, defaultProbesOf, EXPLORE_SEED, type IvfIndex, isIvfIndex } from './ivf.ts';
 import { generationOf, type VectorSnapshots } from './snapshots.ts';
 import type { IvfStatus } from './types.ts';
 
@@ -342,7 +342,7 @@ function ready(source: 'collection' | 'explore', index: IvfIndex): IvfStatus {
     kind: index.kind,
     size: index.size,
     numPartitions: index.numPartitions,
-    defaultNprobes: Math.min(index.numPartitions, DEFAULT_NPROBES),
+    defaultNprobes: defaultProbesOf(index),
   };
 }
 
@@ -354,9 +354,7 @@ function overCapReason(name: string, kind: string, images: number, cap: number):
       ? `${name} searches exactly (a Flat index over its ${count} images): it has no partitions`
       : kind === 'hnsw'
         ? `${name} has an HNSW index over its ${count} images, which has no partitions`
-        : kind === 'ivf-rabitq'
-          ? `${name} has an IVF-RaBitQ index over its ${count} images, whose partitions these views do not draw yet`
-          : `${name} keeps its index outside this server (${kind}) and has ${count} images`;
+        : `${name} keeps its index outside this server (${kind}) and has ${count} images`;
   return (
     `${index}, and the IVF views build an IVF-Flat for this view only for collections under ` +
     `${cap.toLocaleString('en')} images, so there is no coarse or fine step to show. The Projection view ` +

@@ -1,7 +1,8 @@
 import type { IvfExplanation } from '../ann/ivf.ts';
 import { IvfFlatIndex } from '../ann/ivf-flat.ts';
 import { IvfPqIndex } from '../ann/ivf-pq.ts';
-import type { VectorIndex } from '../ann/vector-index.ts';
+import { IvfRabitqIndex } from '../ann/ivf-rabitq.ts';
+import { DEFAULT_NPROBES, type VectorIndex } from '../ann/vector-index.ts';
 import {
   type Layout,
   type LayoutFunction,
@@ -23,10 +24,17 @@ import {
 /** Seed of every layout and sample of the IVF views: the same collection draws the same picture. */
 export const EXPLORE_SEED = 1;
 
-export type IvfIndex = IvfPqIndex | IvfFlatIndex;
+export type IvfIndex = IvfPqIndex | IvfFlatIndex | IvfRabitqIndex;
 
 export function isIvfIndex(index: VectorIndex | undefined): index is IvfIndex {
-  return index instanceof IvfPqIndex || index instanceof IvfFlatIndex;
+  return index instanceof IvfPqIndex || index instanceof IvfFlatIndex || index instanceof IvfRabitqIndex;
+}
+
+/** The partitions an index probes unless told: IVF-RaBitQ's own rule, else 16 (or all, when fewer). */
+export function defaultProbesOf(index: IvfIndex): number {
+  return index instanceof IvfRabitqIndex
+    ? IvfRabitqIndex.defaultProbes(index.numPartitions)
+    : Math.min(index.numPartitions, DEFAULT_NPROBES);
 }
 
 const coarseLayouts = new WeakMap<IvfIndex, Promise<Layout>>();

@@ -3,9 +3,9 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { DEFAULT_EF_SEARCH } from '../ann/hnsw.ts';
+import { IvfFlatIndex } from '../ann/ivf-flat.ts';
 import { IvfPqIndex } from '../ann/ivf-pq.ts';
 import type { Assigner } from '../ann/kmeans.ts';
-import { DEFAULT_NPROBES } from '../ann/vector-index.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import type { ImageRecord } from '../collection/types.ts';
 import type { CropBox, ImageInput } from '../embed/image.ts';
@@ -15,6 +15,7 @@ import { HnswViews } from '../explore/hnsw-views.ts';
 import {
   candidatesToSend,
   coarseLayout,
+  defaultProbesOf,
   type IvfIndex,
   ivfTrace,
   partitionPageIds,
@@ -102,8 +103,6 @@ function ownIndexText(col: ImageCollection, kind: string, size: number): string 
   if (kind === 'flat')
     return `${col.name} searches exactly (a Flat index over its ${size.toLocaleString('en')} images), which has no partitions`;
   if (kind === 'hnsw') return `${col.name} searches with an HNSW index, which has no partitions`;
-  if (kind === 'ivf-rabitq')
-    return `${col.name} searches with an IVF-RaBitQ index, whose partitions these views do not draw yet`;
   return `${col.name} keeps its index outside this server (${kind})`;
 }
 
@@ -237,16 +236,19 @@ export function exploreRouter(options: ExploreRouterOptions): Hono {
       throw new RequestError('NO_PARTITIONS', status.reason);
     return view ?? ivfBuilding(col, status);
   };
-  const checkNprobes = (nprobes: number | undefined, numPartitions: number) => {
+  const checkNprobes = (nprobes: number | undefined, index: IvfIndex) => {
+    const { numPartitions } = index;
     if (nprobes !== undefined && nprobes > numPartitions)
       throw new ArgumentError(
         'OUT_OF_RANGE',
         `nprobes ${nprobes} is more than the ${numPartitions} partitions of this index; use 1 to ${numPartitions}`,
       );
-    return nprobes ?? Math.min(numPartitions, DEFAULT_NPROBES);
+    return nprobes ?? defaultProbesOf(index);
   };
+  // As the collection searches: IVF-PQ re-ranks k × REFINE_FACTOR estimates exactly, IVF-RaBitQ every
+  // candidate its bounds cannot rule out (no factor).
   const refineFactor = (index: IvfIndex) =>
-    index instanceof IvfPqIndex && index.refineStorage !== 'none' ? REFINE_FACTOR : 0;
+    index instanceof IvfPqIndex ? (index.refineStorage !== 'none' ? REFINE_FACTOR : 0) : undefined;
 
   app.get('/api/collections/:name/explore', async (c) => {
     const col = collection(c);
@@ -280,7 +282,7 @@ export function exploreRouter(options: ExploreRouterOptions): Hono {
     if (!('index' in view)) return c.json(view, 202);
     const { index, query, source } = view;
     const { vector } = await queryVector(col, input, parsed.crop);
-    const nprobes = checkNprobes(parsed.nprobes, index.numPartitions);
+    const nprobes = checkNprobes(parsed.nprobes, index);
     const explanation = index.explainSearch(query(vector), parsed.k, {
       nprobes,
       refineFactor: refineFactor(index),
@@ -300,7 +302,7 @@ export function exploreRouter(options: ExploreRouterOptions): Hono {
       nprobes,
       timeMs: 0,
       thumbnailBase: `${base(col)}/thumbnails/`,
-      fineDistances: index instanceof IvfPqIndex ? 'estimated' : 'exact',
+      fineDistances: index instanceof IvfFlatIndex ? 'exact' : 'estimated',
       explanation,
       sizes: index.partitionSizes(),
       layout,
@@ -358,9 +360,10 @@ export function exploreRouter(options: ExploreRouterOptions): Hono {
     let note: string | null = null;
     const snapshot = await snapshots.get(col);
     if (ivf) {
-      nprobes = checkNprobes(parsed.nprobes, ivf.numPartitions);
+      const probes = checkNprobes(parsed.nprobes, ivf);
+      nprobes = probes;
       const explanation = ivf.explainSearch(toIndexSpace(vector), parsed.k, {
-        nprobes,
+        nprobes: probes,
         refineFactor: refineFactor(ivf),
       });
       found = explanation.fine.results;

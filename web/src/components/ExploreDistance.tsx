@@ -82,7 +82,7 @@ export function ExploreDistance({
     return {
       title: `#${id} · ${labelOf(fine.labels, current)}`,
       lines: [
-        `distance ${distanceText(fine.distances[current]!)}${trace.fineDistances === 'estimated' ? ' (estimated by the product quantizer)' : ''}`,
+        `distance ${distanceText(fine.distances[current]!)}${trace.fineDistances === 'estimated' ? estimatedBy(trace.kind) : ''}`,
         `partition ${partition}, probed ${ordinal((rankOf.get(partition) ?? 0) + 1)}`,
         ...(rank === undefined ? [] : [`result ${rank}`]),
       ],
@@ -146,4 +146,11 @@ export function ExploreDistance({
       </aside>
     </div>
   );
+}
+
+/** How a scan's distance was estimated, in words (IVF-PQ's codes, or IVF-RaBitQ's one-bit ones). */
+function estimatedBy(kind: string): string {
+  return kind === 'ivf-rabitq'
+    ? ' (estimated from its one-bit RaBitQ code)'
+    : ' (estimated by the product quantizer)';
 }
