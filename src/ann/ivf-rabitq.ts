@@ -236,7 +236,7 @@ export class IvfRabitqIndex implements VectorIndex {
     const centroids16At = this.kernel.alloc(L * D * 2);
     const scalesAt = this.kernel.alloc(L * 4);
     this.kernel.quantize(centroidsAt, L, D, centroids16At, scalesAt);
-    const centroidScales = this.kernel.floats(scalesAt, L).slice();
+    const centroidInverseScales = this.kernel.floats(scalesAt, L).map((scale) => 1 / scale);
     this.kernel.free(scalesAt, L * 4);
     const centroidNorms = new Float32Array(L);
     const centroidSums = new Float32Array(L);
@@ -257,7 +257,7 @@ export class IvfRabitqIndex implements VectorIndex {
       signs: signs ?? this.signsOf(rotation),
       centroidsAt,
       centroids16At,
-      centroidScales,
+      centroidInverseScales,
       centroidNorms,
       centroidSums,
       lists: new RabitqLists(this.kernel, D, L, extended ? D / 2 : 0, extended ? 6 : 3),
@@ -545,7 +545,7 @@ export class IvfRabitqIndex implements VectorIndex {
       ? centroidsInKernel +
         state.centroidNorms.byteLength +
         state.centroidSums.byteLength +
-        state.centroidScales.byteLength
+        state.centroidInverseScales.byteLength
       : 0;
     const unsaved = this.rows.memoryBytes;
     // The kernel's memory holds the codes, factors and quantizer: the rest of it is its own part.

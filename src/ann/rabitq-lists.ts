@@ -39,6 +39,8 @@ export class RabitqLists {
   /** Bytes of one-bit code per vector (D/8). */
   private readonly codeBytes: number;
   private readonly nibbles: Uint8Array;
+  /** The largest capacity of any list (capacities only grow): read by every search. */
+  private largest = 0;
 
   constructor(
     private readonly kernel: RabitqKernel,
@@ -80,9 +82,7 @@ export class RabitqLists {
 
   /** The largest list's capacity: scratch for one list's estimates must hold that many. */
   get maxCapacity(): number {
-    let max = 0;
-    for (const list of this.lists) max = Math.max(max, list.capacity);
-    return max;
+    return this.largest;
   }
 
   ids(l: number): Uint32Array {
@@ -174,6 +174,7 @@ export class RabitqLists {
     const rows = new Uint32Array(capacity);
     rows.set(list.rows.subarray(0, list.size));
     Object.assign(list, { address, capacity, ids, rows });
+    this.largest = Math.max(this.largest, capacity);
   }
 
   private listBytes(capacity: number): number {
@@ -265,6 +266,7 @@ export class RabitqLists {
         rows: new Uint32Array(0),
       });
     }
+    this.largest = 0;
   }
 
   /** Renumbers every vector's row to its position in list order (after a save wrote them so). */

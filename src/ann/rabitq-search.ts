@@ -13,9 +13,9 @@ export interface RabitqState {
   signs: number;
   /** Kernel address of the rotated centroids (L × D f32). */
   centroidsAt: number;
-  /** Kernel address of the rotated centroids as i16 (L × D), centroid l scaled by centroidScales[l]. */
+  /** Kernel address of the rotated centroids as i16 (L × D), centroid l multiplied by 1 / centroidInverseScales[l]. */
   centroids16At: number;
-  centroidScales: Float32Array;
+  centroidInverseScales: Float32Array;
   centroidNorms: Float32Array;
   lists: RabitqLists;
 }
@@ -174,10 +174,18 @@ export class RabitqSearcher {
     let queryNorm = 0;
     for (let j = 0; j < q.length; j++) queryNorm += q[j]! * q[j]!;
     probes.reset();
+    // At 3,906 partitions this loop is a tenth of a search: the bound is kept here, not asked each time.
+    const products = at.products / 4;
+    const inverse = 1 / queryScale;
+    const { centroidNorms, centroidInverseScales } = state;
+    let bound = Number.POSITIVE_INFINITY;
     for (let l = 0; l < L; l++) {
-      const ip = f32[at.products / 4 + l]! / (queryScale * state.centroidScales[l]!);
-      const d = dot ? -ip : queryNorm + state.centroidNorms[l]! - 2 * ip;
-      if (d < probes.bound) probes.push(d, l, 0);
+      const ip = f32[products + l]! * inverse * centroidInverseScales[l]!;
+      const d = dot ? -ip : queryNorm + centroidNorms[l]! - 2 * ip;
+      if (d < bound) {
+        probes.push(d, l, 0);
+        bound = probes.bound;
+      }
     }
     const probed = probes.sort();
     for (let p = 0; p < probed; p++) {
