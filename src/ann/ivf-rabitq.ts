@@ -8,7 +8,6 @@ import {
   type ReadIndexOptions,
   readIndexFile,
   requireKind,
-  type Section,
   streamIndex,
 } from './format.ts';
 import { IdSet, idsToRemove } from './id-set.ts';
@@ -19,6 +18,7 @@ import {
   partitionsForTraining,
   ScanRecorder,
 } from './ivf.ts';
+import { ON_DEMAND, rabitqFileSections, readRabitqSections, rerankStorageOf } from './ivf-rabitq-file.ts';
 import { kernels } from './kernels/index.ts';
 import type { RabitqKernel } from './kernels/types.ts';
 import { type Assigner, kmeans } from './kmeans.ts';
@@ -36,7 +36,6 @@ import {
 } from './rabitq.ts';
 import { RabitqLists } from './rabitq-lists.ts';
 import { RabitqSearcher, type RabitqState, type SearchPlan } from './rabitq-search.ts';
-import { REFINE_STORAGES } from './refine-store.ts';
 import { type RowStorage, RowStore } from './row-store.ts';
 import { fileStore } from './storage.ts';
 import type { TopK } from './topk.ts';
@@ -250,7 +249,7 @@ export class IvfRabitqIndex implements VectorIndex {
       centroidNorms[l] = norm;
       centroidSums[l] = sum;
     }
-    const extended = this.bits > 1;
+    const { exBytes, factorCount } = extendedShape(this.bits, D);
     this.trainedState = {
       rotation,
       bits: this.bits,
@@ -260,7 +259,7 @@ export class IvfRabitqIndex implements VectorIndex {
       centroidInverseScales,
       centroidNorms,
       centroidSums,
-      lists: new RabitqLists(this.kernel, D, L, extended ? D / 2 : 0, extended ? 6 : 3),
+      lists: new RabitqLists(this.kernel, D, L, exBytes, factorCount),
     };
   }
 
@@ -564,38 +563,21 @@ export class IvfRabitqIndex implements VectorIndex {
     });
   }
 
-  private fileSections(order?: Uint32Array): {
-    header: Parameters<typeof encodeIndex>[1];
-    sections: Map<string, Section>;
-  } {
+  private fileSections(): ReturnType<typeof rabitqFileSections> {
     const state = this.requireTrained('save');
-    const { sizes, ids, rows, codes, exCodes, factors } = state.lists.concatenated();
-    const { rotation } = state;
-    const sections = new Map<string, Section>([
-      ['PARM', Uint32Array.of(rotation.rounds, rotation.P)],
-      ['SIGN', rotation.flips],
-      ['CENT', this.centroidsOf(state)],
-      ['SIZE', sizes],
-      ['IDS ', ids],
-      ['CODE', codes],
-    ]);
-    if (this.bits > 1) sections.set('EXCO', exCodes);
-    sections.set('FACT', factors);
-    sections.set('VECS', this.rows.section(order ?? rows));
-    return {
-      header: {
-        dimension: this.dimension,
-        innerDimension: rotation.D,
-        distanceType: this.distanceType,
-        numPartitions: state.lists.numPartitions,
-        numBits: this.bits,
-        refineStorage: REFINE_STORAGES.indexOf(this.rerankStorage),
-        count: ids.length,
-        nextId: this.idSet.nextId,
-        seed: this.seed,
-      },
-      sections,
-    };
+    const { rows, ...lists } = state.lists.concatenated();
+    return rabitqFileSections({
+      dimension: this.dimension,
+      distanceType: this.distanceType,
+      bits: this.bits,
+      rerankStorage: this.rerankStorage,
+      seed: this.seed,
+      nextId: this.idSet.nextId,
+      rotation: state.rotation,
+      centroids: this.centroidsOf(state),
+      lists,
+      rows: this.rows.section(rows),
+    });
   }
 
   /** The index as the bytes of its file, full vectors included (see src/ann/format.ts). */
@@ -643,10 +625,7 @@ export class IvfRabitqIndex implements VectorIndex {
   /** @internal From a decoded file of this kind (see openIndex). */
   static fromFile(file: DecodedIndexFile): IvfRabitqIndex {
     const f = file.fields;
-    const rerankStorage = REFINE_STORAGES[f.refineStorage];
-    if (rerankStorage !== 'float32' && rerankStorage !== 'float16') {
-      throw damaged(file.name, `its re-rank storage code (${f.refineStorage})`);
-    }
+    const rerankStorage = rerankStorageOf(file);
     let index: IvfRabitqIndex;
     try {
       index = new IvfRabitqIndex({
@@ -660,36 +639,19 @@ export class IvfRabitqIndex implements VectorIndex {
     } catch {
       throw damaged(file.name, 'its parameters');
     }
-    const D = paddedDimension(f.dimension);
-    const L = f.numPartitions;
-    const n = f.count;
-    const [rounds, P] = file.section('PARM', Uint32Array, 2);
-    const rotation = makeRotation(f.dimension, f.seed);
-    if (f.innerDimension !== D || rounds !== rotation.rounds || P !== rotation.P) {
-      throw damaged(file.name, 'its parameters');
-    }
-    const flips = file.section('SIGN', Uint8Array, rounds * 2 * D);
-    if (flips.some((flip) => flip > 1)) throw damaged(file.name, 'its rotation');
-    const sizes = file.section('SIZE', Uint32Array, L);
-    let total = 0;
-    let blocks = 0;
-    for (const size of sizes) {
-      total += size;
-      blocks += Math.ceil(size / 32);
-    }
-    if (total !== n) throw damaged(file.name, 'its partition sizes');
-    const ids = file.section('IDS ', Uint32Array, n);
-    const codes = file.section('CODE', Uint8Array, blocks * 32 * (D / 8));
-    index.install({ ...rotation, flips: flips.slice() }, file.section('CENT', Float32Array, L * D).slice());
-    const lists = index.trainedState!.lists;
-    const exCodes =
-      lists.exBytes > 0 ? file.section('EXCO', Uint8Array, n * lists.exBytes) : new Uint8Array(0);
-    const factors = file.section('FACT', Float32Array, lists.factorCount * n);
-    lists.load({ sizes, ids, codes, exCodes, factors });
-    index.rows.attach(file.onDemand('VECS', index.rows.rowBytes, n), n);
+    const shape = extendedShape(index.bits, paddedDimension(f.dimension));
+    const { rotation, centroids, lists } = readRabitqSections(file, shape);
+    index.install(rotation, centroids);
+    index.trainedState!.lists.load(lists);
+    index.rows.attach(file.onDemand('VECS', index.rows.rowBytes, f.count), f.count);
     index.idSet.nextId = f.nextId;
     return index;
   }
+}
+
+/** Bytes of extended code per vector and factors per vector, by bits: none and 3, or D/2 and 6. */
+function extendedShape(bits: RabitqBits, D: number): { exBytes: number; factorCount: number } {
+  return bits > 1 ? { exBytes: D / 2, factorCount: 6 } : { exBytes: 0, factorCount: 3 };
 }
 
 function checkBits(bits: unknown): RabitqBits {
@@ -698,6 +660,3 @@ function checkBits(bits: unknown): RabitqBits {
   }
   return bits as RabitqBits;
 }
-
-/** The sections an IvfRabitqIndex leaves on disk. */
-const ON_DEMAND: ReadonlySet<string> = new Set(['VECS']);
