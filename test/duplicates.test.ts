@@ -249,6 +249,28 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
     );
   });
 
+  it('says there is no calibrated threshold when none of the sample could be read, and keeps none', async () => {
+    const folder = join(dir, 'gone');
+    await mkdir(folder);
+    for (const name of ['a.jpg', 'b.jpg', 'c.jpg'])
+      await copyFile(join(root, 'scenes', 'scene.jpg'), join(folder, name));
+    const model = await writeTinyModel(
+      dir,
+      'tiny',
+      'float',
+      tinyConfig({ tensor: 'features', pooling: 'none' }),
+    );
+    const { collection: gone } = await indexCollection('gone', folder, { model, home: join(dir, 'home') });
+    try {
+      await rm(folder, { recursive: true });
+      const report = await findDuplicates(gone);
+      assert.deepEqual([report.threshold, report.thresholdSource], [1, 'none']);
+      await assert.rejects(readFile(join(gone.dir, 'duplicates-calibration.json')), { code: 'ENOENT' });
+    } finally {
+      await gone.close();
+    }
+  });
+
   it('finds the same groups, in the same order, with the comparisons on worker threads', async () => {
     // minPairs 1: even this small collection's pairs go to the workers.
     const threads = createMatchThreads({ threads: 2, minPairs: 1 });

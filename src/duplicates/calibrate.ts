@@ -118,6 +118,8 @@ export async function calibratedThreshold(
     neighboursReached: share(distinct, threshold),
     createdAt: new Date().toISOString(),
   };
+  // Nothing measured (no image of the sample could be read): nothing worth keeping, try again next time.
+  if (copies.length === 0) return calibration;
   const temp = join(collection.dir, `.${randomBytes(6).toString('hex')}.tmp`);
   await writeFile(temp, `${JSON.stringify(calibration, null, 2)}\n`);
   await rename(temp, file);

@@ -51,7 +51,7 @@ export interface DuplicatesReport {
   /**
    * Where `threshold` came from: `given` (the caller's), `model` (measured for the model by
    * `npm run bench:duplicates`), `calibrated` (on edited copies of the collection's own images), `none`
-   * (fewer than two images: nothing to compare, nothing to calibrate on).
+   * (fewer than two images, or none of the sample could be read to calibrate on: 1, identical vectors).
    */
   thresholdSource: 'given' | 'model' | 'calibrated' | 'none';
   /** Largest groups first. */
@@ -117,20 +117,17 @@ export async function findDuplicates(
   const cache = await PlaneCache.open(collection.dir);
   const look = new SecondLook(collection, ids, concurrency, cache, options.matcher);
   try {
-    const threshold =
-      options.threshold ??
-      recorded ??
-      (
-        await calibratedThreshold(
-          collection,
-          { ids, unit },
-          (rows) => nearestDistinct(rows, ids, vectors, unit, search, look),
-          {
-            onProgress: options.onProgress,
-            signal: options.signal,
-          },
-        )
-      ).threshold;
+    const calibration =
+      source === undefined
+        ? await calibratedThreshold(
+            collection,
+            { ids, unit },
+            (rows) => nearestDistinct(rows, ids, vectors, unit, search, look),
+            { onProgress: options.onProgress, signal: options.signal },
+          )
+        : undefined;
+    const threshold = options.threshold ?? recorded ?? calibration!.threshold;
+    const thresholdSource = source ?? (calibration!.copies > 0 ? 'calibrated' : 'none');
     const pairs = await neighbourPairs(search, ids, vectors, unit, {
       neighbours,
       threshold,
@@ -194,7 +191,7 @@ export async function findDuplicates(
       }
     }
     groups.sort((x, y) => y.images.length - x.images.length || x.images[0]!.id - y.images[0]!.id);
-    return { threshold, thresholdSource: source ?? 'calibrated', groups };
+    return { threshold, thresholdSource, groups };
   } finally {
     look.close();
   }
