@@ -16,11 +16,12 @@ import {
   rescan,
 } from '../src/collection/library.ts';
 import { localStore } from '../src/collection/local-store.ts';
-import { maskUrl } from '../src/collection/postgres/connection.ts';
+import { maskUrl, PgDatabase } from '../src/collection/postgres/connection.ts';
 import { copyCollection } from '../src/collection/postgres/copy.ts';
 import { SCHEMA_VERSION } from '../src/collection/postgres/schema.ts';
 import { postgresStore } from '../src/collection/postgres/store.ts';
 import { hnswIndexName } from '../src/collection/postgres/vectors.ts';
+import { transactionCommitted } from '../src/collection/postgres/worker.ts';
 import { emptyRescanReport } from '../src/collection/rescan.ts';
 import { isLibraryCollection } from '../src/collection/store.ts';
 import { STAGING_DIR, stagingPath } from '../src/collection/uploads.ts';
@@ -852,5 +853,25 @@ describe('servers and copies', () => {
     const missingTo = await ris(home, ['collections', 'copy', 'copied']);
     assert.equal(missingTo.code, 2);
     assert.match(missingTo.stderr, /needs --to postgres:/);
+  });
+});
+
+describe('a worker asking whether its cut-off transaction committed', () => {
+  it('reads a transaction id the server never recorded (lost in a crash) as not committed', async () => {
+    const db = new PgDatabase(database.url, database.location);
+    try {
+      await db.query('CREATE TABLE IF NOT EXISTS ris_probe (x int)');
+      const done = await db.transaction(async (c) => {
+        await c.query('INSERT INTO ris_probe VALUES (1)');
+        return Number((await c.query<{ xid: string }>('SELECT txid_current() AS xid')).rows[0]!.xid);
+      });
+      assert.equal(await transactionCommitted(db, done), true);
+      // After a crash the server may hand out again ids a worker had been given: one past any it has
+      // given is "in the future" to txid_status, an error rather than an answer.
+      assert.equal(await transactionCommitted(db, done + 1000), false);
+    } finally {
+      await db.query('DROP TABLE IF EXISTS ris_probe');
+      await db.end();
+    }
   });
 });

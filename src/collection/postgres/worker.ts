@@ -342,7 +342,7 @@ async function work(
     // whether one whose COMMIT went unanswered committed, the database tells by its transaction id.
     let attempt: { xid: number; outcome: BatchOutcome } | undefined;
     const outcome = await outage.through(async () => {
-      if (attempt && (await committed(db, attempt.xid))) return attempt.outcome;
+      if (attempt && (await batchCommitted(db, attempt.xid, jobIds, worker))) return attempt.outcome;
       return db.transaction(async (client) => {
         const { rows: xid } = await client.query<{ xid: number }>('SELECT txid_current() AS xid');
         const { rows } = await client.query<{ id: number }>(
@@ -405,9 +405,35 @@ interface BatchOutcome {
   lost: number;
 }
 
-/** Whether a transaction whose COMMIT got no answer (the connection dropped) did commit. */
-async function committed(db: PgDatabase, xid: number): Promise<boolean> {
-  const { rows } = await db.query<{ status: string | null }>('SELECT txid_status($1) AS status', [xid]);
+/**
+ * Whether a batch's transaction, whose COMMIT got no answer, committed: its id says so, and none of the
+ * batch's jobs is still locked by this worker (the transaction deleted or released each one). After a
+ * crash the server may give the same id to another transaction: the jobs tell the two apart.
+ */
+async function batchCommitted(
+  db: PgDatabase,
+  xid: number,
+  jobIds: number[],
+  worker: string,
+): Promise<boolean> {
+  if (!(await transactionCommitted(db, xid))) return false;
+  const { rows } = await db.query<{ held: number }>(
+    'SELECT count(*)::int AS held FROM ris_jobs WHERE id = ANY($1::int8[]) AND locked_by = $2',
+    [jobIds, worker],
+  );
+  return rows[0]?.held === 0;
+}
+
+/**
+ * Whether a transaction whose COMMIT got no answer (the connection dropped) did commit. After a crash
+ * the server restarts from its last written transaction id, which may be before the one the worker was
+ * given: txid_status calls that id "in the future" (an error), and it did not commit.
+ */
+export async function transactionCommitted(db: PgDatabase, xid: number): Promise<boolean> {
+  const { rows } = await db.query<{ status: string | null }>(
+    `SELECT CASE WHEN $1::int8 < txid_snapshot_xmax(txid_current_snapshot()) THEN txid_status($1) END AS status`,
+    [xid],
+  );
   return rows[0]?.status === 'committed';
 }
 
