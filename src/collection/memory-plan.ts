@@ -68,7 +68,7 @@ export interface IndexPlan {
  * - hnsw: the vectors as stored (int8 with one float of its own per vector, float16, float32) and about
  *   14 bytes per link of M (1,498 bytes per vector measured for 1,280 int8 dimensions at M 16);
  * - ivf-pq: the PQ codes, the in-memory re-ranking copy, ids, and the centroids;
- * - ivf-rabitq: one bit per padded dimension (five up to 512) with its factors, ids and row numbers,
+ * - ivf-rabitq: one bit per padded dimension (five below 256) with its factors, ids and row numbers,
  *   a half-empty 32-vector block per partition, the centroids (as f32 and i16), and the kernel's own page; the full
  *   vectors stay on disk.
  */
@@ -101,7 +101,7 @@ export function estimateIndexBytes(
     case 'ivf-rabitq': {
       const D = paddedDimension(d);
       const code = D / 8 + 12 + (defaultBits(d) === 5 ? D / 2 + 12 : 0);
-      return size * (code + 8) + partitions * (6 * D + 12 + 16 * (code + 8)) + 128 * 1024;
+      return size * (code + 8) + partitions * (6 * D + 12 + 16 * (code + 8)) + 96 * 1024;
     }
   }
 }
