@@ -13,7 +13,10 @@ export interface RabitqState {
   signs: number;
   /** Kernel address of the rotated centroids (L × D f32). */
   centroidsAt: number;
-  /** Kernel address of the rotated centroids as i16 (L × D), centroid l multiplied by 1 / centroidInverseScales[l]. */
+  /**
+   * Kernel address of the rotated centroids as i16 (L × D), each scaled by its own factor: centroid l
+   * times centroidInverseScales[l] is the f32 one, within rounding.
+   */
   centroids16At: number;
   centroidInverseScales: Float32Array;
   centroidNorms: Float32Array;
@@ -174,7 +177,7 @@ export class RabitqSearcher {
     let queryNorm = 0;
     for (let j = 0; j < q.length; j++) queryNorm += q[j]! * q[j]!;
     probes.reset();
-    // At 3,906 partitions this loop is a tenth of a search: the bound is kept here, not asked each time.
+    // Once per partition (3,906 at a million): the bound is kept here, not asked of the heap each time.
     const products = at.products / 4;
     const inverse = 1 / queryScale;
     const { centroidNorms, centroidInverseScales } = state;
