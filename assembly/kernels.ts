@@ -305,7 +305,14 @@ export function nearestPacked(
 // prepared query: f32 data (the vector, or for u8 the weights w) and a base, so that
 //   f32 / f16:  l2 = Σ (q_j − x_j)²,               dot = −Σ q_j x_j
 //   u8:         l2 = base − 2 Σ w_j c_j + term(x),  dot = base − Σ w_j c_j
-// where term(x) = Σ (scale_j c_j)² is kept per row.
+// where term(x) = Σ (scale_j c_j)² is kept per row. Slot header: data pointer, base, unit. A u8 row
+// prepared as a query (an insertion's, the heuristic's) keeps its weights as i16, w_j ≈ unit · w16_j:
+// a third of the instructions per distance, and the rounding (one part in ~30,000 of the largest weight)
+// moves the build's choices no more than int8 itself does. A user's query keeps f32 weights (unit 0),
+// so the distances a search returns are as exact as before.
+
+/** Slots 0 and 1 hold an insertion's query and a neighbour (see connect); the heuristic's kept nodes follow. */
+const KEPT_SLOT = 2;
 
 const STORE_F32 = 0;
 const STORE_F16 = 1;
@@ -477,7 +484,7 @@ function l2F32Bounded(q: usize, x: usize, d: i32, bound: f32): f32 {
 }
 
 /** Σ w_j c_j over u8 codes: sixteen codes widened to four f32x4 per step. */
-@inline function dotU8(w: usize, c: usize, d: i32): f32 {
+@inline function dotU8F32(w: usize, c: usize, d: i32): f32 {
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
   let a2 = f32x4.splat(0);
@@ -498,6 +505,73 @@ function l2F32Bounded(q: usize, x: usize, d: i32, bound: f32): f32 {
   return s;
 }
 
+/**
+ * Σ w16_j c_j over u8 codes, the weights as i16: sixteen codes widened to i16 and multiplied pairwise
+ * into 32-bit sums (i32x4.dot_i16x8_s), where f32 weights took six widenings, four conversions and four
+ * multiplications per sixteen codes. weightLimit keeps every lane within i32.
+ */
+@inline function dotU8I16(w: usize, c: usize, d: i32): f32 {
+  let a0 = i32x4.splat(0);
+  let a1 = i32x4.splat(0);
+  let k = 0;
+  for (; k + 16 <= d; k += 16) {
+    const bytes = v128.load(c + <usize>k);
+    const o = <usize>k << 1;
+    a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(bytes), v128.load(w + o)));
+    a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(bytes), v128.load(w + o, 16)));
+  }
+  // Each sum below 2³¹ is exact in f64 and, once added, rounds once to f32.
+  let s = <f64>i32x4.extract_lane(a0, 0) + <f64>i32x4.extract_lane(a0, 1) + <f64>i32x4.extract_lane(a0, 2) +
+    <f64>i32x4.extract_lane(a0, 3) + <f64>i32x4.extract_lane(a1, 0) + <f64>i32x4.extract_lane(a1, 1) +
+    <f64>i32x4.extract_lane(a1, 2) + <f64>i32x4.extract_lane(a1, 3);
+  for (; k < d; k++) s += <f64>(<i32>load<i16>(w + (<usize>k << 1)) * <i32>load<u8>(c + <usize>k));
+  return <f32>s;
+}
+
+/** 1.5 · 2²³: adding it to a float of magnitude below 2²² leaves that float rounded (ties to even) in the low mantissa bits. */
+const ROUNDING_MAGIC: f32 = 12582912.0;
+
+/**
+ * `w` rounded to integers, ties to even, as i32 lanes (|w| < 2²²): one addition and one subtraction,
+ * where nearest + trunc_sat take a fix-up sequence on x64.
+ */
+@inline function roundToI32(w: v128, magic: v128): v128 {
+  return i32x4.sub(f32x4.add(w, magic), magic);
+}
+
+/**
+ * The largest i16 weight for which no 32-bit lane of dotU8I16 can overflow: a lane adds two products of
+ * at most 255 · |w16| per sixteen dimensions.
+ */
+@inline function weightLimit(d: i32): f32 {
+  return <f32>min(32767.0, Math.floor(2147483647.0 / (510.0 * <f64>max(1, d >> 4))));
+}
+
+/**
+ * Turns the d f32 weights at `data` into i16 in place (the first half of the same bytes), the largest
+ * at weightLimit; returns what one unit of them stands for.
+ */
+function weightsToI16(data: usize, d: i32): f32 {
+  let most = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= d; j += 4) most = f32x4.pmax(most, f32x4.abs(v128.load(data + (<usize>j << 2))));
+  let largest = max(max(f32x4.extract_lane(most, 0), f32x4.extract_lane(most, 1)), max(f32x4.extract_lane(most, 2), f32x4.extract_lane(most, 3)));
+  for (; j < d; j++) largest = max(largest, abs(load<f32>(data + (<usize>j << 2))));
+  const unit = largest > 0 ? largest / weightLimit(d) : <f32>1;
+  const inverse = <f32>1 / unit;
+  const v = f32x4.splat(inverse);
+  // Forward in place: eight values (32 bytes at 4j) are read before their 16 bytes at 2j are written.
+  j = 0;
+  const magic = f32x4.splat(ROUNDING_MAGIC);
+  for (; j + 8 <= d; j += 8) {
+    const a = roundToI32(f32x4.mul(v128.load(data + (<usize>j << 2)), v), magic);
+    const b = roundToI32(f32x4.mul(v128.load(data + (<usize>j << 2), 16), v), magic);
+    v128.store(data + (<usize>j << 1), i16x8.narrow_i32x4_s(a, b));
+  }
+  for (; j < d; j++) store<i16>(data + (<usize>j << 1), <i16><i32>f32.nearest(load<f32>(data + (<usize>j << 2)) * inverse));
+  return unit;
+}
+
 /** Internal distance from the query in `slot` to stored row `node` (see the table above). */
 @inline function dist(slot: i32, node: u32): f32 {
   const header = slotHeader(slot);
@@ -505,7 +579,8 @@ function l2F32Bounded(q: usize, x: usize, d: i32, bound: f32): f32 {
   const x = rowPtr(node);
   if (gStorage == STORE_F32) return gDot ? -dotF32(q, x, gD) : l2F32(q, x, gD);
   if (gStorage == STORE_F16) return gDot ? -dotF16(q, x, gD) : l2F16(q, x, gD);
-  const s = dotU8(q, x, gD);
+  const unit = load<f32>(header, 8);
+  const s = unit == 0 ? dotU8F32(q, x, gD) : dotU8I16(q, x, gD) * unit;
   const base = load<f32>(header, 4);
   return gDot ? base - s : base - 2 * s + load<f32>(gTerms + (<usize>node << 2));
 }
@@ -548,6 +623,7 @@ export function graphPrepareQuery(slot: i32, src: usize): void {
       }
     }
     store<f32>(header, base, 4);
+    store<f32>(header, 0, 8);
     return;
   }
   memory.copy(data, src, <usize>gD << 2);
@@ -569,10 +645,23 @@ function prepareRow(slot: i32, node: u32): void {
     for (; k < gD; k++) store<f32>(data + (<usize>k << 2), f16Scalar(load<u16>(x + (<usize>k << 1))));
     return;
   }
-  let base: f32 = 0;
-  let j = 0;
   if (!gDot) {
-    // w_j = scale_j² c_j, sixteen codes at a time.
+    // w_j = scale_j² c_j, as i16 in one pass on a unit common to every row (the largest scale_j² · 255
+    // at weightLimit), so no pass over the row looks for its largest weight first.
+    let m0 = f32x4.splat(0);
+    let m1 = f32x4.splat(0);
+    let k = 0;
+    for (; k + 8 <= gD; k += 8) {
+      m0 = f32x4.pmax(m0, v128.load(gScale + (<usize>k << 2)));
+      m1 = f32x4.pmax(m1, v128.load(gScale + (<usize>k << 2), 16));
+    }
+    const most = f32x4.pmax(m0, m1);
+    let largest = max(max(f32x4.extract_lane(most, 0), f32x4.extract_lane(most, 1)), max(f32x4.extract_lane(most, 2), f32x4.extract_lane(most, 3)));
+    for (; k < gD; k++) largest = max(largest, load<f32>(gScale + (<usize>k << 2)));
+    const unit = largest > 0 ? (largest * largest * 255) / weightLimit(gD) : <f32>1;
+    const v = f32x4.splat(<f32>1 / unit);
+    const magic = f32x4.splat(ROUNDING_MAGIC);
+    let j = 0;
     for (; j + 16 <= gD; j += 16) {
       const bytes = v128.load(x + <usize>j);
       const lo = i16x8.extend_low_i8x16_u(bytes);
@@ -582,25 +671,32 @@ function prepareRow(slot: i32, node: u32): void {
       const s1 = v128.load(gScale + o, 16);
       const s2 = v128.load(gScale + o, 32);
       const s3 = v128.load(gScale + o, 48);
-      v128.store(data + o, f32x4.mul(f32x4.mul(s0, s0), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo))));
-      v128.store(data + o, f32x4.mul(f32x4.mul(s1, s1), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo))), 16);
-      v128.store(data + o, f32x4.mul(f32x4.mul(s2, s2), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi))), 32);
-      v128.store(data + o, f32x4.mul(f32x4.mul(s3, s3), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi))), 48);
+      const w0 = f32x4.mul(f32x4.mul(f32x4.mul(s0, s0), v), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo)));
+      const w1 = f32x4.mul(f32x4.mul(f32x4.mul(s1, s1), v), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo)));
+      const w2 = f32x4.mul(f32x4.mul(f32x4.mul(s2, s2), v), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi)));
+      const w3 = f32x4.mul(f32x4.mul(f32x4.mul(s3, s3), v), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi)));
+      const h = data + (<usize>j << 1);
+      v128.store(h, i16x8.narrow_i32x4_s(roundToI32(w0, magic), roundToI32(w1, magic)));
+      v128.store(h, i16x8.narrow_i32x4_s(roundToI32(w2, magic), roundToI32(w3, magic)), 16);
     }
+    for (; j < gD; j++) {
+      const sj = load<f32>(gScale + (<usize>j << 2));
+      store<i16>(data + (<usize>j << 1), <i16><i32>f32.nearest(sj * sj * (<f32>1 / unit) * <f32>load<u8>(x + <usize>j)));
+    }
+    store<f32>(header, load<f32>(gTerms + (<usize>node << 2)), 4);
+    store<f32>(header, unit, 8);
+    return;
   }
-  for (; j < gD; j++) {
+  let base: f32 = 0;
+  for (let j = 0; j < gD; j++) {
     const o = <usize>j << 2;
     const scale = load<f32>(gScale + o);
-    const c = <f32>load<u8>(x + <usize>j);
-    if (gDot) {
-      const value = load<f32>(gLo + o) + scale * c;
-      store<f32>(data + o, value * scale);
-      base -= value * load<f32>(gLo + o);
-    } else {
-      store<f32>(data + o, scale * scale * c);
-    }
+    const value = load<f32>(gLo + o) + scale * <f32>load<u8>(x + <usize>j);
+    store<f32>(data + o, value * scale);
+    base -= value * load<f32>(gLo + o);
   }
-  store<f32>(header, gDot ? base : load<f32>(gTerms + (<usize>node << 2)), 4);
+  store<f32>(header, base, 4);
+  store<f32>(header, weightsToI16(data, gD), 8);
 }
 
 /** Exported for the tests: prepares `slot` from stored row `node`. */
@@ -838,14 +934,20 @@ function heuristic(inD: usize, inN: usize, count: i32, max: i32, outD: usize, ou
     }
     return kept;
   }
+  // Kept nodes are prepared (once each, when first compared), not candidates: a candidate is compared
+  // with few before it is turned down, and most are, so this prepares a fraction as many rows.
+  let prepared = 0;
   for (let i = 0; i < count && kept < max; i++) {
     const e = load<u32>(inN + (<usize>i << 2));
     if (e == skip) continue;
     const de = load<f32>(inD + (<usize>i << 2));
-    prepareRow(2, e);
     let good = true;
     for (let j = 0; j < kept; j++) {
-      if (distBelow(2, load<u32>(outN + (<usize>j << 2)), de) < de) {
+      if (j == prepared) {
+        prepareRow(KEPT_SLOT + j, load<u32>(outN + (<usize>j << 2)));
+        prepared++;
+      }
+      if (distBelow(KEPT_SLOT + j, e, de) < de) {
         good = false;
         break;
       }

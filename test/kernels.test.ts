@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { writeRows } from '../src/ann/hnsw-storage.ts';
+import { readRow, writeRows } from '../src/ann/hnsw-storage.ts';
 import { createWasmKernels, JsKernels, residentOn } from '../src/ann/kernels/index.ts';
 import type { GraphKernel, GraphShape } from '../src/ann/kernels/types.ts';
 import type { WasmKernels } from '../src/ann/kernels/wasm.ts';
@@ -299,6 +299,52 @@ describe('HNSW graph kernels', () => {
         );
       });
     }
+  }
+
+  for (const dimension of [1280, 4096]) {
+    it(`int8 l2 in ${dimension} dimensions: distances of the dequantized rows, every code 255 included (no 32-bit sum overflows)`, () => {
+      // Rows 0 and 1 set every range (codes 0 and 255): row 1 prepared as an insertion's query has every
+      // weight at the largest the kernels allow, and against itself every product is the largest.
+      const own = new Random(5);
+      const rows = 40;
+      const data = new Float32Array(rows * dimension).map(() => own.gaussian());
+      data.fill(-3, 0, dimension).fill(3, dimension, 2 * dimension);
+      const shape: GraphShape = { dimension, storage: 'int8', dot: false, m: 4 };
+      const near = data.slice(5 * dimension, 6 * dimension).map((v) => v + 0.01 * own.gaussian());
+      const queries = [new Float32Array(dimension).fill(-50), near, matrix(dimension)];
+      for (const [name, kernels] of [['wasm', wasm!], ['js', js]] as const) {
+        const graph = kernels.graph(shape, rows, 1);
+        writeRows(graph, 'int8', 0, 0, data, rows, dimension);
+        const lo = graph.quantizer().subarray(0, dimension);
+        const decoded = Array.from({ length: rows }, (_, node) => readRow(graph, 'int8', node, dimension));
+        // What the kernels' sums cancel down to a distance (‖q − lo‖² + ‖x̂ − lo‖²): the errors scale with it.
+        const size = (v: Float32Array) => v.reduce((sum, x, j) => sum + (x - lo[j]!) ** 2, 0);
+        const l2 = (a: Float32Array, b: Float32Array) => a.reduce((sum, x, j) => sum + (x - b[j]!) ** 2, 0);
+        for (const query of queries) {
+          for (let node = 0; node < rows; node++) {
+            const exact = l2(query, decoded[node]!);
+            const got = graph.distance(query, node);
+            // A user's query keeps f32 weights: float32 rounding only.
+            const bound = 1e-6 * (size(query) + size(decoded[node]!));
+            assert.ok(Math.abs(got - exact) <= bound, `${name} node ${node}: ${got} vs ${exact}`);
+          }
+        }
+        // A row prepared as a query keeps its weights w_j = scale_j² c_j as i16: each within half a unit,
+        // a unit at most 1/16,384 of the largest weight there can be (up to 4,096 dimensions).
+        const scale = graph.quantizer().subarray(dimension);
+        const unit = (255 * scale.reduce((most, s) => Math.max(most, s * s), 0)) / 16384;
+        for (const from of [1, 0, 2, 5, 39]) {
+          for (let to = 0; to < rows; to++) {
+            const exact = l2(decoded[from]!, decoded[to]!);
+            const got = graph.nodeDistance(from, to);
+            const codes = decoded[to]!.reduce((sum, x, j) => sum + (x - lo[j]!) / scale[j]!, 0);
+            const bound = unit * codes + 1e-6 * (size(decoded[from]!) + size(decoded[to]!));
+            assert.ok(Math.abs(got - exact) <= bound, `${name} ${from} → ${to}: ${got} vs ${exact}`);
+          }
+        }
+        graph.dispose();
+      }
+    });
   }
 
   it('refuses a graph beyond 4 GiB of WebAssembly memory, saying what to do', () => {

@@ -9,11 +9,19 @@ import {
 } from './graph.ts';
 import type { GraphKernel, GraphShape, GraphTrace, Kernels } from './types.ts';
 
-/** A prepared query: f32 data (a copy, or for float32 rows the row itself) at `offset`, and a base. */
+/** Slots 0 and 1 hold an insertion's query and a neighbour; the heuristic's kept nodes follow. */
+const KEPT_SLOT = 2;
+
+/**
+ * A prepared query: f32 data (a copy, or for float32 rows the row itself) at `offset`, and a base; an
+ * int8 row prepared as a query has integer weights (the kernels' i16), each unit standing for `unit`
+ * (0: f32 weights, a user's query).
+ */
 interface Slot {
   data: Float32Array;
   offset: number;
   base: number;
+  unit: number;
   /** The slot's own buffer (data points at a row instead for float32 rows). */
   readonly own: Float32Array;
 }
@@ -79,9 +87,9 @@ export class JsGraph implements GraphKernel {
     this.wordStride = blockBytes / 4;
     this.linkWord = linkOffset / 4;
     this.quant = new Float32Array(2 * this.d);
-    this.slots = [0, 1, 2].map(() => {
+    this.slots = Array.from({ length: KEPT_SLOT + this.m0 }, () => {
       const own = new Float32Array(this.d);
-      return { data: own, offset: 0, base: 0, own };
+      return { data: own, offset: 0, base: 0, unit: 1, own };
     });
     this.selD = new Float32Array(2 * (this.m0 + 2));
     this.selN = new Uint32Array(2 * (this.m0 + 2));
@@ -228,6 +236,7 @@ export class JsGraph implements GraphKernel {
     const xo = node * this.blockBytes;
     let s = 0;
     for (let j = 0; j < d; j++) s += q[qo + j]! * x[xo + j]!;
+    if (slot.unit !== 0) s = Math.fround(Math.fround(s) * slot.unit);
     return dot ? slot.base - s : slot.base - 2 * s + this.termsArray[node]!;
   }
 
@@ -255,6 +264,7 @@ export class JsGraph implements GraphKernel {
       }
     }
     slot.base = base;
+    slot.unit = 0;
   }
 
   private prepareRow(slot: Slot, node: number): void {
@@ -273,25 +283,42 @@ export class JsGraph implements GraphKernel {
       return;
     }
     const q = this.quant;
+    const at = node * this.blockBytes;
+    if (!this.shape.dot) {
+      // As the kernels do: w_j = scale_j² c_j on a unit common to every row, in f32 steps.
+      const f = Math.fround;
+      let largest = 0;
+      for (let j = 0; j < d; j++) largest = Math.max(largest, f(q[d + j]! * q[d + j]!));
+      const unit = largest > 0 ? f(f(largest * 255) / weightLimit(d)) : 1;
+      const inverse = f(1 / unit);
+      for (let j = 0; j < d; j++) {
+        data[j] = roundHalfEven(f(f(f(q[d + j]! * q[d + j]!) * inverse) * this.bytes[at + j]!));
+      }
+      slot.base = this.termsArray[node]!;
+      slot.unit = unit;
+      return;
+    }
     let base = 0;
     for (let j = 0; j < d; j++) {
       const scale = q[d + j]!;
-      const c = this.bytes[node * this.blockBytes + j]!;
-      if (this.shape.dot) {
-        const value = q[j]! + scale * c;
-        data[j] = value * scale;
-        base -= value * q[j]!;
-      } else {
-        data[j] = scale * scale * c;
-      }
+      const value = q[j]! + scale * this.bytes[at + j]!;
+      data[j] = value * scale;
+      base -= value * q[j]!;
     }
-    slot.base = this.shape.dot ? base : this.termsArray[node]!;
+    slot.base = base;
+    slot.unit = weightsToIntegers(data, d);
   }
 
   distance(query: Float32Array, node: number): number {
     const slot = this.slots[0]!;
     this.prepareQuery(slot, query);
     return this.dist(slot, node);
+  }
+
+  nodeDistance(from: number, to: number): number {
+    const slot = this.slots[0]!;
+    this.prepareRow(slot, from);
+    return this.dist(slot, to);
   }
 
   private newTag(): number {
@@ -513,15 +540,20 @@ export class JsGraph implements GraphKernel {
       }
       return kept;
     }
-    const slot = this.slots[2]!;
+    // Kept nodes are prepared (once each, when first compared), not candidates: fewer preparations.
+    let prepared = 0;
     for (let i = 0; i < count && kept < max; i++) {
       const e = inN[i]!;
       if (e === skip) continue;
       const de = inD[i]!;
-      this.prepareRow(slot, e);
       let good = true;
       for (let j = 0; j < kept; j++) {
-        if (this.dist(slot, outN[out + j]!) < de) {
+        const slot = this.slots[KEPT_SLOT + j]!;
+        if (j === prepared) {
+          this.prepareRow(slot, outN[out + j]!);
+          prepared++;
+        }
+        if (this.dist(slot, e) < de) {
           good = false;
           break;
         }
@@ -658,6 +690,30 @@ export class JsGraph implements GraphKernel {
   }
 
   dispose(): void {}
+}
+
+/** The largest integer weight for which the kernels' 32-bit sums cannot overflow (see dotU8I16 there). */
+function weightLimit(d: number): number {
+  return Math.min(32767, Math.floor(2147483647 / (510 * Math.max(1, d >> 4))));
+}
+
+/** Rounds to the nearest integer, ties to even (as WebAssembly's nearest). */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Rounds the d weights in place to the integers the WebAssembly kernels keep as i16 (the largest at
+ * weightLimit); returns what one unit stands for.
+ */
+function weightsToIntegers(data: Float32Array, d: number): number {
+  let largest = 0;
+  for (let j = 0; j < d; j++) largest = Math.max(largest, Math.abs(data[j]!));
+  const unit = largest > 0 ? Math.fround(largest / weightLimit(d)) : 1;
+  const inverse = Math.fround(1 / unit);
+  for (let j = 0; j < d; j++) data[j] = roundHalfEven(Math.fround(data[j]! * inverse));
+  return unit;
 }
 
 function grown<T extends Float32Array | Uint32Array | Uint8Array>(

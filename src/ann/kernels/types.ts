@@ -213,6 +213,8 @@ export interface GraphKernel {
   repair(node: number, level: number, efConstruction: number): number;
   /** Internal distance between a raw query and stored row `node` (for tests and traces). */
   distance(query: Float32Array, node: number): number;
+  /** Internal distance between stored rows `from` and `to` as an insertion computes it (for tests). */
+  nodeDistance(from: number, to: number): number;
   /** Records the steps of the following searches (at most `capacity`) until `endTrace`. */
   startTrace(capacity: number): void;
   /** Stops recording; `count` may exceed what was kept (then search again with more capacity). */

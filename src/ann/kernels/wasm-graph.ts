@@ -11,6 +11,7 @@ export interface GraphExports {
   graphTrace(at: number, cap: number): number;
   graphPrepareQuery(slot: number, src: number): void;
   graphDistance(slot: number, node: number): number;
+  graphPrepareRow(slot: number, node: number): void;
   graphCandidates(
     node: number,
     level: number,
@@ -57,6 +58,11 @@ const MAX_LEVELS = 32;
 
 function align(n: number): number {
   return Math.ceil(n / ALIGN) * ALIGN;
+}
+
+/** Prepared-query slots of a thread: two, then one per node the heuristic keeps (see KEPT_SLOT in assembly/kernels.ts). */
+function slotCount(m0: number): number {
+  return 2 + m0;
 }
 
 let sharedModule: WebAssembly.Module | null | undefined;
@@ -239,7 +245,7 @@ export class WasmGraph implements GraphKernel {
     const slotBytes = 64 + align(this.d * 4);
     return (
       align(this.d * 4) +
-      3 * slotBytes +
+      slotCount(m0) * slotBytes +
       align(nodes * 2) +
       2 * align(candCap * 4) +
       2 * align((ef + 1) * 4) +
@@ -288,7 +294,7 @@ export class WasmGraph implements GraphKernel {
       const regions: ThreadRegions = {
         desc: this.graph.tail + t * DESCRIPTOR_BYTES,
         raw: take(this.d * 4),
-        slots: take(3 * slotBytes),
+        slots: take(slotCount(m0) * slotBytes),
         visited: take(this.nodeCapacity * 2),
         candD: take(candCap * 4),
         candN: take(candCap * 4),
@@ -451,6 +457,11 @@ export class WasmGraph implements GraphKernel {
     this.rawView.set(query);
     this.exports.graphPrepareQuery(0, this.threadRegions[0]!.raw);
     return this.exports.graphDistance(0, node);
+  }
+
+  nodeDistance(from: number, to: number): number {
+    this.exports.graphPrepareRow(0, from);
+    return this.exports.graphDistance(0, to);
   }
 
   startTrace(capacity: number): void {
