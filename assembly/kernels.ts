@@ -358,6 +358,8 @@ let gTrace: usize = 0;
 let gTraceCap: i32 = 0;
 let gTraceCount: i32 = 0;
 let gGreedyDist: f32 = 0;
+/** How much of a row searchLayer touches ahead: its first four cache lines (the rest streams in). */
+let gTouchBytes: usize = 0;
 /** Receives the prefetching loads (see searchLayer), so they are not optimized away. */
 let gSink: u32 = 0;
 
@@ -375,6 +377,7 @@ export function graphInit(desc: usize): void {
   gScale = gLo + (<usize>gD << 2);
   gBlockBytes = load<u32>(desc, 40);
   gLinkOffset = <usize>load<u32>(desc, 108);
+  gTouchBytes = min(gLinkOffset, 256);
   gUpperOffset = load<u32>(desc, 44);
   gUpper = load<u32>(desc, 48);
   gDeleted = load<u32>(desc, 52);
@@ -891,9 +894,10 @@ function searchLayer(slot: i32, entry: u32, entryDist: f32, ef: i32, level: i32,
       if (!visited(n, tag)) {
         visit(n, tag);
         store<u32>(gGather + (<usize>m << 2), n);
-        // WebAssembly has no prefetch: touching each new row's first line here starts all their
+        // WebAssembly has no prefetch: touching each new row's first lines here starts all their
         // cache misses together instead of one per distance below.
-        touch ^= load<u32>(rowPtr(n));
+        const row = rowPtr(n);
+        for (let o: usize = 0; o < gTouchBytes; o += 64) touch ^= load<u32>(row + o);
         m++;
       }
     }
