@@ -511,23 +511,33 @@ function l2F32Bounded(q: usize, x: usize, d: i32, bound: f32): f32 {
 /**
  * Σ w16_j c_j over u8 codes, the weights as i16: sixteen codes widened to i16 and multiplied pairwise
  * into 32-bit sums (i32x4.dot_i16x8_s), where f32 weights took six widenings, four conversions and four
- * multiplications per sixteen codes. weightLimit keeps every lane within i32.
+ * multiplications per sixteen codes. Thirty-two codes a step; weightLimit keeps every lane of a0 + a1
+ * within i32, so the sum is exact until it is rounded once to f32.
  */
 @inline function dotU8I16(w: usize, c: usize, d: i32): f32 {
   let a0 = i32x4.splat(0);
   let a1 = i32x4.splat(0);
   let k = 0;
-  for (; k + 16 <= d; k += 16) {
+  for (; k + 32 <= d; k += 32) {
+    const b0 = v128.load(c + <usize>k);
+    const b1 = v128.load(c + <usize>k, 16);
+    const o = <usize>k << 1;
+    a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(b0), v128.load(w + o)));
+    a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(b0), v128.load(w + o, 16)));
+    a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(b1), v128.load(w + o, 32)));
+    a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(b1), v128.load(w + o, 48)));
+  }
+  if (k + 16 <= d) {
     const bytes = v128.load(c + <usize>k);
     const o = <usize>k << 1;
     a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(bytes), v128.load(w + o)));
     a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(bytes), v128.load(w + o, 16)));
+    k += 16;
   }
-  // Each sum below 2³¹ is exact in f64 and, once added, rounds once to f32.
-  let s = <f64>i32x4.extract_lane(a0, 0) + <f64>i32x4.extract_lane(a0, 1) + <f64>i32x4.extract_lane(a0, 2) +
-    <f64>i32x4.extract_lane(a0, 3) + <f64>i32x4.extract_lane(a1, 0) + <f64>i32x4.extract_lane(a1, 1) +
-    <f64>i32x4.extract_lane(a1, 2) + <f64>i32x4.extract_lane(a1, 3);
-  for (; k < d; k++) s += <f64>(<i32>load<i16>(w + (<usize>k << 1)) * <i32>load<u8>(c + <usize>k));
+  const lanes = i32x4.add(a0, a1);
+  const pairs = i64x2.add(i64x2.extend_low_i32x4_s(lanes), i64x2.extend_high_i32x4_s(lanes));
+  let s = i64x2.extract_lane(pairs, 0) + i64x2.extract_lane(pairs, 1);
+  for (; k < d; k++) s += <i64>(<i32>load<i16>(w + (<usize>k << 1)) * <i32>load<u8>(c + <usize>k));
   return <f32>s;
 }
 
@@ -543,11 +553,11 @@ const ROUNDING_MAGIC: f32 = 12582912.0;
 }
 
 /**
- * The largest i16 weight for which no 32-bit lane of dotU8I16 can overflow: a lane adds two products of
- * at most 255 · |w16| per sixteen dimensions.
+ * The largest i16 weight for which no 32-bit lane of a0 + a1 in dotU8I16 can overflow: a lane adds four
+ * products of at most 255 · |w16| per sixteen dimensions.
  */
 @inline function weightLimit(d: i32): f32 {
-  return <f32>min(32767.0, Math.floor(2147483647.0 / (510.0 * <f64>max(1, d >> 4))));
+  return <f32>min(32767.0, Math.floor(2147483647.0 / (1020.0 * <f64>max(1, d >> 4))));
 }
 
 /**

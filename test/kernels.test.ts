@@ -330,9 +330,9 @@ describe('HNSW graph kernels', () => {
           }
         }
         // A row prepared as a query keeps its weights w_j = scale_j² c_j as i16: each within half a unit,
-        // a unit at most 1/16,384 of the largest weight there can be (up to 4,096 dimensions).
+        // a unit at most 1/8,192 of the largest weight there can be (up to 4,096 dimensions).
         const scale = graph.quantizer().subarray(dimension);
-        const unit = (255 * scale.reduce((most, s) => Math.max(most, s * s), 0)) / 16384;
+        const unit = (255 * scale.reduce((most, s) => Math.max(most, s * s), 0)) / 8192;
         for (const from of [1, 0, 2, 5, 39]) {
           for (let to = 0; to < rows; to++) {
             const exact = l2(decoded[from]!, decoded[to]!);

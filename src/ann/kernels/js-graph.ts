@@ -694,7 +694,7 @@ export class JsGraph implements GraphKernel {
 
 /** The largest integer weight for which the kernels' 32-bit sums cannot overflow (see dotU8I16 there). */
 function weightLimit(d: number): number {
-  return Math.min(32767, Math.floor(2147483647 / (510 * Math.max(1, d >> 4))));
+  return Math.min(32767, Math.floor(2147483647 / (1020 * Math.max(1, d >> 4))));
 }
 
 /** Rounds to the nearest integer, ties to even (as WebAssembly's nearest). */
