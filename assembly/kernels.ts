@@ -917,7 +917,11 @@ function searchLayer(slot: i32, entry: u32, entryDist: f32, ef: i32, level: i32,
       const d = gResSize < ef ? dist(slot, n) : distBelow(slot, n, bound);
       if (gResSize < ef || d < bound) {
         trace(TRACE_ACCEPT, level, c, n, d);
-        if (gCandSize < gCandCap) candPush(d, n);
+        if (gCandSize < gCandCap) {
+          candPush(d, n);
+          // Its links are read if it is expanded, often soon: start that miss now, not then.
+          touch ^= load<u32>(linksOf(n, level));
+        }
         if (!anyDeleted || !isDeleted(n)) {
           resPush(d, n);
           if (gResSize > ef) resPop();
