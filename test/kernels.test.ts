@@ -347,6 +347,25 @@ describe('HNSW graph kernels', () => {
     });
   }
 
+  it('int8 codes are round((x − lo) / scale), ties up, where x · (1 / scale) falls on the other side of a tie', () => {
+    // Ranges 0…12,495 make every scale 49: x = 49k + 24.5 is a tie (k + 1 exactly), and x · (1/49) falls
+    // below it for 154 of the 255 k.
+    const dimension = 64;
+    const rows = 12;
+    const data = new Float32Array(rows * dimension);
+    data.fill(12495, dimension, 2 * dimension);
+    for (let i = 2; i < rows; i++)
+      for (let j = 0; j < dimension; j++) data[i * dimension + j] = 49 * ((i * dimension + j) % 255) + 24.5;
+    const graph = js.graph({ dimension, storage: 'int8', dot: false, m: 4 }, rows, 1);
+    writeRows(graph, 'int8', 0, 0, data, rows, dimension);
+    const codes = graph.blocks();
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < dimension; j++) {
+        const expected = Math.round(data[i * dimension + j]! / 49);
+        assert.equal(codes[i * graph.blockBytes + j], expected, `row ${i}, dimension ${j}`);
+      }
+  });
+
   it('refuses a graph beyond 4 GiB of WebAssembly memory, saying what to do', () => {
     const shape: GraphShape = { dimension: 4096, storage: 'float32', dot: false, m: 16 };
     assert.throws(
