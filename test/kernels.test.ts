@@ -312,7 +312,10 @@ describe('HNSW graph kernels', () => {
       const shape: GraphShape = { dimension, storage: 'int8', dot: false, m: 4 };
       const near = data.slice(5 * dimension, 6 * dimension).map((v) => v + 0.01 * own.gaussian());
       const queries = [new Float32Array(dimension).fill(-50), near, matrix(dimension)];
-      for (const [name, kernels] of [['wasm', wasm!], ['js', js]] as const) {
+      for (const [name, kernels] of [
+        ['wasm', wasm!],
+        ['js', js],
+      ] as const) {
         const graph = kernels.graph(shape, rows, 1);
         writeRows(graph, 'int8', 0, 0, data, rows, dimension);
         const lo = graph.quantizer().subarray(0, dimension);

@@ -95,7 +95,7 @@ function encodeRows(graph: GraphKernel, first: number, data: Float32Array, n: nu
       const v = offset * inverse[j]!;
       let c = Math.floor(v + 0.5);
       if (Math.abs(v - c) > NEAR_TIE) c = Math.round(offset / scale);
-      c = c < 0 ? 0 : c > 255 ? 255 : c;
+      c = Math.min(255, Math.max(0, c));
       codes[at + j] = c;
       term += (scale * c) ** 2;
     }
