@@ -826,12 +826,6 @@ function resSiftDown(size: i32, d: f32, n: u32): void {
   store<u32>(gResN + (<usize>i << 2), n);
 }
 
-function resPop(): void {
-  const size = --gResSize;
-  if (size == 0) return;
-  resSiftDown(size, load<f32>(gResD + (<usize>size << 2)), load<u32>(gResN + (<usize>size << 2)));
-}
-
 /** Sorts the result heap in place, nearest first; returns its size. */
 function resSort(): i32 {
   const n = gResSize;
@@ -923,8 +917,9 @@ function searchLayer(slot: i32, entry: u32, entryDist: f32, ef: i32, level: i32,
           touch ^= load<u32>(linksOf(n, level));
         }
         if (!anyDeleted || !isDeleted(n)) {
-          resPush(d, n);
-          if (gResSize > ef) resPop();
+          // Full, d is below the worst kept: it replaces the worst (one sift, not a push and a pop).
+          if (gResSize < ef) resPush(d, n);
+          else resSiftDown(gResSize, d, n);
           bound = load<f32>(gResD);
         }
       } else {

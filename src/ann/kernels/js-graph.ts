@@ -415,12 +415,6 @@ export class JsGraph implements GraphKernel {
     N[i] = n;
   }
 
-  private resPop(): void {
-    const size = --this.resSize;
-    if (size === 0) return;
-    this.resSiftDown(size, this.resD[size]!, this.resN[size]!);
-  }
-
   private resSort(): number {
     const n = this.resSize;
     for (let end = n - 1; end > 0; end--) {
@@ -509,8 +503,8 @@ export class JsGraph implements GraphKernel {
           if (tracing) this.trace(TRACE_ACCEPT, level, c, n, d);
           if (this.candSize < cap) this.candPush(d, n);
           if (deleted[n] === 0) {
-            this.resPush(d, n);
-            if (this.resSize > ef) this.resPop();
+            if (this.resSize < ef) this.resPush(d, n);
+            else this.resSiftDown(this.resSize, d, n);
             bound = this.resD[0]!;
           }
         } else if (tracing) this.trace(TRACE_REJECT, level, c, n, d);
