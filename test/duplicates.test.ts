@@ -266,6 +266,26 @@ describe('ris duplicates on real edited copies (a tiny model: every pair compare
       const report = await findDuplicates(gone);
       assert.deepEqual([report.threshold, report.thresholdSource], [1, 'none']);
       await assert.rejects(readFile(join(gone.dir, 'duplicates-calibration.json')), { code: 'ENOENT' });
+      // One an older ris kept is measured again once the images are back.
+      await writeFile(
+        join(gone.dir, 'duplicates-calibration.json'),
+        JSON.stringify({
+          modelId: gone.manifest.modelId,
+          images: 3,
+          threshold: 1,
+          copies: 0,
+          copiesReached: 0,
+          neighbours: 0,
+          neighboursReached: 0,
+          createdAt: new Date().toISOString(),
+        }),
+      );
+      await mkdir(folder);
+      for (const name of ['a.jpg', 'b.jpg', 'c.jpg'])
+        await copyFile(join(root, 'scenes', 'scene.jpg'), join(folder, name));
+      const again = await findDuplicates(gone);
+      assert.equal(again.thresholdSource, 'calibrated');
+      assert.ok(again.threshold < 1);
     } finally {
       await gone.close();
     }

@@ -57,7 +57,7 @@ function thresholdInWords(report: DuplicatesReport): string {
     given: '',
     model: ", the model's",
     calibrated: ', calibrated on this collection',
-    none: '',
+    none: report.threshold === 1 ? ': no image could be read to calibrate one on; give --threshold' : '',
   }[report.thresholdSource];
   return `threshold ${report.threshold}${from}`;
 }

@@ -66,7 +66,14 @@ export async function calibratedThreshold(
   const kept = await readFile(file, 'utf8')
     .then((text) => calibrationSchema.parse(JSON.parse(text)))
     .catch(() => undefined);
-  if (kept && kept.modelId === collection.manifest.modelId && kept.images * 2 >= n && kept.images <= n * 2)
+  // One that measured no copy (an older ris kept those) is measured again.
+  if (
+    kept &&
+    kept.copies > 0 &&
+    kept.modelId === collection.manifest.modelId &&
+    kept.images * 2 >= n &&
+    kept.images <= n * 2
+  )
     return kept;
 
   const embedder = await collection.embedder();

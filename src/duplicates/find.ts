@@ -51,7 +51,8 @@ export interface DuplicatesReport {
   /**
    * Where `threshold` came from: `given` (the caller's), `model` (measured for the model by
    * `npm run bench:duplicates`), `calibrated` (on edited copies of the collection's own images), `none`
-   * (fewer than two images, or none of the sample could be read to calibrate on: 1, identical vectors).
+   * (fewer than two images, or none of the sample could be read to calibrate on: 1, which finds nothing;
+   * give a threshold).
    */
   thresholdSource: 'given' | 'model' | 'calibrated' | 'none';
   /** Largest groups first. */

@@ -26,7 +26,7 @@ const DEFAULT_FROM: Record<DuplicatesPage['thresholdSource'], string> = {
   model: "The model's default, measured on edited copies. ",
   calibrated: "Calibrated on edited copies of this collection's own images. ",
   given: '',
-  none: '',
+  none: 'No image could be read to calibrate a default on: choose a threshold. ',
 };
 
 interface DuplicatesProps {
