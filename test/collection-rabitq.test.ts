@@ -304,6 +304,13 @@ describe('the CLI', () => {
       tight.stdout,
       /index ivf-rabitq for 280 images: [\d.]+ [kM]B in memory over the 100 kB budget \(nothing smaller fits 280 images; raise --memory-budget\); expect 10-recall@10 about 0\.97/,
     );
+    // Indexing it again with another budget does not change it, and says so.
+    const again = await ris(home, ['index', images, '--collection', 'tight', '--memory-budget', '2GB']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(
+      again.stdout,
+      /tight keeps the index settings it was made with \(auto, memory budget 100 kB\): --index and --memory-budget set up a new collection/,
+    );
     const manifest = JSON.parse(await readFile(join(home, 'collections', 'tight', 'manifest.json'), 'utf8'));
     assert.deepEqual([manifest.index.kind, manifest.index.memoryBudget], ['auto', 100_000]);
     const info = await ris(home, ['collections', 'info', 'tight']);

@@ -11,7 +11,7 @@ import {
 } from '../collection/datasets.ts';
 import { risHome } from '../collection/home.ts';
 import { addPaths, removeImages, rescan } from '../collection/library.ts';
-import { budgetReport } from '../collection/memory-plan.ts';
+import { budgetReport, formatBytes } from '../collection/memory-plan.ts';
 import { searchQuery } from '../collection/query-search.ts';
 import type { ImageCollection } from '../collection/store.ts';
 import { openStore } from '../collection/stores.ts';
@@ -141,7 +141,17 @@ async function indexWithBars(
     );
     printProblems(report);
     const status = await collection.status();
-    if (status.settings.memoryBudget !== null) print(budgetReport(status, status.settings.memoryBudget));
+    const { settings } = status;
+    // An existing collection keeps the index settings it was made with: say so, rather than seem to
+    // have taken the ones just typed.
+    if (
+      (options.memoryBudget !== undefined && options.memoryBudget !== settings.memoryBudget) ||
+      (options.index !== undefined && options.index !== settings.kind)
+    )
+      print(
+        `${collection.name} keeps the index settings it was made with (${settings.kind}${settings.memoryBudget === null ? '' : `, memory budget ${formatBytes(settings.memoryBudget)}`}): --index and --memory-budget set up a new collection`,
+      );
+    if (settings.memoryBudget !== null) print(budgetReport(status, settings.memoryBudget));
     await collection.close();
   } finally {
     bars.stop();

@@ -157,7 +157,8 @@ cli
           store: storeOf(options),
           collection: String(options.collection),
           model: options.model,
-          index: kind as (typeof INDEX_KINDS)[number],
+          // Only as typed: an existing collection is told when it keeps other settings.
+          index: options.index === undefined ? undefined : (kind as (typeof INDEX_KINDS)[number]),
           memoryBudget:
             options.memoryBudget === undefined ? undefined : parseByteSize(String(options.memoryBudget)),
           partitions: int(options.partitions, '--partitions', 1, 1 << 20, true),
