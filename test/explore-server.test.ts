@@ -252,6 +252,8 @@ describe('GET …/explore/partitions/:partition', () => {
     assert.equal(seen.size, trace.coarse.probes[0]!.size);
     assert.ok(seen.has(id), 'the query is in the nearest partition');
     await expectError(await request('pics/explore/partitions/16'), 400, 'OUT_OF_RANGE', /partitions 0 to 15/);
+    for (const odd of ['0x1', '1e1', '-0', '1.0'])
+      await expectError(await request(`pics/explore/partitions/${odd}`), 400, 'OUT_OF_RANGE', /No partition/);
     await expectError(await request('pics/explore/partitions/2?count=61'), 400, 'INVALID_ARGUMENT');
   });
 });

@@ -223,7 +223,7 @@ cli
   .option('--crop <box>', 'Search with a crop of the image: x,y,width,height in pixels')
   .option(
     '--nprobes <n>',
-    'IVF-PQ collections: partitions to visit (more: better recall, slower; default 16)',
+    'IVF-PQ and IVF-RaBitQ collections: partitions to visit (more: better recall, slower; default 16, IVF-RaBitQ 1.2·√partitions past 177)',
   )
   .option(
     '--ef-search <n>',

@@ -322,7 +322,9 @@ export function exploreRouter(options: ExploreRouterOptions): Hono {
     const view = await requireIvf(col);
     if (!('index' in view)) return c.json(view, 202);
     const { index } = view;
-    const partition = Number(c.req.param('partition'));
+    // Decimal digits only: Number() would take 0x1, 1e1 or ' 1 ' too.
+    const text = c.req.param('partition')!;
+    const partition = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
     if (!Number.isInteger(partition) || partition < 0 || partition >= index.numPartitions)
       throw new ArgumentError(
         'OUT_OF_RANGE',

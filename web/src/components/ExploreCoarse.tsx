@@ -223,8 +223,8 @@ export function ExploreCoarse({
                 }}
               >
                 <span class="explore-swatch" style={{ background: colourOf(rank) }} aria-hidden="true" />
-                Partition {p.partition} ({p.size.toLocaleString('en')} images) · distance{' '}
-                {distanceText(p.distance)}
+                Partition {p.partition} ({p.size.toLocaleString('en')} image{p.size === 1 ? '' : 's'}) ·
+                distance {distanceText(p.distance)}
               </button>
             </li>
           ))}
