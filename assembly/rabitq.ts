@@ -212,8 +212,10 @@ export function rabitqScan(
       let e = load<f32>(out + o);
       if (exBytes > 0) {
         const ipCode = rabitqExDot(exCodes + <usize>i * <usize>exBytes, query, G << 2);
+        // ⟨b, q⟩ again, exactly: the table's rounding, times M, would exceed the finer bound.
+        const ipExact = rabitqSignDot(block, i & 31, query, G);
         const extended = factors + 3 * strideBytes + o;
-        e = load<f32>(extended) + base - 2 * load<f32>(extended + strideBytes) * (M * load<f32>(ipOut + o) + ipCode + (0.5 - M) * sumQ);
+        e = load<f32>(extended) + base - 2 * load<f32>(extended + strideBytes) * (M * ipExact + ipCode + (0.5 - M) * sumQ);
         lower = e - bound * load<f32>(extended + 2 * strideBytes);
         if (lower >= threshold) continue;
       }
@@ -261,6 +263,23 @@ export function rabitqScan(
   v128.store(ip, p0);
   v128.store(ip, p1, 16);
   return v128.or(f32x4.lt(l0, vThreshold), f32x4.lt(l1, vThreshold));
+}
+
+/**
+ * ⟨b, q⟩ for vector `lane` (0–31) of the fast-scan block at `block`: its nibble of each group picks which
+ * of the group's four query values count (a lane mask from the nibble's bits), summed in f32x4.
+ */
+function rabitqSignDot(block: usize, lane: i32, q: usize, G: i32): f32 {
+  const byteAt = block + <usize>(lane & 15);
+  const shift = lane < 16 ? 0 : 4;
+  const bits = i32x4(1, 2, 4, 8);
+  let sum = f32x4.splat(0);
+  for (let g = 0; g < G; g++) {
+    const nibble = (<i32>load<u8>(byteAt + (<usize>g << 4)) >> shift) & 15;
+    const mask = i32x4.ne(v128.and(i32x4.splat(nibble), bits), i32x4.splat(0));
+    sum = f32x4.add(sum, v128.and(v128.load(q + (<usize>g << 4)), mask));
+  }
+  return hsum(sum);
 }
 
 /**

@@ -7,6 +7,7 @@ import { createWasmKernels } from '../src/ann/kernels/index.ts';
 import { JsKernels } from '../src/ann/kernels/js.ts';
 import type { RabitqKernel } from '../src/ann/kernels/types.ts';
 import { makeRotation, signFactors } from '../src/ann/rabitq.ts';
+import { Random } from '../src/ann/random.ts';
 import { fileStore, setFileStore } from '../src/ann/storage.ts';
 import {
   ArgumentError,
@@ -314,6 +315,23 @@ describe('IvfRabitqIndex recall against exact search (FlatIndex)', () => {
     assert.equal(new IvfRabitqIndex({ dimension: 1280 }).bits, 1);
     assert.equal(new IvfRabitqIndex({ dimension: 256 }).bits, 1);
     assert.equal(new IvfRabitqIndex({ dimension: 192 }).bits, 5);
+  });
+
+  it('five bits keep their recall on vectors far from the origin (a large offset common to all)', async () => {
+    // The offset dwarfs the clusters: the query's 8-bit table rounds ⟨b, q⟩ by more than the five-bit
+    // bound allows once multiplied by 16, so the finer estimate takes ⟨b, q⟩ exactly.
+    const random = new Random(30);
+    const offset = Float32Array.from({ length: 128 }, () => 30 * (0.5 + random.next()));
+    const shifted = (data: Float32Array) => data.map((v, i) => v * 0.35 + offset[i % 128]!);
+    const data = shifted(clustered(3000, 128, 30, 3));
+    const q = shifted(clustered(50, 128, 30, 4));
+    const truth = exactNeighbours(data, q, 128);
+    for (const bits of [1, 5] as const) {
+      const index = await trainedWith(new IvfRabitqIndex({ dimension: 128, bits }), data);
+      // Every partition probed: what is left to lose is the bound's.
+      const recall = recallAtK(index.searchBatch(q, 10, { nprobes: index.numPartitions }), truth, 50, 10);
+      assert.ok(recall >= 0.95, `${bits} bits: recall ${recall}`);
+    }
   });
 
   it('the TypeScript kernels find the same neighbours as the WebAssembly ones', async () => {

@@ -166,7 +166,8 @@ export class JsRabitq implements RabitqKernel {
       let e = f[estimates + i]!;
       if (exBytes > 0) {
         const ipCode = this.exDot(exCodes + i * exBytes, query, 4 * G);
-        e = f[a2 + i]! + base - 2 * f[k2 + i]! * (M * f[ips + i]! + ipCode + (0.5 - M) * sumQ);
+        const ipExact = this.signDot(codes + (i >> 5) * G * 16, i & 31, query, G);
+        e = f[a2 + i]! + base - 2 * f[k2 + i]! * (M * ipExact + ipCode + (0.5 - M) * sumQ);
         lower = e - bound * f[e2 + i]!;
         if (lower >= f[last]!) continue;
       }
@@ -181,6 +182,17 @@ export class JsRabitq implements RabitqKernel {
       this.u32[found / 4 + 2 * stride + count++] = i;
     }
     return count;
+  }
+
+  /** ⟨b, q⟩ exactly for vector `lane` of the fast-scan block at `block` (see rabitqSignDot). */
+  private signDot(block: number, lane: number, query: number, G: number): number {
+    let s = 0;
+    for (let g = 0; g < G; g++) {
+      const byte = this.u8[block + 16 * g + (lane & 15)]!;
+      const nibble = lane < 16 ? byte & 15 : byte >> 4;
+      for (let t = 0; t < 4; t++) if (nibble & (1 << t)) s += this.f32[query / 4 + 4 * g + t]!;
+    }
+    return s;
   }
 
   /** Σ code_j·q_j of D 4-bit codes (see rabitqExDot). */
