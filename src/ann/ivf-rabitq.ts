@@ -76,9 +76,6 @@ export interface IvfRabitqOptions {
    * about twelvefold, so fewer candidates are read from disk to re-rank; from 256 dimensions the rows
    * are read fast enough that one bit is nearly as fast for a fraction of the memory (200,000 × 256:
    * 0.94× five bits' queries per second at 10-recall@10 0.95, with 62 bytes per vector against 210).
-   * Known limit: five can lose recall on vectors far from the origin (a large offset common to all):
-   * the query's 8-bit table rounds ⟨b, q⟩ by more than the five-bit bound allows for (a reviewer
-   * measured 10-recall@10 0.68 against one bit's 0.96 on such 128-d data); give `bits: 1` there.
    * Default: 5 below 256 dimensions (after padding to a multiple of 64), else 1.
    */
   bits?: RabitqBits;
